@@ -1,0 +1,1 @@
+"""CLI commands, one module per area; each imports heavy modules inside its commands."""

@@ -1,0 +1,58 @@
+"""Names of components, topics, URLs and consumer groups, in one place.
+
+Every other module asks here, so a topic name is derived exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_RE = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
+NAME_MAX = 50
+NAME_RULE = (
+    "use letters, digits and single hyphens, not starting or ending with a hyphen, "
+    f"at most {NAME_MAX} characters"
+)
+VERSION_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+REF_RE = re.compile(r"^(?P<owner>[^/\s:]+)/(?P<name>[^/\s:]+):(?P<version>[^/\s:]+)$")
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(NAME_RE.match(name)) and len(name) <= NAME_MAX
+
+
+def component_id(owner: str, name: str, version: str, index: int) -> str:
+    """AlgoRun's `{owner}/{name}:{version}[{index}]`."""
+    return f"{owner}/{name}:{version}[{index}]"
+
+
+def endpoint_topic(owner: str, deployment: str, path: str) -> str:
+    return f"{owner}.{deployment}.{path}"
+
+
+def output_topic(owner: str, deployment: str, component: str, port: str) -> str:
+    return f"{owner}.{deployment}.{component}.{port}"
+
+
+def error_topic(owner: str, deployment: str) -> str:
+    return f"{owner}.{deployment}.errors"
+
+
+def dead_letter_topic(owner: str, deployment: str, component: str) -> str:
+    return f"{owner}.{deployment}.{component}.dead-letter"
+
+
+def pipeline_output_topic(owner: str, deployment: str) -> str:
+    """Where a pipeline's `response` hook republishes its result, for other pipelines."""
+    return f"{owner}.{deployment}.outputs"
+
+
+def route_url(owner: str, deployment: str, path: str) -> str:
+    return f"/{owner}/{deployment}/{path}"
+
+
+def consumer_group(owner: str, deployment: str, component: str) -> str:
+    return f"algorail.{owner}.{deployment}.{component}"

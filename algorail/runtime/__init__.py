@@ -1,0 +1,1 @@
+"""The data plane: broker, Kafka I/O, runners, gateway, hooks, results and object stores."""

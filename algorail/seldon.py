@@ -1,0 +1,382 @@
+"""Seldon Core 2 `Pipeline` manifests, mapped onto the algorail model.
+
+The mapping (documented in docs/pipeline-format.md):
+- the pipeline input is an endpoint `inputs` with one http path `inputs`, so it is
+  served at /{namespace}/{pipeline}/inputs and its topic is {namespace}.{pipeline}.inputs;
+- each step is an algo named after the step, with one input per upstream component and
+  one output port `outputs`; it receives the merged tensors (``inputMode: merged``);
+- a reference to one tensor (`step.outputs.T`) is a pipe with ``fields: [T]``, so data
+  flows only when that tensor is present: Seldon's conditional routing;
+- `tensorMap` becomes the pipe's ``map``; `inputsJoinType`/`joinWindowMs` the algo's
+  ``join``; `triggers`/`triggersJoinType` its triggers; `batch` its batch;
+- `output.steps` become a `response` hook named `outputs`, whose result a sync call
+  returns and which republishes to {namespace}.{pipeline}.outputs for other pipelines;
+- `input.externalInputs`/`externalTriggers` become external inputs on other pipelines'
+  topics.
+A step binds to an implementation through a bindings mapping (``--bindings FILE`` or the
+annotation ``algorail.io/bindings``, YAML); unbound steps call a V2 inference server at
+the URL template in ``algorail.io/model-url`` (default below), ``{name}`` = step name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from algorail.errors import PipelineError, Problem
+
+DEFAULT_MODEL_URL = "http://localhost:8080/v2/models/{name}/infer"
+INPUT_ENDPOINT = "inputs"
+INPUT_PATH = "inputs"
+OUTPUT_HOOK = "outputs"
+STEP_OUTPUT = "outputs"
+
+SeldonJoin = Literal["inner", "outer", "any"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SeldonBatch(_Strict):
+    size: int | None = Field(default=None, ge=1)
+    windowMs: int | None = Field(default=None, ge=1)
+    rolling: bool = False
+
+
+class SeldonStep(_Strict):
+    name: str
+    inputs: list[str] = Field(default_factory=list)
+    joinWindowMs: int | None = Field(default=None, ge=0)
+    tensorMap: dict[str, str] = Field(default_factory=dict)
+    triggers: list[str] = Field(default_factory=list)
+    inputsJoinType: SeldonJoin | None = None
+    triggersJoinType: SeldonJoin | None = None
+    batch: SeldonBatch | None = None
+
+
+class SeldonInput(_Strict):
+    externalInputs: list[str] = Field(default_factory=list)
+    externalTriggers: list[str] = Field(default_factory=list)
+    joinWindowMs: int | None = Field(default=None, ge=0)
+    joinType: SeldonJoin | None = None
+    triggersJoinType: SeldonJoin | None = None
+    tensorMap: dict[str, str] = Field(default_factory=dict)
+
+
+class SeldonOutput(_Strict):
+    steps: list[str] = Field(default_factory=list)
+    joinWindowMs: int | None = Field(default=None, ge=0)
+    stepsJoin: SeldonJoin | None = None
+    tensorMap: dict[str, str] = Field(default_factory=dict)
+
+
+class SeldonDataflow(_Strict):
+    cleanTopicsOnDelete: bool = False
+
+
+class SeldonSpec(_Strict):
+    input: SeldonInput | None = None
+    steps: list[SeldonStep] = Field(min_length=1)
+    output: SeldonOutput | None = None
+    dataflow: SeldonDataflow | None = None
+    allowCycles: bool = False
+
+
+class _Ref:
+    """A parsed Seldon reference: which algorail component and port, which tensor."""
+
+    def __init__(self, component: str, port: str, tensor: str | None):
+        self.component, self.port, self.tensor = component, port, tensor
+
+    @property
+    def source(self) -> str:
+        return f"{self.component}.{self.port}"
+
+
+class _Converter:
+    def __init__(self, doc: dict[str, Any], bindings: dict[str, Any] | None, file: str | None):
+        self.file = file
+        self.problems: list[Problem] = []
+        meta = doc.get("metadata") or {}
+        self.name = meta.get("name")
+        self.namespace = meta.get("namespace") or "default"
+        self.annotations = meta.get("annotations") or {}
+        self.labels = meta.get("labels") or {}
+        try:
+            self.spec = SeldonSpec.model_validate(doc.get("spec") or {})
+        except ValidationError as exc:
+            raise PipelineError(
+                [
+                    Problem(
+                        "schema",
+                        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                        component=self._step_label(e["loc"], doc),
+                        file=file,
+                    )
+                    for e in exc.errors()
+                ]
+            ) from None
+        if not self.name:
+            raise PipelineError([Problem("schema", "metadata.name is required", file=file)])
+        self.bindings = dict(self._annotation_bindings())
+        self.bindings.update(bindings or {})
+        self.step_names = {s.name for s in self.spec.steps}
+        self.externals: dict[str, dict[str, Any]] = {}
+
+    def _step_label(self, loc: tuple, doc: dict[str, Any]) -> str | None:
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            try:
+                return f"step {doc['spec']['steps'][loc[1]]['name']!r}"
+            except (KeyError, IndexError, TypeError):
+                return f"step #{loc[1] + 1}"
+        return None
+
+    def _annotation_bindings(self) -> dict[str, Any]:
+        text = self.annotations.get("algorail.io/bindings")
+        if not text:
+            return {}
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PipelineError(
+                [Problem("bindings", f"annotation algorail.io/bindings is not YAML: {exc}",
+                         file=self.file)]
+            ) from None
+        return data if isinstance(data, dict) else {}
+
+    def problem(self, message: str, component: str | None = None) -> None:
+        self.problems.append(Problem("seldon-ref", message, component=component, file=self.file))
+
+    # -- references -----------------------------------------------------------------------
+
+    def parse_ref(self, ref: str, where: str) -> _Ref | None:
+        """`step`, `step.outputs[.T]`, `pipeline.inputs[.T]`."""
+        parts = ref.split(".")
+        head = parts[0]
+        kind = parts[1] if len(parts) > 1 else "outputs"
+        tensor = ".".join(parts[2:]) or None
+        if kind not in ("inputs", "outputs"):
+            self.problem(f"reference {ref!r}: expected NAME.inputs or NAME.outputs", where)
+            return None
+        if head == self.name and head not in self.step_names:
+            if kind != "inputs":
+                self.problem(f"reference {ref!r}: a pipeline's own outputs cannot feed a step",
+                             where)
+                return None
+            return self._pipeline_input(tensor, ref, where)
+        if head not in self.step_names:
+            self.problem(
+                f"reference {ref!r}: no step named {head!r} and not this pipeline "
+                f"({self.name!r}); steps: {', '.join(sorted(self.step_names))}",
+                where,
+            )
+            return None
+        if kind == "inputs":
+            self.problem(
+                f"reference {ref!r}: algorail does not expose a step's inputs; "
+                "reference the step's sources instead",
+                where,
+            )
+            return None
+        return _Ref(head, STEP_OUTPUT, tensor)
+
+    def _pipeline_input(self, tensor: str | None, ref: str, where: str) -> _Ref | None:
+        if self.externals:
+            if len(self.externals) != 1:
+                self.problem(
+                    f"reference {ref!r}: with several externalInputs, reference one of "
+                    "them in the step's inputs instead of the pipeline's inputs",
+                    where,
+                )
+                return None
+            return _Ref(next(iter(self.externals)), "out", tensor)
+        return _Ref(INPUT_ENDPOINT, INPUT_PATH, tensor)
+
+    def parse_external(self, ref: str) -> _Ref | None:
+        """`pipeline.outputs[.T]`, `pipeline.inputs[.T]`, `pipeline.step.STEP[.T]`."""
+        parts = ref.split(".")
+        if len(parts) < 2:
+            self.problem(f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
+                         "or PIPELINE.step.STEP")
+            return None
+        pipeline, kind = parts[0], parts[1]
+        if kind == "step" and len(parts) >= 3:
+            step, tensor = parts[2], ".".join(parts[3:]) or None
+            if tensor and tensor.startswith("outputs."):
+                tensor = tensor[len("outputs."):]
+            name = f"{pipeline}-{step}"
+            ext = {"name": name, "pipeline": pipeline, "component": step, "port": STEP_OUTPUT}
+        elif kind in ("inputs", "outputs"):
+            tensor = ".".join(parts[2:]) or None
+            name = pipeline if kind == "outputs" else f"{pipeline}-inputs"
+            ext = {"name": name, "pipeline": pipeline, "port": kind}
+        else:
+            self.problem(f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
+                         "or PIPELINE.step.STEP")
+            return None
+        ext["owner"] = self.namespace
+        self.externals.setdefault(name, ext)
+        return _Ref(name, "out", tensor)
+
+    def tensor_map(self, mapping: dict[str, str], source: _Ref) -> dict[str, str]:
+        """The part of a Seldon tensorMap that renames tensors of `source`."""
+        out = {}
+        for key, new in mapping.items():
+            parts = key.split(".")
+            head = parts[0]
+            tensor = parts[-1] if len(parts) >= 3 else None
+            if tensor is None:
+                continue
+            matches_step = head == source.component and parts[1] == "outputs"
+            matches_input = (
+                source.component in (INPUT_ENDPOINT, *self.externals)
+                and (head == self.name or head in self.externals or head == source.component)
+            )
+            if matches_step or matches_input:
+                out[tensor] = new
+        return out
+
+    # -- building -------------------------------------------------------------------------
+
+    def group(self, refs: list[_Ref]) -> dict[str, tuple[_Ref, list[str] | None]]:
+        """One pipe per upstream port; tensors referenced from it become `fields`."""
+        grouped: dict[str, tuple[_Ref, list[str] | None]] = {}
+        for ref in refs:
+            if ref.source not in grouped:
+                grouped[ref.source] = (ref, [] if ref.tensor else None)
+            fields = grouped[ref.source][1]
+            if fields is not None:
+                if ref.tensor is None:
+                    grouped[ref.source] = (ref, None)
+                elif ref.tensor not in fields:
+                    fields.append(ref.tensor)
+        return grouped
+
+    def algo_for(self, step: SeldonStep) -> dict[str, Any]:
+        url = self.annotations.get("algorail.io/model-url", DEFAULT_MODEL_URL)
+        algo: dict[str, Any] = {
+            "name": step.name,
+            "runtime": "http",
+            "url": url.replace("{name}", step.name),
+            "config": {"protocol": "v2"},
+            "inputMode": "merged",
+            "outputs": [{"name": STEP_OUTPUT}],
+        }
+        binding = self.bindings.get(step.name)
+        if isinstance(binding, dict):
+            if "runtime" in binding:
+                for key in ("url", "config"):
+                    algo.pop(key, None)
+            algo.update(binding)
+        return algo
+
+    def convert(self) -> dict[str, Any]:
+        spec = self.spec
+        ext_input_refs = [r for r in (self.parse_external(x) for x in
+                          (spec.input.externalInputs if spec.input else [])) if r]
+        ext_trigger_refs = [r for r in (self.parse_external(x) for x in
+                            (spec.input.externalTriggers if spec.input else [])) if r]
+        algos, pipes = [], []
+        for step in spec.steps:
+            label = f"step {step.name!r}"
+            algo = self.algo_for(step)
+            if step.inputs:
+                refs = [r for r in (self.parse_ref(x, label) for x in step.inputs) if r]
+                mapping = step.tensorMap
+            elif ext_input_refs:
+                refs, mapping = ext_input_refs, spec.input.tensorMap
+            else:
+                refs, mapping = [_Ref(INPUT_ENDPOINT, INPUT_PATH, None)], {}
+            grouped = self.group(refs)
+            algo["inputs"] = [{"name": ref.component} for ref, _ in grouped.values()]
+            for ref, fields in grouped.values():
+                pipe: dict[str, Any] = {"from": ref.source, "to": f"{step.name}.{ref.component}"}
+                if fields:
+                    pipe["fields"] = fields
+                renames = self.tensor_map(mapping, ref)
+                if renames:
+                    pipe["map"] = renames
+                pipes.append(pipe)
+            join_type = step.inputsJoinType
+            window = step.joinWindowMs
+            if not step.inputs and ext_input_refs and spec.input:
+                join_type, window = spec.input.joinType, spec.input.joinWindowMs
+            if len(grouped) > 1:
+                join: dict[str, Any] = {"type": join_type or "inner"}
+                if window is not None:
+                    join["windowMs"] = window
+                algo["join"] = join
+            trigger_refs = [r for r in (self.parse_ref(x, label) for x in step.triggers) if r]
+            if not step.inputs and ext_trigger_refs:
+                trigger_refs += ext_trigger_refs
+            if trigger_refs:
+                algo["triggers"] = [
+                    {"from": ref.source, **({"fields": [ref.tensor]} if ref.tensor else {})}
+                    for ref in trigger_refs
+                ]
+                triggers_join = step.triggersJoinType or (
+                    spec.input.triggersJoinType if spec.input and not step.inputs else None
+                )
+                if triggers_join:
+                    algo["triggersJoin"] = triggers_join
+            if step.batch:
+                algo["batch"] = step.batch.model_dump(exclude_none=True)
+            algos.append(algo)
+
+        hooks = []
+        if spec.output and spec.output.steps:
+            join = spec.output.stepsJoin or "inner"
+            hook: dict[str, Any] = {"name": OUTPUT_HOOK, "type": "response", "config": {},
+                                    "join": "inner" if join == "outer" else join}
+            hooks.append(hook)
+            for ref in self.group([r for r in (self.parse_ref(x, "output") for x in
+                                   spec.output.steps) if r]).values():
+                src, fields = ref
+                pipe = {"from": src.source, "to": OUTPUT_HOOK}
+                if fields:
+                    pipe["fields"] = fields
+                renames = self.tensor_map(spec.output.tensorMap, src)
+                if renames:
+                    pipe["map"] = renames
+                pipes.append(pipe)
+
+        if self.problems:
+            raise PipelineError(self.problems)
+        uses_endpoint = any(p["from"].startswith(f"{INPUT_ENDPOINT}.") for p in pipes)
+        endpoints = [{"name": INPUT_ENDPOINT, "paths": [{"name": INPUT_PATH}]}] if uses_endpoint else []
+        return {
+            "apiVersion": "algorail.io/v1",
+            "kind": "Pipeline",
+            "metadata": {
+                "owner": self.namespace,
+                "name": self.name,
+                "version": self.annotations.get("algorail.io/version", "1.0.0"),
+                "description": self.annotations.get("algorail.io/description"),
+                "labels": self.labels,
+                "annotations": {k: v for k, v in self.annotations.items()
+                                if k != "algorail.io/bindings"},
+            },
+            "spec": {
+                "endpoints": endpoints,
+                "algos": algos,
+                "hooks": hooks,
+                "pipes": pipes,
+                "externalInputs": list(self.externals.values()),
+                "allowCycles": spec.allowCycles,
+                "cleanTopicsOnDelete": bool(spec.dataflow and spec.dataflow.cleanTopicsOnDelete),
+            },
+        }
+
+
+def seldon_to_algorail(
+    doc: dict[str, Any], bindings: dict[str, Any] | None = None, file: str | None = None
+) -> dict[str, Any]:
+    """Translate a Seldon Core 2 Pipeline manifest into an algorail.io/v1 document."""
+    if doc.get("kind") != "Pipeline":
+        raise PipelineError(
+            [Problem("schema", f"kind must be 'Pipeline', not {doc.get('kind')!r}", file=file)]
+        )
+    return _Converter(doc, bindings, file).convert()

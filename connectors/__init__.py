@@ -1,0 +1,1 @@
+"""First-party data connectors, registered like any other plugin."""

@@ -1,0 +1,1 @@
+"""First-party plugins: algo runtimes and hook types, registered like any other plugin."""

@@ -1,0 +1,110 @@
+"""Shared fixtures: real services on loopback, started here and stopped by PID.
+
+Redis, PostgreSQL and MariaDB are the machine's own (started by .ci/run when down);
+tests that need them are skipped with a clear reason only when they cannot be reached.
+Area-specific fixtures live next to the tests that use them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from algorail.runtime.broker import EmbeddedBroker, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+REDIS_URL = os.environ.get("ALGORAIL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("ALGORAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("ALGORAIL_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def broker():
+    """A fresh embedded Kafka-protocol broker for one test."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def module_broker():
+    """One broker shared by the tests of a module (they must use distinct topics)."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def redis_url():
+    if not _reachable("127.0.0.1", 6379):
+        pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres_url():
+    if not _reachable("127.0.0.1", 5432):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (.ci/run starts it)")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def mariadb_url():
+    if not _reachable("127.0.0.1", 3306):
+        pytest.skip("MariaDB is not running on 127.0.0.1:3306 (.ci/run starts it)")
+    return MARIADB_URL
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3/SQS-compatible server on loopback (moto), through the same boto3 code."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if not wait_for_port("127.0.0.1", port, 30):
+            pytest.fail("moto server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """boto3 pointed at the loopback S3 server with dummy credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_server
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Poll `predicate` until it returns a truthy value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

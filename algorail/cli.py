@@ -16,7 +16,6 @@ import click
 from algorail import __version__
 from algorail.errors import AlgorailError
 
-
 # Commands that live in their own modules, imported only when run (or listed by --help).
 # Each module must import nothing heavy at module level.
 LAZY_COMMANDS = {
@@ -55,14 +54,23 @@ class AlgorailGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         lazy = [n for n in LAZY_COMMANDS if _lazy_available(n)]
-        return sorted(set(super().list_commands(ctx)) | set(lazy))
+        plugins = self._plugin_commands(ctx)
+        return sorted(set(super().list_commands(ctx)) | set(lazy) | set(plugins))
 
     def get_command(self, ctx: click.Context, name: str):
         command = super().get_command(ctx, name)
         if command is None and name in LAZY_COMMANDS and _lazy_available(name):
             module, _, attr = LAZY_COMMANDS[name].partition(":")
             command = getattr(importlib.import_module(module), attr)
+        if command is None:
+            command = self._plugin_commands(ctx).get(name)
         return command
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Commands added by plugins (`register_commands`); they cannot shadow built-ins."""
+        from algorail.plugin_manager import plugin_commands
+
+        return plugin_commands(reserved=[*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -123,8 +131,9 @@ def validate(files: tuple[str, ...], bindings: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan to a file.")
 @bindings_option
-def plan(file: str, deployment: str | None, as_json: bool, output: str | None,
-         bindings: str | None) -> None:
+def plan(
+    file: str, deployment: str | None, as_json: bool, output: str | None, bindings: str | None
+) -> None:
     """Compile FILE into a deployment plan: topics, runners, routes, hooks, connectors."""
     from algorail.plan import compile_plan
 
@@ -153,7 +162,9 @@ def _print_plan_summary(compiled) -> None:
     runners = Table("algo", "runtime", "inputs", "outputs", title="Runners")
     for r in compiled.runners:
         runners.add_row(
-            r.id, r.runtime, "\n".join(f"{i.name} <- {i.topic}" for i in r.inputs),
+            r.id,
+            r.runtime,
+            "\n".join(f"{i.name} <- {i.topic}" for i in r.inputs),
             "\n".join(f"{p} -> {t}" for p, t in r.outputs.items()),
         )
     hooks = Table("hook", "type", "inputs", title="Hooks")
@@ -169,8 +180,9 @@ def _print_plan_summary(compiled) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
 @bindings_option
 def graph(file: str, fmt: str, bindings: str | None) -> None:
     """Draw FILE as a Mermaid flowchart or a Graphviz dot graph."""

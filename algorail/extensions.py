@@ -32,7 +32,7 @@ class AlgoCall(ABC):
     @abstractmethod
     def __call__(self, payload: Any) -> Any: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for algos that hold nothing
         """Release processes, clients, files."""
 
 
@@ -83,7 +83,8 @@ class Connector(ABC):
     def validate(self, component: Any, pipeline: Any) -> list[str]:
         kind = "source" if hasattr(component, "outputs") else "sink"
         if kind not in self.kinds:
-            return [f"connector {self.name!r} cannot be a data {kind}; it is a {' and '.join(self.kinds)}"]
+            kinds = " and ".join(self.kinds)
+            return [f"connector {self.name!r} cannot be a data {kind}; it is a {kinds}"]
         return schema_problems(self.config_schema, component.config, "config")
 
     @abstractmethod
@@ -106,6 +107,16 @@ class ContentType(ABC):
     @abstractmethod
     def check(self, body: bytes) -> str | None:
         """None when the body is acceptable, else a sentence saying what is wrong."""
+
+
+@dataclass(frozen=True)
+class PackagedAlgo:
+    """An algo a distribution ships (see the `register_algos` hook). Pipelines use it with
+    ``runtime: python`` and this ``entrypoint`` (``module:function``)."""
+
+    name: str
+    entrypoint: str
+    description: str = ""
 
 
 @dataclass

@@ -64,6 +64,8 @@ class PipelineGraph:
         self.problems: list[Problem] = []
         self.components: dict[str, Component] = {}
         self.edges: list[Edge] = []
+        # Inputs some pipe names, even a broken one: not reported again as unconnected.
+        self.piped: set[PortRef] = set()
         self._add_components()
         self._resolve_pipes()
         self._resolve_triggers()
@@ -94,7 +96,11 @@ class PipelineGraph:
         for algo in spec.algos:
             self._add(
                 Component(
-                    algo.name, "algo", algo, outputs=_ports(algo.outputs), inputs=_ports(algo.inputs)
+                    algo.name,
+                    "algo",
+                    algo,
+                    outputs=_ports(algo.outputs),
+                    inputs=_ports(algo.inputs),
                 )
             )
         for sink in spec.data_sinks:
@@ -103,7 +109,9 @@ class PipelineGraph:
             self._add(Component(hook.name, "hook", hook, inputs={HOOK_PORT: "*/*"}))
         for ext in spec.external_inputs:
             self._add(
-                Component(ext.name, "external input", ext, outputs={EXTERNAL_PORT: ext.content_type})
+                Component(
+                    ext.name, "external input", ext, outputs={EXTERNAL_PORT: ext.content_type}
+                )
             )
 
     def _resolve(self, ref: str, direction: str, where: str) -> PortRef | None:
@@ -151,6 +159,8 @@ class PipelineGraph:
             where = f"pipe {pipe.from_} -> {pipe.to}"
             source = self._resolve(pipe.from_, "output", where)
             target = self._resolve(pipe.to, "input", where)
+            if target is not None:
+                self.piped.add(target)
             if source is None or target is None:
                 continue
             target_comp = self.components[target.component]
@@ -300,7 +310,9 @@ def _check_names(graph: PipelineGraph) -> None:
     paths_seen: dict[str, str] = {}
     for comp in graph.components.values():
         _check_name(graph, comp.name, comp.kind + " name", comp.label)
-        for port, what in [(p, "output") for p in comp.outputs] + [(p, "input") for p in comp.inputs]:
+        for port, what in [(p, "output") for p in comp.outputs] + [
+            (p, "input") for p in comp.inputs
+        ]:
             what = "path" if comp.kind == "endpoint" else what + " port"
             _check_name(graph, port, what, comp.label)
         if comp.kind == "endpoint":
@@ -308,7 +320,8 @@ def _check_names(graph: PipelineGraph) -> None:
                 if path.name in paths_seen:
                     graph.problem(
                         "unique-name",
-                        f"path {path.name!r} is also defined by endpoint {paths_seen[path.name]!r}; "
+                        f"path {path.name!r} is also defined by endpoint "
+                        f"{paths_seen[path.name]!r}; "
                         "paths form the URL /{owner}/{deployment}/{path} and must be unique",
                         comp.label,
                     )
@@ -370,14 +383,13 @@ def _check_content_types(graph: PipelineGraph) -> None:
 
 
 def _check_inputs_fed(graph: PipelineGraph) -> None:
-    fed = {e.target for e in graph.edges if not e.trigger}
     for comp in graph.components.values():
         if comp.kind == "hook":
-            if not graph.edges_into(comp.name):
+            if PortRef(comp.name, HOOK_PORT) not in graph.piped:
                 graph.problem("unconnected", "no pipe delivers anything to this hook", comp.label)
             continue
         for port in comp.inputs:
-            if PortRef(comp.name, port) not in fed:
+            if PortRef(comp.name, port) not in graph.piped:
                 graph.problem(
                     "unconnected",
                     f"input {port!r} has no pipe; add one with to: {comp.name}.{port}",
@@ -411,7 +423,7 @@ def _check_algo_settings(graph: PipelineGraph) -> None:
             graph.problem(
                 "join", "an outer join waits for its window; windowMs must be above 0", label
             )
-        if "triggersJoin" in algo.model_fields_set and not algo.triggers:
+        if "triggers_join" in algo.model_fields_set and not algo.triggers:
             graph.problem("triggers", "triggersJoin is set but the algo has no triggers", label)
         if algo.batch is not None and algo.batch.size is None and algo.batch.window_ms is None:
             graph.problem("batch", "batch needs size, windowMs, or both", label)
@@ -432,7 +444,8 @@ def _check_schemas(graph: PipelineGraph) -> None:
                 Draft202012Validator.check_schema(path.json_schema)
             except SchemaError as exc:
                 graph.problem(
-                    "schema", f"path {path.name!r}: invalid JSON Schema: {exc.message}",
+                    "schema",
+                    f"path {path.name!r}: invalid JSON Schema: {exc.message}",
                     f"endpoint {ep.name!r}",
                 )
             if not is_json(path.content_type):

@@ -215,12 +215,23 @@ class _Compiler:
 
     # -- pieces ---------------------------------------------------------------------------
 
-    def _topic(self, name: str, role: str, component: str | None = None, port: str | None = None,
-               content_type: str = "application/json", external: bool = False) -> str:
+    def _topic(
+        self,
+        name: str,
+        role: str,
+        component: str | None = None,
+        port: str | None = None,
+        content_type: str = "application/json",
+        external: bool = False,
+    ) -> str:
         if name not in self.topics:
             self.topics[name] = TopicPlan(
-                name=name, role=role, component=component, port=port,
-                content_type=content_type, external=external,
+                name=name,
+                role=role,
+                component=component,
+                port=port,
+                content_type=content_type,
+                external=external,
             )
         return name
 

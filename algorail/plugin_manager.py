@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -24,6 +25,7 @@ LOAD_ENV = "ALGORAIL_LOAD_PLUGINS"
 # (kind shown to users, hook name, registry attribute, attribute that names the thing)
 KINDS = (
     ("algo runtime", "register_algo_runtimes", "runtimes", "name"),
+    ("algo", "register_algos", "algos", "name"),
     ("hook type", "register_hook_types", "hook_types", "name"),
     ("connector", "register_connectors", "connectors", "name"),
     ("content type", "register_content_types", "content_types", "media_type"),
@@ -42,16 +44,57 @@ class PluginInfo:
     provides: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "broken"
+        return "conflict" if self.conflicts else "ok"
+
+    def mark_broken(self, error: str) -> None:
+        """Record why the plugin is broken and say so once on stderr."""
+        self.error = error
+        print(f"algorail: plugin {self.name!r} is broken: {error}", file=sys.stderr)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "distribution": self.distribution,
             "version": self.version,
+            "status": self.status,
             "provides": self.provides,
             "hooks": self.hooks,
             "error": self.error,
+            "conflicts": self.conflicts,
         }
+
+
+class ConflictedName:
+    """Stands in for a name two plugins offer: validating a pipeline that uses it reports
+    the conflict, naming both plugins; using it in any other way raises `PluginConflict`."""
+
+    def __init__(self, kind: str, name: str, owners: list[str]):
+        self.kind = kind
+        self.name = name
+        self.media_type = name
+        self.owners = owners
+
+    @property
+    def message(self) -> str:
+        owners = " and ".join(repr(o) for o in self.owners)
+        return (
+            f"{self.kind} {self.name!r} is offered by {len(self.owners)} plugins: {owners}; "
+            "uninstall all but one of them (`algorail uninstall PACKAGE`)"
+        )
+
+    def validate(self, item: Any, pipeline: Any) -> list[str]:
+        return [self.message]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise PluginConflict(self.message)
 
 
 @dataclass
@@ -59,12 +102,14 @@ class Registry:
     """What the loaded plugins offer, by name, and which plugin offers each."""
 
     runtimes: dict[str, Any] = field(default_factory=dict)
+    algos: dict[str, Any] = field(default_factory=dict)
     hook_types: dict[str, Any] = field(default_factory=dict)
     connectors: dict[str, Any] = field(default_factory=dict)
     content_types: dict[str, Any] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
     pm: pluggy.PluginManager | None = None
+    commands: dict[str, Any] | None = None  # filled by `plugin_commands()`
 
     def raise_on_conflicts(self) -> None:
         if self.conflicts:
@@ -78,32 +123,34 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def build_registry(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> Registry:
-    """Call every `register_*` hook once per plugin, so each name has a known owner."""
+    """Call every `register_*` hook once per plugin, so each name has a known owner.
+
+    A hook that raises marks its plugin broken and registers nothing from that call.
+    """
     registry = Registry(plugins=plugins, pm=pm)
-    owners: dict[tuple[str, str], str] = {}
     for kind, hook_name, attr, key in KINDS:
         table = getattr(registry, attr)
+        owners: dict[str, list[str]] = {}
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             info = plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
-
-            def register(obj: Any, _info: PluginInfo = info) -> None:
-                name = getattr(obj, key)
-                owner = owners.get((kind, name))
-                if owner is not None and owner != _info.name:
-                    registry.conflicts.append(
-                        f"{kind} {name!r} is offered by two plugins: {owner!r} and "
-                        f"{_info.name!r}; uninstall one of them"
-                    )
-                    return
-                owners[(kind, name)] = _info.name
-                table[name] = obj
-                _info.provides.setdefault(kind + "s", []).append(name)
-
+            offered: list[Any] = []
             try:
-                impl.function(register=register)
+                impl.function(register=offered.append)
+                names = [getattr(obj, key) for obj in offered]
             except Exception as exc:  # a plugin's bug must not take algorail down
-                info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                print(f"algorail: plugin {info.name!r} is broken: {info.error}", file=sys.stderr)
+                info.mark_broken(f"{hook_name} raised {type(exc).__name__}: {exc}")
+                continue
+            for name, obj in zip(names, offered, strict=True):
+                if info.name not in owners.setdefault(name, []):
+                    owners[name].append(info.name)
+                table[name] = obj
+                info.provides.setdefault(kind + "s", []).append(name)
+        for name, names in owners.items():
+            if len(names) > 1:
+                table[name] = ConflictedName(kind, name, names)
+                registry.conflicts.append(table[name].message)
+                for owner in names:
+                    plugins[owner].conflicts.append(table[name].message)
     for info in plugins.values():
         plugin = pm.get_plugin(info.name)
         if plugin is not None:
@@ -127,8 +174,7 @@ def load_entry_point_plugins(pm: pluggy.PluginManager) -> dict[str, PluginInfo]:
             module = ep.load()
             pm.register(module, name=name)
         except Exception as exc:
-            info.error = f"failed to load {ep.value}: {type(exc).__name__}: {exc}"
-            print(f"algorail: plugin {name!r} is broken: {info.error}", file=sys.stderr)
+            info.mark_broken(f"failed to load {ep.value}: {type(exc).__name__}: {exc}")
     return plugins
 
 
@@ -148,3 +194,63 @@ def reset_registry() -> None:
     """Forget loaded plugins, e.g. after `algorail install`, or between tests."""
     global _registry
     _registry = None
+
+
+def _each_impl(hook_name: str, call: Any) -> None:
+    """Run `call(impl, info)` for every implementation of a hook; one that raises marks
+    its plugin broken and the others still run."""
+    registry = get_registry()
+    for impl in getattr(registry.pm.hook, hook_name).get_hookimpls():
+        info = registry.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+        try:
+            call(impl, info)
+        except Exception as exc:  # a plugin's bug must not take the service down
+            info.mark_broken(f"{hook_name} raised {type(exc).__name__}: {exc}")
+
+
+def call_startup(context: Any) -> None:
+    """Call every plugin's `startup` hook with a `StartupContext`; services call this once
+    when they start. A plugin whose hook raises is reported and skipped."""
+    _each_impl("startup", lambda impl, info: impl.function(context=context))
+
+
+def plugin_commands(reserved: Iterable[str] = ()) -> dict[str, Any]:
+    """The click commands plugins add through `register_commands`, by name; collected once
+    per registry.
+
+    A plugin command may not take a built-in name (`reserved`) nor another plugin's: the
+    clash is reported naming both, and the first owner keeps the name.
+    """
+    registry = get_registry()
+    if registry.commands is not None:
+        return registry.commands
+    import click
+
+    owners = dict.fromkeys(reserved, "algorail")
+    commands: dict[str, Any] = {}
+
+    def call(impl: Any, info: PluginInfo) -> None:
+        group = click.Group()
+        try:
+            impl.function(cli=group)
+        finally:
+            for name, command in group.commands.items():
+                if name in owners:
+                    _command_clash(info, name, owners[name])
+                    continue
+                owners[name] = info.name
+                commands[name] = command
+                info.provides.setdefault("commands", []).append(name)
+
+    _each_impl("register_commands", call)
+    registry.commands = commands
+    return commands
+
+
+def _command_clash(info: PluginInfo, name: str, owner: str) -> None:
+    message = (
+        f"command {name!r} is offered by two plugins: {owner!r} and {info.name!r}; "
+        f"{owner!r} keeps it"
+    )
+    info.conflicts.append(message)
+    print(f"algorail: {message}", file=sys.stderr)

@@ -142,8 +142,13 @@ class _Converter:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise PipelineError(
-                [Problem("bindings", f"annotation algorail.io/bindings is not YAML: {exc}",
-                         file=self.file)]
+                [
+                    Problem(
+                        "bindings",
+                        f"annotation algorail.io/bindings is not YAML: {exc}",
+                        file=self.file,
+                    )
+                ]
             ) from None
         return data if isinstance(data, dict) else {}
 
@@ -163,8 +168,9 @@ class _Converter:
             return None
         if head == self.name and head not in self.step_names:
             if kind != "inputs":
-                self.problem(f"reference {ref!r}: a pipeline's own outputs cannot feed a step",
-                             where)
+                self.problem(
+                    f"reference {ref!r}: a pipeline's own outputs cannot feed a step", where
+                )
                 return None
             return self._pipeline_input(tensor, ref, where)
         if head not in self.step_names:
@@ -199,14 +205,16 @@ class _Converter:
         """`pipeline.outputs[.T]`, `pipeline.inputs[.T]`, `pipeline.step.STEP[.T]`."""
         parts = ref.split(".")
         if len(parts) < 2:
-            self.problem(f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
-                         "or PIPELINE.step.STEP")
+            self.problem(
+                f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
+                "or PIPELINE.step.STEP"
+            )
             return None
         pipeline, kind = parts[0], parts[1]
         if kind == "step" and len(parts) >= 3:
             step, tensor = parts[2], ".".join(parts[3:]) or None
             if tensor and tensor.startswith("outputs."):
-                tensor = tensor[len("outputs."):]
+                tensor = tensor[len("outputs.") :]
             name = f"{pipeline}-{step}"
             ext = {"name": name, "pipeline": pipeline, "component": step, "port": STEP_OUTPUT}
         elif kind in ("inputs", "outputs"):
@@ -214,8 +222,10 @@ class _Converter:
             name = pipeline if kind == "outputs" else f"{pipeline}-inputs"
             ext = {"name": name, "pipeline": pipeline, "port": kind}
         else:
-            self.problem(f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
-                         "or PIPELINE.step.STEP")
+            self.problem(
+                f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
+                "or PIPELINE.step.STEP"
+            )
             return None
         ext["owner"] = self.namespace
         self.externals.setdefault(name, ext)
@@ -231,9 +241,8 @@ class _Converter:
             if tensor is None:
                 continue
             matches_step = head == source.component and parts[1] == "outputs"
-            matches_input = (
-                source.component in (INPUT_ENDPOINT, *self.externals)
-                and (head == self.name or head in self.externals or head == source.component)
+            matches_input = source.component in (INPUT_ENDPOINT, *self.externals) and (
+                head == self.name or head in self.externals or head == source.component
             )
             if matches_step or matches_input:
                 out[tensor] = new
@@ -275,10 +284,20 @@ class _Converter:
 
     def convert(self) -> dict[str, Any]:
         spec = self.spec
-        ext_input_refs = [r for r in (self.parse_external(x) for x in
-                          (spec.input.externalInputs if spec.input else [])) if r]
-        ext_trigger_refs = [r for r in (self.parse_external(x) for x in
-                            (spec.input.externalTriggers if spec.input else [])) if r]
+        ext_input_refs = [
+            r
+            for r in (
+                self.parse_external(x) for x in (spec.input.externalInputs if spec.input else [])
+            )
+            if r
+        ]
+        ext_trigger_refs = [
+            r
+            for r in (
+                self.parse_external(x) for x in (spec.input.externalTriggers if spec.input else [])
+            )
+            if r
+        ]
         algos, pipes = [], []
         for step in spec.steps:
             label = f"step {step.name!r}"
@@ -329,11 +348,16 @@ class _Converter:
         hooks = []
         if spec.output and spec.output.steps:
             join = spec.output.stepsJoin or "inner"
-            hook: dict[str, Any] = {"name": OUTPUT_HOOK, "type": "response", "config": {},
-                                    "join": "inner" if join == "outer" else join}
+            hook: dict[str, Any] = {
+                "name": OUTPUT_HOOK,
+                "type": "response",
+                "config": {},
+                "join": "inner" if join == "outer" else join,
+            }
             hooks.append(hook)
-            for ref in self.group([r for r in (self.parse_ref(x, "output") for x in
-                                   spec.output.steps) if r]).values():
+            for ref in self.group(
+                [r for r in (self.parse_ref(x, "output") for x in spec.output.steps) if r]
+            ).values():
                 src, fields = ref
                 pipe = {"from": src.source, "to": OUTPUT_HOOK}
                 if fields:
@@ -346,7 +370,9 @@ class _Converter:
         if self.problems:
             raise PipelineError(self.problems)
         uses_endpoint = any(p["from"].startswith(f"{INPUT_ENDPOINT}.") for p in pipes)
-        endpoints = [{"name": INPUT_ENDPOINT, "paths": [{"name": INPUT_PATH}]}] if uses_endpoint else []
+        endpoints = (
+            [{"name": INPUT_ENDPOINT, "paths": [{"name": INPUT_PATH}]}] if uses_endpoint else []
+        )
         return {
             "apiVersion": "algorail.io/v1",
             "kind": "Pipeline",
@@ -356,8 +382,9 @@ class _Converter:
                 "version": self.annotations.get("algorail.io/version", "1.0.0"),
                 "description": self.annotations.get("algorail.io/description"),
                 "labels": self.labels,
-                "annotations": {k: v for k, v in self.annotations.items()
-                                if k != "algorail.io/bindings"},
+                "annotations": {
+                    k: v for k, v in self.annotations.items() if k != "algorail.io/bindings"
+                },
             },
             "spec": {
                 "endpoints": endpoints,

@@ -30,7 +30,7 @@ class Model(BaseModel):
     )
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
 class Port(Model):
@@ -199,6 +199,9 @@ class Pipeline(Model):
     def owner(self) -> str:
         return self.metadata.owner
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, **super().to_dict()}
+
     @property
     def name(self) -> str:
         return self.metadata.name
@@ -210,7 +213,9 @@ def read_document(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PipelineError([Problem("file", f"cannot read: {exc.strerror}", file=str(path))])
+        raise PipelineError(
+            [Problem("file", f"cannot read: {exc.strerror}", file=str(path))]
+        ) from None
     return parse_document(text, str(path))
 
 
@@ -221,15 +226,23 @@ def parse_document(text: str, file: str | None = None) -> dict[str, Any]:
         else:
             data = yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise PipelineError([Problem("syntax", f"invalid JSON: {exc.msg}", file=file, line=exc.lineno)])
+        raise PipelineError(
+            [Problem("syntax", f"invalid JSON: {exc.msg}", file=file, line=exc.lineno)]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise PipelineError([Problem("syntax", f"invalid YAML: {reason}", file=file, line=line)])
+        raise PipelineError(
+            [Problem("syntax", f"invalid YAML: {reason}", file=file, line=line)]
+        ) from None
     if not isinstance(data, dict):
         raise PipelineError(
-            [Problem("syntax", "expected a mapping with apiVersion, kind, metadata, spec", file=file)]
+            [
+                Problem(
+                    "syntax", "expected a mapping with apiVersion, kind, metadata, spec", file=file
+                )
+            ]
         )
     return data
 
@@ -283,10 +296,20 @@ def load_pipeline(
     registry: Any = None,
 ) -> Pipeline:
     """Load and fully validate a pipeline file. Raises `PipelineError` listing every problem."""
+    file = str(path)
+    return validate_document(read_document(path), file=file, bindings=bindings, registry=registry)
+
+
+def validate_document(
+    data: dict[str, Any],
+    file: str | None = None,
+    bindings: dict[str, Any] | None = None,
+    registry: Any = None,
+) -> Pipeline:
+    """Shape checks and every graph rule on a loaded document; raises `PipelineError`."""
     from algorail.graph import check_pipeline
 
-    file = str(path)
-    pipeline = parse_pipeline(read_document(path), file=file, bindings=bindings)
+    pipeline = parse_pipeline(data, file=file, bindings=bindings)
     problems = check_pipeline(pipeline, registry=registry)
     if problems:
         raise PipelineError(problems)

@@ -60,7 +60,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1. Use as a context manager or start()/stop()."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: str | None = None):
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", log_path: str | None = None
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
@@ -74,8 +76,16 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

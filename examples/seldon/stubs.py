@@ -7,7 +7,10 @@ Triton's `simple` model. Tensors are plain JSON lists here.
 
 def tfsimple(tensors):
     a, b = tensors["INPUT0"], tensors["INPUT1"]
-    return {"OUTPUT0": [x + y for x, y in zip(a, b)], "OUTPUT1": [x - y for x, y in zip(a, b)]}
+    return {
+        "OUTPUT0": [x + y for x, y in zip(a, b, strict=True)],
+        "OUTPUT1": [x - y for x, y in zip(a, b, strict=True)],
+    }
 
 
 def identity(tensors):

@@ -1,0 +1,521 @@
+"""The registry's rules: owner isolation, immutable validated versions, event-flow grants,
+deployment state. The HTTP API is a thin layer over `Registry`; tests call both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from algorail import naming
+from algorail.errors import AlgorailError, PipelineError
+from algorail.registry import models as m
+from algorail.registry.auth import Principal
+from algorail.registry.cache import NoCache
+
+TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+DIRECTIONS = ("publish", "subscribe")
+TARGETS = ("local", "kubernetes")
+ENDED = ("terminated", "failed")
+
+
+class RegistryError(AlgorailError):
+    status = 400
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class NotFound(RegistryError):
+    status = 404
+
+
+class Conflict(RegistryError):
+    status = 409
+
+
+class Invalid(RegistryError):
+    status = 422
+
+
+class Forbidden(RegistryError):
+    status = 403
+
+
+def semver_key(version: str) -> tuple:
+    """Order semver strings: numeric parts, then a release after its pre-releases."""
+    core, _, pre = version.split("+")[0].partition("-")
+    numbers = tuple(int(p) for p in core.split("."))
+    return numbers, pre == "", pre
+
+
+def parse_ref(ref: str) -> tuple[str, str, str]:
+    match = naming.REF_RE.match(ref)
+    if not match:
+        raise Invalid(f"{ref!r} is not a reference: write OWNER/NAME:VERSION, e.g. alice/hello:1.0.0")
+    return match["owner"], match["name"], match["version"]
+
+
+def check_version(version: str) -> None:
+    if not naming.VERSION_RE.match(version):
+        raise Invalid(f"version {version!r} is not semver: write MAJOR.MINOR.PATCH, e.g. 1.2.0")
+
+
+def check_name(name: str, what: str) -> None:
+    if not naming.is_valid_name(name):
+        raise Invalid(f"{what} {name!r} is not a valid name: {naming.NAME_RULE}")
+
+
+def validate_document(document: dict[str, Any], bindings: dict | None = None) -> dict[str, Any]:
+    """Parse and check a pipeline document; return its canonical algorail form."""
+    from algorail.graph import check_pipeline
+    from algorail.spec import parse_pipeline
+
+    try:
+        pipeline = parse_pipeline(document, bindings=bindings)
+        problems = check_pipeline(pipeline)
+        if problems:
+            raise PipelineError(problems)
+    except PipelineError as exc:
+        raise Invalid("the pipeline is not valid", [str(p) for p in exc.problems]) from None
+    return pipeline.to_dict()
+
+
+def _iso(value) -> str:
+    return value.isoformat() + "Z"
+
+
+def version_summary(pv: m.PipelineVersion) -> dict[str, Any]:
+    p = pv.pipeline
+    return {"ref": f"{p.owner}/{p.name}:{pv.version}", "owner": p.owner, "name": p.name,
+            "version": pv.version, "description": pv.description, "digest": pv.digest,
+            "createdAt": _iso(pv.created_at)}
+
+
+def algo_version_dict(av: m.AlgoVersion) -> dict[str, Any]:
+    a = av.algo
+    return {"ref": f"{a.owner}/{a.name}:{av.version}", "owner": a.owner, "name": a.name,
+            "version": av.version, "runtime": av.runtime, "settings": av.settings,
+            "published": av.published, "createdAt": _iso(av.created_at)}
+
+
+def deployment_dict(d: m.Deployment) -> dict[str, Any]:
+    pv = d.pipeline_version
+    return {"owner": d.owner, "name": d.name,
+            "pipeline": f"{pv.pipeline.owner}/{pv.pipeline.name}:{pv.version}",
+            "target": d.target, "state": d.state, "message": d.message,
+            "settings": d.settings, "runtime": d.runtime,
+            "createdAt": _iso(d.created_at), "updatedAt": _iso(d.updated_at)}
+
+
+def grant_dict(g: m.EventFlowGrant) -> dict[str, Any]:
+    return {"id": g.id, "algo": algo_version_dict(g.algo_version)["ref"],
+            "connection": g.connection.name,
+            "bootstrapServers": g.connection.bootstrap_servers, "topic": g.topic,
+            "direction": g.direction, "createdAt": _iso(g.created_at)}
+
+
+class Registry:
+    """Every registry operation, acting for a `Principal`."""
+
+    def __init__(self, sessions: sessionmaker[Session], cache=None, supervisor=None):
+        self.sessions = sessions
+        self.cache = cache or NoCache()
+        self.supervisor = supervisor
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def _own(self, who: Principal, owner: str, what: str) -> None:
+        """Another owner's things do not exist for this key: 404, never 403."""
+        if owner != who.owner:
+            raise NotFound(f"{what} not found")
+
+    # ---- pipelines -------------------------------------------------------------------
+
+    def push(self, who: Principal, document: dict, bindings: dict | None = None) -> dict:
+        canonical = validate_document(document, bindings)
+        meta = canonical["metadata"]
+        owner, name, version = meta["owner"], meta["name"], meta["version"]
+        if owner != who.owner:
+            raise Forbidden(
+                f"this API key acts for owner {who.owner!r}, but the pipeline's metadata.owner "
+                f"is {owner!r}: change metadata.owner or use that owner's key"
+            )
+        check_version(version)
+        text = json.dumps(canonical, sort_keys=True)
+        pipeline_id = self._pipeline_id(owner, name)
+        with self._session() as s:
+            pv = m.PipelineVersion(
+                pipeline_id=pipeline_id, version=version, description=meta.get("description"),
+                document=text, digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            )
+            s.add(pv)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(
+                    f"{owner}/{name}:{version} already exists and versions are immutable: "
+                    f"push a new version, e.g. `algorail pipelines clone "
+                    f"{owner}/{name}:{version} --to NEW`"
+                ) from None
+            result = version_summary(pv)
+        self.cache.invalidate(owner)
+        return result
+
+    def _pipeline_id(self, owner: str, name: str) -> int:
+        """Find or create the pipeline row; a concurrent creator may win the insert."""
+        for _ in range(2):
+            with self._session() as s:
+                found = s.scalar(select(m.Pipeline.id).where(
+                    m.Pipeline.owner == owner, m.Pipeline.name == name))
+                if found is not None:
+                    return found
+                row = m.Pipeline(owner=owner, name=name)
+                s.add(row)
+                try:
+                    s.commit()
+                    return row.id
+                except IntegrityError:
+                    s.rollback()
+        raise Conflict(f"could not create pipeline {owner}/{name}: try again")
+
+    def list_pipelines(self, who: Principal) -> list[dict]:
+        def load():
+            with self._session() as s:
+                rows = s.scalars(select(m.Pipeline).where(m.Pipeline.owner == who.owner)
+                                 .order_by(m.Pipeline.name)).all()
+                out = []
+                for p in rows:
+                    versions = sorted((v.version for v in p.versions), key=semver_key)
+                    out.append({"owner": p.owner, "name": p.name, "versions": len(versions),
+                                "latest": versions[-1] if versions else None})
+                return out
+
+        return self.cache.get_or_load(who.owner, "pipelines", load)
+
+    def pipeline_versions(self, who: Principal, owner: str, name: str) -> list[dict]:
+        self._own(who, owner, f"pipeline {owner}/{name}")
+
+        def load():
+            with self._session() as s:
+                p = s.scalar(select(m.Pipeline).where(
+                    m.Pipeline.owner == owner, m.Pipeline.name == name))
+                if p is None:
+                    raise NotFound(f"pipeline {owner}/{name} not found")
+                out = [version_summary(v) for v in p.versions]
+                return sorted(out, key=lambda v: semver_key(v["version"]))
+
+        return self.cache.get_or_load(owner, f"versions:{name}", load)
+
+    def pipeline_version(self, who: Principal, owner: str, name: str, version: str) -> dict:
+        ref = f"{owner}/{name}:{version}"
+        self._own(who, owner, f"pipeline {ref}")
+
+        def load():
+            with self._session() as s:
+                pv = self._find_version(s, owner, name, version)
+                return {**version_summary(pv), "document": json.loads(pv.document)}
+
+        return self.cache.get_or_load(owner, f"version:{name}:{version}", load)
+
+    @staticmethod
+    def _find_version(s: Session, owner: str, name: str, version: str) -> m.PipelineVersion:
+        pv = s.scalar(select(m.PipelineVersion).join(m.Pipeline).where(
+            m.Pipeline.owner == owner, m.Pipeline.name == name,
+            m.PipelineVersion.version == version))
+        if pv is None:
+            raise NotFound(f"pipeline {owner}/{name}:{version} not found")
+        return pv
+
+    def clone(self, who: Principal, owner: str, name: str, version: str, to: str) -> dict:
+        """AlgoRun's "Clone": a snapshot of a version stored under a new version tag."""
+        check_version(to)
+        document = self.pipeline_version(who, owner, name, version)["document"]
+        document["metadata"]["version"] = to
+        return self.push(who, document)
+
+    def new_blank(self, who: Principal, name: str, version: str,
+                  description: str | None = None) -> dict:
+        """AlgoRun's "Blank": an empty pipeline to build from scratch."""
+        check_name(name, "pipeline name")
+        metadata = {"owner": who.owner, "name": name, "version": version}
+        if description:
+            metadata["description"] = description
+        return self.push(who, {"apiVersion": "algorail.io/v1", "kind": "Pipeline",
+                               "metadata": metadata, "spec": {}})
+
+    # ---- algos -----------------------------------------------------------------------
+
+    def publish_algo(self, who: Principal, owner: str, name: str, version: str, runtime: str,
+                     settings: dict | None = None, published: bool = True,
+                     description: str | None = None) -> dict:
+        self._own(who, owner, f"algo {owner}/{name}")
+        check_name(name, "algo name")
+        check_version(version)
+        if not runtime:
+            raise Invalid("an algo version needs a runtime, e.g. python or http")
+        algo_id = self._algo_id(owner, name, description)
+        with self._session() as s:
+            av = m.AlgoVersion(algo_id=algo_id, version=version, runtime=runtime,
+                               settings=settings or {}, published=published)
+            s.add(av)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(f"algo {owner}/{name}:{version} already exists; versions are "
+                               "immutable: publish a new version") from None
+            s.refresh(av)
+            result = algo_version_dict(av)
+        self.cache.invalidate(owner)
+        return result
+
+    def _algo_id(self, owner: str, name: str, description: str | None) -> int:
+        for _ in range(2):
+            with self._session() as s:
+                found = s.scalar(select(m.Algo.id).where(m.Algo.owner == owner,
+                                                         m.Algo.name == name))
+                if found is not None:
+                    return found
+                row = m.Algo(owner=owner, name=name, description=description)
+                s.add(row)
+                try:
+                    s.commit()
+                    return row.id
+                except IntegrityError:
+                    s.rollback()
+        raise Conflict(f"could not create algo {owner}/{name}: try again")
+
+    def list_algos(self, who: Principal) -> list[dict]:
+        def load():
+            with self._session() as s:
+                rows = s.scalars(select(m.Algo).where(m.Algo.owner == who.owner)
+                                 .order_by(m.Algo.name)).all()
+                out = []
+                for a in rows:
+                    published = sorted((v.version for v in a.versions if v.published),
+                                       key=semver_key)
+                    out.append({"owner": a.owner, "name": a.name,
+                                "description": a.description, "versions": len(a.versions),
+                                "latestPublished": published[-1] if published else None})
+                return out
+
+        return self.cache.get_or_load(who.owner, "algos", load)
+
+    def algo_versions(self, who: Principal, owner: str, name: str) -> list[dict]:
+        self._own(who, owner, f"algo {owner}/{name}")
+
+        def load():
+            with self._session() as s:
+                a = s.scalar(select(m.Algo).where(m.Algo.owner == owner, m.Algo.name == name))
+                if a is None:
+                    raise NotFound(f"algo {owner}/{name} not found")
+                out = [algo_version_dict(v) for v in a.versions]
+                return sorted(out, key=lambda v: semver_key(v["version"]))
+
+        return self.cache.get_or_load(owner, f"algo-versions:{name}", load)
+
+    # ---- broker connections and event flows (admin) ----------------------------------
+
+    @staticmethod
+    def _admin(who: Principal) -> None:
+        if not who.admin:
+            raise Forbidden("this needs an admin API key "
+                            "(`algorail registry keys create --owner NAME --admin`)")
+
+    def add_connection(self, who: Principal, name: str, bootstrap_servers: str) -> dict:
+        self._admin(who)
+        check_name(name, "connection name")
+        if not bootstrap_servers or " " in bootstrap_servers:
+            raise Invalid("bootstrapServers must be HOST:PORT[,HOST:PORT...]")
+        with self._session() as s:
+            row = m.BrokerConnection(name=name, bootstrap_servers=bootstrap_servers)
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Conflict(f"a broker connection named {name!r} already exists") from None
+            return {"name": row.name, "bootstrapServers": row.bootstrap_servers,
+                    "createdAt": _iso(row.created_at)}
+
+    def list_connections(self, who: Principal) -> list[dict]:
+        self._admin(who)
+        with self._session() as s:
+            rows = s.scalars(select(m.BrokerConnection).order_by(m.BrokerConnection.name)).all()
+            return [{"name": r.name, "bootstrapServers": r.bootstrap_servers,
+                     "createdAt": _iso(r.created_at)} for r in rows]
+
+    def grant(self, who: Principal, algo: str, connection: str, topic: str,
+              direction: str) -> dict:
+        """Let a published algo version publish to or subscribe from a connected topic."""
+        self._admin(who)
+        owner, name, version = parse_ref(algo)
+        if direction not in DIRECTIONS:
+            raise Invalid(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+        if not TOPIC_RE.match(topic or ""):
+            raise Invalid(f"{topic!r} is not a Kafka topic name (letters, digits, . _ -)")
+        with self._session() as s:
+            av = s.scalar(select(m.AlgoVersion).join(m.Algo).where(
+                m.Algo.owner == owner, m.Algo.name == name, m.AlgoVersion.version == version))
+            if av is None:
+                raise NotFound(f"algo {algo} not found")
+            if not av.published:
+                raise Conflict(f"algo {algo} is not published: only published algo versions "
+                               "can join event flows")
+            conn = s.scalar(select(m.BrokerConnection).where(
+                m.BrokerConnection.name == connection))
+            if conn is None:
+                raise NotFound(f"broker connection {connection!r} not found: add it with "
+                               "POST /v1/admin/connections")
+            row = m.EventFlowGrant(algo_version_id=av.id, connection_id=conn.id, topic=topic,
+                                   direction=direction)
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Conflict(f"{algo} may already {direction} on {connection}/{topic}") from None
+            result = grant_dict(row)
+        self.cache.invalidate(owner)
+        return result
+
+    def event_flows(self, who: Principal, owner: str) -> list[dict]:
+        if not who.admin:
+            self._own(who, owner, f"owner {owner}")
+
+        def load():
+            with self._session() as s:
+                rows = s.scalars(select(m.EventFlowGrant).join(m.AlgoVersion).join(m.Algo)
+                                 .where(m.Algo.owner == owner)
+                                 .order_by(m.EventFlowGrant.id)).all()
+                return [grant_dict(g) for g in rows]
+
+        return self.cache.get_or_load(owner, "event-flows", load)
+
+    # ---- deployments -------------------------------------------------------------------
+
+    def _supervisor(self):
+        if self.supervisor is None:
+            raise Invalid("this registry runs without a deployment supervisor")
+        return self.supervisor
+
+    def deploy(self, who: Principal, pipeline: str, name: str, target: str = "local",
+               settings: dict | None = None) -> dict:
+        owner, pname, version = parse_ref(pipeline)
+        self._own(who, owner, f"pipeline {pipeline}")
+        check_name(name, "deployment name")
+        if target not in TARGETS:
+            raise Invalid(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+        supervisor = self._supervisor()
+        with self._session() as s:
+            pv = self._find_version(s, owner, pname, version)
+            d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
+                                                    m.Deployment.name == name))
+            if d is not None and d.state not in ENDED:
+                raise Conflict(f"deployment {owner}/{name} exists ({d.state}): use "
+                               "`algorail deployments update` or terminate it first")
+            if d is None:
+                d = m.Deployment(owner=owner, name=name, runtime={})
+                s.add(d)
+            d.pipeline_version_id, d.target, d.settings = pv.id, target, settings or {}
+            d.state, d.message = "starting", None
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Conflict(f"deployment {owner}/{name} is being created by another "
+                               "request") from None
+            self._start(s, d, supervisor, json.loads(pv.document))
+            return deployment_dict(d)
+
+    @staticmethod
+    def _start(s: Session, d: m.Deployment, supervisor, document: dict) -> None:
+        try:
+            d.runtime = supervisor.start(d.target, d.owner, d.name, document, d.settings)
+            d.state, d.message = "running", None
+        except AlgorailError as exc:
+            d.state, d.message = "failed", str(exc)
+        s.commit()
+
+    def _deployment(self, s: Session, who: Principal, owner: str, name: str) -> m.Deployment:
+        self._own(who, owner, f"deployment {owner}/{name}")
+        d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
+                                                m.Deployment.name == name))
+        if d is None:
+            raise NotFound(f"deployment {owner}/{name} not found")
+        return d
+
+    def _observe(self, s: Session, d: m.Deployment) -> None:
+        """Record a running deployment whose processes have gone as failed."""
+        if d.state == "running" and self.supervisor is not None:
+            problem = self.supervisor.check(d.target, d.runtime)
+            if problem:
+                d.state, d.message = "failed", problem
+                s.commit()
+
+    def list_deployments(self, who: Principal) -> list[dict]:
+        with self._session() as s:
+            rows = s.scalars(select(m.Deployment).where(m.Deployment.owner == who.owner)
+                             .order_by(m.Deployment.name)).all()
+            for d in rows:
+                self._observe(s, d)
+            return [deployment_dict(d) for d in rows]
+
+    def deployment(self, who: Principal, owner: str, name: str) -> dict:
+        with self._session() as s:
+            d = self._deployment(s, who, owner, name)
+            self._observe(s, d)
+            return deployment_dict(d)
+
+    def terminate(self, who: Principal, owner: str, name: str) -> dict:
+        with self._session() as s:
+            d = self._deployment(s, who, owner, name)
+            if d.state != "terminated":
+                self._supervisor().stop(d.target, d.runtime)
+                d.state, d.message = "terminated", None
+                s.commit()
+            return deployment_dict(d)
+
+    def update(self, who: Principal, owner: str, name: str, pipeline: str | None = None,
+               settings: dict | None = None) -> dict:
+        """Move a deployment to another pipeline version or settings, restarting it."""
+        supervisor = self._supervisor()
+        with self._session() as s:
+            d = self._deployment(s, who, owner, name)
+            if pipeline:
+                p_owner, pname, version = parse_ref(pipeline)
+                self._own(who, p_owner, f"pipeline {pipeline}")
+                d.pipeline_version_id = self._find_version(s, p_owner, pname, version).id
+            if settings is not None:
+                d.settings = {**d.settings, **settings}
+            if d.target == "local" and d.state == "running":
+                supervisor.stop(d.target, d.runtime)
+            s.commit()
+            s.refresh(d)
+            self._start(s, d, supervisor, json.loads(d.pipeline_version.document))
+            return deployment_dict(d)
+
+    def reconcile(self) -> dict[str, str]:
+        """After a restart: adopt deployments still running, mark the rest failed."""
+        seen = {}
+        with self._session() as s:
+            for d in s.scalars(select(m.Deployment).where(
+                    m.Deployment.state.in_(("running", "starting")))).all():
+                if d.state == "starting":
+                    d.state, d.message = "failed", "the registry stopped while it was starting"
+                    s.commit()
+                else:
+                    self._observe(s, d)
+                seen[f"{d.owner}/{d.name}"] = d.state
+        return seen

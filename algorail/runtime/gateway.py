@@ -1,0 +1,364 @@
+"""The gateway: how clients put requests into a pipeline and get results back.
+
+An ASGI app (Starlette, served by uvicorn) with, per http endpoint path of the plan:
+
+- ``POST /{owner}/{deployment}/{path}``: checks the body (415 wrong content type, 422 not
+  valid for the path's validator or JSON Schema, 413 too large; nothing enters the pipeline
+  then), produces it to the path's topic under a new run id and answers
+  ``202 {"runId", "status": "pending"}``. With ``?sync=true&timeout=S`` it holds the request
+  until every hook reachable from the path has reported or was skipped (200, the GET body),
+  or answers 504 with what arrived. The results store wakes it; nothing polls.
+- ``GET /{owner}/{deployment}/runs/{runId}``: the run's results, or 404.
+- ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``.
+
+`kafka` paths are topics clients produce to directly (listed in the OpenAPI document);
+`grpc` paths are not served yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from algorail.errors import AlgorailError
+from algorail.extensions import StartupContext, schema_problems
+from algorail.plan import Plan, RoutePlan
+from algorail.runtime import messages, openapi
+from algorail.runtime.objectstore import FILE_REFERENCE, new_key
+from algorail.runtime.results import ResultsStore, run_view
+
+log = logging.getLogger("algorail.gateway")
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_SYNC_TIMEOUT = 30.0
+MAX_SYNC_TIMEOUT = 300.0
+
+
+class GatewayError(AlgorailError):
+    pass
+
+
+class Rejected(Exception):
+    """A request refused before anything entered the pipeline: HTTP status and why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def load_api_keys(path: str | Path) -> set[str]:
+    """One key per line; blank lines and lines starting with # are ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise GatewayError(f"cannot read the API keys file {path}: {exc.strerror}") from exc
+    keys = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    if not keys:
+        raise GatewayError(f"the API keys file {path} holds no keys: put one key per line")
+    return keys
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+class KafkaSender:
+    """Produces from the event loop without blocking it: `send` runs in a worker thread
+    and its acknowledgement is awaited through the producer's future callbacks."""
+
+    def __init__(self, bootstrap_servers: str):
+        from kafka import KafkaProducer
+
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=0,
+                                      acks=1, max_block_ms=10_000)
+
+    async def send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def settle(result: Any = None, error: BaseException | None = None) -> None:
+            if not done.done():
+                done.set_exception(error) if error else done.set_result(result)
+
+        future = await loop.run_in_executor(
+            None, lambda: self.producer.send(topic, value=value, headers=headers))
+        future.add_callback(lambda md: loop.call_soon_threadsafe(settle, md))
+        future.add_errback(lambda exc: loop.call_soon_threadsafe(settle, None, exc))
+        await done
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+
+class GatewayMetrics:
+    """Requests by route and status, and their latency, on the gateway's own registry."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("algorail_gateway_requests", "Requests by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("algorail_gateway_request_seconds", "Request latency",
+                                 ["route"], registry=self.registry)
+
+    def request(self, route: str, status: int, started: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(time.perf_counter() - started)
+
+    def response(self) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class Gateway:
+    """The request handling behind the app; one per plan."""
+
+    def __init__(self, plan: Plan, sender: Any, results: ResultsStore, object_store: Any = None,
+                 api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
+                 max_sync_timeout: float = MAX_SYNC_TIMEOUT):
+        self.plan, self.sender, self.results = plan, sender, results
+        self.object_store = object_store
+        self.api_keys = api_keys
+        self.max_body_bytes = max_body_bytes
+        self.max_sync_timeout = max_sync_timeout
+        self.all_hooks = sorted({h for r in plan.routes for h in r.hooks})
+        self.validators = self._content_validators()
+        self.metrics = GatewayMetrics()
+
+    @staticmethod
+    def _content_validators() -> dict[str, Any]:
+        from algorail.plugin_manager import get_registry
+
+        return dict(get_registry().content_types)
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> None:
+        if self.api_keys is None:
+            return
+        given = request.headers.get("x-api-key", "")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = given or token.strip()
+        if not any(hmac.compare_digest(given, key) for key in self.api_keys):
+            raise Rejected(401, "missing or unknown API key: send it as 'Authorization: "
+                                "Bearer KEY' or 'X-API-Key: KEY'")
+
+    async def read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise Rejected(413, self._too_large())
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise Rejected(413, self._too_large())
+        return bytes(body)
+
+    def _too_large(self) -> str:
+        return f"request body is larger than the limit of {self.max_body_bytes} bytes"
+
+    def check_body(self, route: RoutePlan, media_type: str, body: bytes) -> None:
+        if media_type != route.content_type.lower():
+            raise Rejected(415, f"{route.url} takes Content-Type {route.content_type}, "
+                                f"got {media_type or 'none'}")
+        validator = self.validators.get(route.content_type)
+        if validator is not None and (problem := validator.check(body)):
+            raise Rejected(422, problem)
+        if route.json_schema is None and not is_json(media_type):
+            return
+        try:
+            value = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Rejected(422, f"body is not valid JSON: {exc}") from exc
+        if route.json_schema is not None:
+            problems = schema_problems(route.json_schema, value, "body")
+            if problems:
+                raise Rejected(422, "body does not match the path's schema: "
+                                    + "; ".join(problems))
+
+    def sync_options(self, request: Request) -> float | None:
+        """The sync timeout in seconds, or None for an async request."""
+        if request.query_params.get("sync", "false").lower() not in ("true", "1", "yes"):
+            return None
+        raw = request.query_params.get("timeout")
+        if raw is None:
+            return min(DEFAULT_SYNC_TIMEOUT, self.max_sync_timeout)
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= self.max_sync_timeout:
+            raise Rejected(400, f"timeout must be a number of seconds above 0 and at most "
+                                f"{self.max_sync_timeout:g}, got {raw!r}")
+        return timeout
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def post(self, request: Request, route: RoutePlan) -> Response:
+        started = time.perf_counter()
+        try:
+            self.authorize(request)
+            timeout = self.sync_options(request)
+            body = await self.read_body(request)
+            media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            self.check_body(route, media_type, body)
+        except Rejected as exc:
+            self.metrics.request(route.url, exc.status, started)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        run_id = messages.new_run_id()
+        self.results.start_run(run_id, route.hooks)
+        value, content_type = body, route.content_type
+        if route.message_data_type == "fileReference":
+            value, content_type = await self.store_file(route, run_id, body, media_type)
+        envelope = messages.Envelope(
+            run_id=run_id, deployment=self.plan.deployment,
+            source=f"{route.endpoint}.{route.path}", content_type=content_type,
+            traceparent=request.headers.get("traceparent", ""),
+        )
+        await self.sender.send(route.topic, value, envelope.to_headers())
+        if timeout is None:
+            self.metrics.request(route.url, 202, started)
+            return JSONResponse({"runId": run_id, "status": "pending"}, status_code=202)
+        view, done = await self.results.wait(run_id, timeout)
+        view = view or run_view(run_id, {"expected": route.hooks})
+        status = 200 if done else 504
+        self.metrics.request(route.url, status, started)
+        return JSONResponse(view, status_code=status)
+
+    async def store_file(self, route: RoutePlan, run_id: str, body: bytes,
+                         media_type: str) -> tuple[bytes, str]:
+        key = new_key(f"{self.plan.owner}/{self.plan.deployment}/{route.path}/{run_id}")
+        loop = asyncio.get_running_loop()
+        ref = await loop.run_in_executor(None, self.object_store.put, body, media_type, key)
+        return json.dumps(ref).encode(), FILE_REFERENCE
+
+    async def get_run(self, request: Request) -> Response:
+        try:
+            self.authorize(request)
+        except Rejected as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        run_id = request.path_params["run_id"]
+        loop = asyncio.get_running_loop()
+        record = await loop.run_in_executor(None, self.results.get, run_id)
+        if record is None:
+            return JSONResponse({"error": f"no run {run_id!r} in {self.plan.owner}/"
+                                          f"{self.plan.deployment} (unknown or expired)"},
+                                status_code=404)
+        return JSONResponse(run_view(run_id, record, self.all_hooks))
+
+
+def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | None = None,
+               sender: Any = None, object_store: Any = None, dev: bool = False,
+               api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
+               max_sync_timeout: float = MAX_SYNC_TIMEOUT) -> Starlette:
+    """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
+    when the app starts) or a ready `sender`. API keys are off unless given."""
+    if sender is None and bootstrap_servers is None:
+        raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
+    if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
+        if not dev:
+            raise GatewayError("this pipeline has fileReference paths: give the gateway an "
+                               "object store (--object-store-url s3://BUCKET?endpoint=URL)")
+    gateway = Gateway(plan, sender, results, object_store, api_keys, max_body_bytes,
+                      max_sync_timeout)
+    if object_store is None and dev:
+        import tempfile
+
+        from algorail.runtime.objectstore import LocalObjectStore
+
+        gateway.object_store = LocalObjectStore(tempfile.mkdtemp(prefix="algorail-files-"))
+    routes = _routes(plan, gateway)
+    context = StartupContext(service="gateway", plan=plan, routes=[],
+                             metrics=gateway.metrics.registry)
+    _call_startup(context)
+    routes.extend(context.routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        opened = None
+        if gateway.sender is None:
+            opened = gateway.sender = await asyncio.to_thread(KafkaSender, bootstrap_servers)
+        log.info("gateway for %s/%s ready", plan.owner, plan.deployment)
+        try:
+            yield
+        finally:
+            if opened is not None:
+                await asyncio.to_thread(opened.close)
+                gateway.sender = None
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
+    document = openapi.document(plan, gateway.max_sync_timeout)
+    routes = [
+        Route("/healthz", lambda request: JSONResponse({"status": "ok"})),
+        Route("/metrics", lambda request: gateway.metrics.response()),
+        Route("/openapi.json", lambda request: JSONResponse(document)),
+        Route(f"/{plan.owner}/{plan.deployment}/runs/{{run_id}}", gateway.get_run,
+              methods=["GET"]),
+    ]
+    for route in plan.routes:
+        if route.type == "http":
+            routes.append(Route(route.url, _poster(gateway, route), methods=["POST"]))
+        elif route.type == "grpc":
+            log.warning("path %s is a grpc endpoint: not served by this gateway yet", route.url)
+    return routes
+
+
+def _poster(gateway: Gateway, route: RoutePlan):
+    async def post(request: Request) -> Response:
+        return await gateway.post(request, route)
+
+    return post
+
+
+def _call_startup(context: StartupContext) -> None:
+    from algorail import plugin_manager
+
+    call_startup = getattr(plugin_manager, "call_startup", None)
+    if call_startup is not None:
+        call_startup(context)
+
+
+def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 8080,
+          results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
+          hooks: bool = True, api_keys: set[str] | None = None,
+          max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+    """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
+    process unless `hooks` is False (then run `algorail hooks` beside it)."""
+    import uvicorn
+
+    from algorail.runtime.hooks import HookDispatcher
+    from algorail.runtime.results import MemoryResultsStore
+
+    results = results if results is not None else MemoryResultsStore()
+    app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
+                     object_store=object_store, dev=dev, api_keys=api_keys,
+                     max_body_bytes=max_body_bytes)
+    dispatcher = None
+    if hooks and plan.hooks:
+        dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
+        dispatcher.start()
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                      lifespan="on")).run()
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()

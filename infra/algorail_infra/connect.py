@@ -1,0 +1,118 @@
+"""Kafka Connect: a Strimzi `KafkaConnect` that builds its image with the connector plugins.
+
+Connectors reference credentials as `${secrets:NAMESPACE/SECRET:KEY}`; the Strimzi
+Kubernetes secret config provider resolves them, and a Role lets Connect read exactly
+the Secrets listed in `readable_secrets`, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pulumi_kubernetes.rbac.v1 import (
+    PolicyRuleArgs,
+    Role,
+    RoleArgs,
+    RoleBinding,
+    RoleBindingArgs,
+    RoleRefArgs,
+    SubjectArgs,
+)
+
+from algorail_infra.config import KafkaConnectSettings
+from algorail_infra.strimzi import STRIMZI_API, StrimziOperator
+from algorail_infra.versions import CONNECT_PLUGINS, KAFKA_VERSION
+
+SECRET_PROVIDER = "io.strimzi.kafka.KubernetesSecretConfigProvider"
+
+
+@dataclass
+class KafkaConnectArgs:
+    namespace: pulumi.Input[str]
+    operator: StrimziOperator
+    bootstrap_servers: pulumi.Input[str]
+    settings: KafkaConnectSettings
+    image: str  # registry image Strimzi pushes the built Connect image to
+    plugins: list[dict]
+    readable_secrets: list[str] = field(default_factory=list)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # the Kafka cluster
+
+
+class KafkaConnect(pulumi.ComponentResource):
+    """A Connect cluster running the `KafkaConnector` CRs labelled with `cluster_name`."""
+
+    def __init__(self, name: str, args: KafkaConnectArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("algorail:infra:KafkaConnect", name, None, opts)
+        self.cluster_name = name
+        output = {"type": "docker", "image": args.image}
+        if args.settings.push_secret:
+            output["pushSecret"] = args.settings.push_secret
+        self.cluster = CustomResource(
+            f"{name}-cluster",
+            api_version=STRIMZI_API,
+            kind="KafkaConnect",
+            metadata={"name": name, "namespace": args.namespace,
+                      "annotations": {"strimzi.io/use-connector-resources": "true"}},
+            spec={
+                "version": KAFKA_VERSION,
+                "replicas": args.settings.replicas,
+                "bootstrapServers": args.bootstrap_servers,
+                "config": {
+                    "group.id": f"{name}-cluster",
+                    "offset.storage.topic": f"{name}-offsets",
+                    "config.storage.topic": f"{name}-configs",
+                    "status.storage.topic": f"{name}-status",
+                    "config.storage.replication.factor": -1,
+                    "offset.storage.replication.factor": -1,
+                    "status.storage.replication.factor": -1,
+                    "config.providers": "secrets",
+                    "config.providers.secrets.class": SECRET_PROVIDER,
+                },
+                "build": {"output": output, "plugins": args.plugins},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.operator.release, *args.depends_on]
+            ),
+        )
+        self._grant_secrets(name, args)
+        self.rest_url = pulumi.Output.concat(
+            "http://", name, "-connect-api.", args.namespace, ".svc:8083"
+        )
+        self.register_outputs({"rest_url": self.rest_url})
+
+    def _grant_secrets(self, name: str, args: KafkaConnectArgs) -> None:
+        if not args.readable_secrets:
+            return
+        role = Role(
+            f"{name}-secrets",
+            RoleArgs(
+                metadata=ObjectMetaArgs(name=f"{name}-secrets", namespace=args.namespace),
+                rules=[PolicyRuleArgs(api_groups=[""], resources=["secrets"], verbs=["get"],
+                                      resource_names=args.readable_secrets)],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        RoleBinding(
+            f"{name}-secrets",
+            RoleBindingArgs(
+                metadata=ObjectMetaArgs(name=f"{name}-secrets", namespace=args.namespace),
+                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
+                                     name=role.metadata.name),
+                subjects=[SubjectArgs(kind="ServiceAccount", name=f"{name}-connect",
+                                      namespace=args.namespace)],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def connect_plugins() -> list[dict]:
+    """The `build.plugins` list: the connectors package's own, else the pinned fallback."""
+    try:
+        from algorail.kafka_connect import connect_build_plugins
+    except ImportError:
+        return CONNECT_PLUGINS
+    return connect_build_plugins()

@@ -1,0 +1,61 @@
+"""Helm releases built one way: pinned chart, explicit release name, overridable values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
+
+from algorail_infra.versions import ChartSource
+
+# Long enough for an operator or database to become ready on a fresh cluster.
+RELEASE_TIMEOUT_S = 900
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, recursively for nested dicts; neither input is changed."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def upstream_release(resource_name: str, source: ChartSource, namespace: pulumi.Input[str],
+                     values: dict[str, Any], overrides: dict[str, Any] | None,
+                     opts: pulumi.ResourceOptions, create_namespace: bool = False) -> Release:
+    """A release of a pinned upstream chart, named `resource_name` in the cluster too."""
+    return Release(
+        resource_name,
+        ReleaseArgs(
+            name=resource_name,
+            chart=source.chart,
+            version=source.version,
+            repository_opts=RepositoryOptsArgs(repo=source.repo) if source.repo else None,
+            namespace=namespace,
+            create_namespace=create_namespace,
+            values=deep_merge(values, overrides or {}),
+            timeout=RELEASE_TIMEOUT_S,
+        ),
+        opts,
+    )
+
+
+def local_release(resource_name: str, chart: Path, namespace: pulumi.Input[str],
+                  values: pulumi.Input[dict[str, Any]], opts: pulumi.ResourceOptions) -> Release:
+    """A release of one of algorail's own charts from this checkout."""
+    return Release(
+        resource_name,
+        ReleaseArgs(
+            name=resource_name,
+            chart=str(chart),
+            namespace=namespace,
+            values=values,
+            timeout=RELEASE_TIMEOUT_S,
+        ),
+        opts,
+    )

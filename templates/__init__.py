@@ -1,0 +1,1 @@
+"""Cookiecutter templates behind `algorail new` (algo, connector, hook)."""

@@ -1,0 +1,210 @@
+"""Seldon Core 2 Pipeline manifests: every example from the Seldon docs validates and
+plans, and maps onto algorail's model as documented in algorail/seldon.py."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import EXAMPLES
+
+from algorail.errors import PipelineError
+from algorail.plan import compile_plan
+from algorail.spec import load_bindings, load_pipeline, parse_document, validate_document
+
+SELDON = EXAMPLES / "seldon"
+MANIFESTS = sorted(p for p in SELDON.glob("*.yaml") if p.name != "bindings.yaml")
+BINDINGS = load_bindings(SELDON / "bindings.yaml")
+
+
+def plan_of(name, bindings=BINDINGS):
+    return compile_plan(load_pipeline(SELDON / name, bindings=bindings))
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
+def test_every_docs_example_validates_and_plans(path):
+    for bindings in (None, BINDINGS):
+        plan = compile_plan(load_pipeline(path, bindings=bindings))
+        assert plan.runners, path
+        assert plan.error_topic == f"{plan.owner}.{plan.deployment}.errors"
+
+
+def test_docs_examples_are_all_here():
+    names = {p.stem for p in MANIFESTS}
+    assert {
+        "chain",
+        "tfsimples",
+        "tfsimples-join",
+        "conditional",
+        "error",
+        "joincheck",
+        "trigger-joins",
+        "tfsimple",
+        "tfsimple-extended",
+    } <= names
+
+
+def test_unbound_steps_call_a_v2_server():
+    plan = plan_of("chain.yaml", bindings=None)
+    model1 = plan.runner("model1")
+    assert model1.runtime == "http"
+    assert model1.url == "http://localhost:8080/v2/models/model1/infer"
+    assert model1.config == {"protocol": "v2"}
+    assert plan.owner == "seldon-mesh"
+
+
+def test_bindings_choose_the_implementation():
+    model1 = plan_of("chain.yaml").runner("model1")
+    assert (model1.runtime, model1.entrypoint, model1.url) == ("python", "stubs:identity", None)
+
+
+def test_chain_wires_pipeline_input_to_first_step_and_output_hook():
+    plan = plan_of("chain.yaml")
+    (route,) = plan.routes
+    assert route.url == "/seldon-mesh/chain/inputs"
+    assert route.hooks == ["outputs"]
+    assert plan.runner("model1").inputs[0].topic == route.topic == "seldon-mesh.chain.inputs"
+    assert plan.runner("model2").inputs[0].topic == "seldon-mesh.chain.model1.outputs"
+    (hook,) = plan.hooks
+    assert (hook.type, hook.publish_topic) == ("response", "seldon-mesh.chain.outputs")
+    assert [i.topic for i in hook.inputs] == ["seldon-mesh.chain.model2.outputs"]
+
+
+def test_join_selects_tensors_and_renames_them():
+    step = plan_of("tfsimples-join.yaml").runner("tfsimple3")
+    assert step.input_mode == "merged"
+    assert step.join.type == "inner"
+    assert [(i.name, i.fields, i.map) for i in step.inputs] == [
+        ("tfsimple1", ["OUTPUT0"], {"OUTPUT0": "INPUT0"}),
+        ("tfsimple2", ["OUTPUT1"], {"OUTPUT1": "INPUT1"}),
+    ]
+
+
+def test_chain_tensor_map_renames_whole_output():
+    step = plan_of("tfsimples.yaml").runner("tfsimple2")
+    (inp,) = step.inputs
+    assert inp.fields is None
+    assert inp.map == {"OUTPUT0": "INPUT0", "OUTPUT1": "INPUT1"}
+
+
+def test_conditional_routes_by_tensor_presence():
+    plan = plan_of("conditional.yaml")
+    (mul,) = plan.runner("mul10").inputs
+    (add,) = plan.runner("add10").inputs
+    assert (mul.fields, mul.map) == (["OUTPUT0"], {"OUTPUT0": "INPUT"})
+    assert (add.fields, add.map) == (["OUTPUT1"], {"OUTPUT1": "INPUT"})
+    (hook,) = plan.hooks
+    assert hook.join == "any"
+    assert len(hook.inputs) == 2
+
+
+def test_trigger_is_not_an_input():
+    step = plan_of("joincheck.yaml").runner("tfsimple3")
+    assert [i.name for i in step.inputs] == ["tfsimple1", "tfsimple2"]
+    (trigger,) = step.triggers
+    assert trigger.topic == "default.joincheck.check.outputs"
+    assert trigger.fields == ["OUTPUT"]
+
+
+def test_trigger_joins_on_pipeline_inputs():
+    plan = plan_of("trigger-joins.yaml")
+    mul10 = plan.runner("mul10")
+    assert mul10.triggers_join == "any"
+    assert [t.fields for t in mul10.triggers] == [["ok1"], ["ok2"]]
+    assert [i.fields for i in mul10.inputs] == [["INPUT"]]
+    assert plan.runner("add10").triggers_join == "inner"
+
+
+def test_pipeline_to_pipeline_uses_the_other_pipelines_output_topic():
+    upstream = plan_of("tfsimple.yaml")
+    downstream = plan_of("tfsimple-extended.yaml")
+    (inp,) = downstream.runner("tfsimple2").inputs
+    assert inp.topic == upstream.output_topic == "default.tfsimple.outputs"
+    assert inp.map == {"OUTPUT0": "INPUT0", "OUTPUT1": "INPUT1"}
+    external = [t for t in downstream.topics if t.external]
+    assert [t.name for t in external] == ["default.tfsimple.outputs"]
+    assert "default.tfsimple.outputs" not in downstream.created_topics()
+    assert downstream.routes == []
+
+
+def test_external_step_reference():
+    data = parse_document(
+        """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: ext, namespace: team}
+spec:
+  input:
+    externalInputs: [other.step.tfsimple1.OUTPUT0]
+  steps: [{name: s}]
+  output: {steps: [s]}
+""",
+        "ext.yaml",
+    )
+    plan = compile_plan(validate_document(data, "ext.yaml"))
+    (inp,) = plan.runner("s").inputs
+    assert inp.topic == "team.other.tfsimple1.outputs"
+    assert inp.fields == ["OUTPUT0"]
+
+
+SELDON_HEAD = "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p}\n"
+
+
+def seldon_problems(spec_yaml):
+    with pytest.raises(PipelineError) as info:
+        validate_document(parse_document(SELDON_HEAD + spec_yaml, "p.yaml"), "p.yaml")
+    return info.value.problems
+
+
+def test_unknown_step_reference():
+    (p,) = seldon_problems("spec:\n  steps: [{name: a}, {name: b, inputs: [c.outputs]}]\n")
+    assert p.rule == "seldon-ref"
+    assert p.component == "step 'b'"
+    assert p.message == (
+        "reference 'c.outputs': no step named 'c' and not this pipeline ('p'); steps: a, b"
+    )
+
+
+def test_unknown_key_in_a_step():
+    (p,) = seldon_problems("spec:\n  steps: [{name: a, input: [b]}]\n")
+    assert p.rule == "schema"
+    assert p.component == "step 'a'"
+    assert "steps.0.input" in p.message
+
+
+def test_step_inputs_reference_is_refused_clearly():
+    (p,) = seldon_problems("spec:\n  steps: [{name: a}, {name: b, inputs: [a.inputs.X]}]\n")
+    assert "does not expose a step's inputs" in p.message
+
+
+def test_cycles_detected_unlike_seldon():
+    spec = "spec:\n  steps: [{name: a, inputs: [b]}, {name: b, inputs: [a]}]\n"
+    (p,) = seldon_problems(spec)
+    assert p.rule == "cycle"
+    assert "'a', 'b' form a cycle" in p.message
+    data = parse_document(SELDON_HEAD + spec + "  allowCycles: true\n", "p.yaml")
+    assert validate_document(data, "p.yaml").spec.allow_cycles
+
+
+def test_batch_and_clean_topics_carry_over():
+    data = parse_document(
+        SELDON_HEAD
+        + "spec:\n  steps: [{name: a, batch: {size: 4, windowMs: 100, rolling: true}}]\n"
+        + "  dataflow: {cleanTopicsOnDelete: true}\n",
+        "p.yaml",
+    )
+    plan = compile_plan(validate_document(data, "p.yaml"))
+    batch = plan.runner("a").batch
+    assert (batch.size, batch.window_ms, batch.rolling) == (4, 100, True)
+    assert plan.clean_topics_on_delete
+
+
+def test_bindings_annotation():
+    text = (
+        SELDON_HEAD.replace(
+            "metadata: {name: p}",
+            "metadata:\n  name: p\n  annotations:\n    algorail.io/bindings: "
+            "'{a: {runtime: exec, command: [cat]}}'",
+        )
+        + "spec:\n  steps: [{name: a}]\n"
+    )
+    plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
+    assert plan.runner("a").command == ["cat"]

@@ -56,3 +56,9 @@ def route_url(owner: str, deployment: str, path: str) -> str:
 
 def consumer_group(owner: str, deployment: str, component: str) -> str:
     return f"algorail.{owner}.{deployment}.{component}"
+
+
+def kafka_connector_name(owner: str, deployment: str, component: str) -> str:
+    """A data source or sink on Kafka Connect; also its Strimzi `KafkaConnector` name,
+    hence lower case (a Kubernetes resource name)."""
+    return f"{owner}.{deployment}.{component}".lower()

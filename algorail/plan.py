@@ -79,6 +79,7 @@ class RunnerPlan(PlanModel):
     retry: Retry
     replicas: int = 1
     resources: dict[str, dict[str, str]] | None = None
+    base_dir: str | None = None  # where the pipeline file was: python algos are found here first
 
 
 class RoutePlan(PlanModel):
@@ -339,6 +340,7 @@ class _Compiler:
             retry=algo.retry,
             replicas=algo.replicas,
             resources=algo.resources,
+            base_dir=self.pipeline.base_dir,
         )
 
     def _source(self, src: Any) -> ConnectorPlan:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -78,7 +79,7 @@ class ConflictedName:
         self.kind = kind
         self.name = name
         self.media_type = name
-        self.owners = owners
+        self.owners = sorted(owners)
 
     @property
     def message(self) -> str:
@@ -159,23 +160,60 @@ def build_registry(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> 
 
 
 def load_entry_point_plugins(pm: pluggy.PluginManager) -> dict[str, PluginInfo]:
+    """Import and register every `algorail` entry point (those `ALGORAIL_LOAD_PLUGINS`
+    allows, when set: a comma-separated list of plugin or distribution names)."""
     allowed = os.environ.get(LOAD_ENV)
     allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed is not None else None
+    points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    per_dist = Counter(_dist_name(ep) for ep in points)
     plugins: dict[str, PluginInfo] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
-        if allow is not None and ep.name not in allow and dist_name not in allow:
+    for ep in points:
+        dist_name = _dist_name(ep)
+        name = _plugin_name(ep.name, dist_name, per_dist[dist_name])
+        if allow is not None and not allow & {name, ep.name, dist_name}:
             continue
-        name = ep.name if dist_name in (None, "algorail") else f"{dist_name}:{ep.name}"
-        info = PluginInfo(name, dist_name, dist.version if dist is not None else None)
+        info = PluginInfo(name, dist_name, ep.dist.version if ep.dist is not None else None)
         plugins[name] = info
         try:
             module = ep.load()
-            pm.register(module, name=name)
         except Exception as exc:
             info.mark_broken(f"failed to load {ep.value}: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            pm.register(module, name=name)
+            _check_hook_names(pm, name)
+        except Exception as exc:
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)
+            info.mark_broken(str(exc))
     return plugins
+
+
+def _check_hook_names(pm: pluggy.PluginManager, name: str) -> None:
+    """A hookimpl with no matching hookspec is a typo that would silently do nothing."""
+    for caller in pm.get_hookcallers(pm.get_plugin(name)) or []:
+        if not caller.has_spec():
+            raise AlgorailError(
+                f"{name} implements an unknown hook {caller.name!r}; algorail's hooks are: "
+                + ", ".join(hook_names())
+            )
+
+
+def hook_names() -> list[str]:
+    """The names of algorail's hooks (the hookspecs)."""
+    return sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "algorail_spec"))
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    return ep.dist.metadata["Name"] if ep.dist is not None else None
+
+
+def _plugin_name(entry_point: str, dist_name: str | None, points_in_dist: int) -> str:
+    """algorail's own plugins by entry point; others by distribution, plus the entry
+    point when one distribution has several."""
+    if dist_name in (None, "algorail"):
+        return entry_point
+    return dist_name if points_in_dist == 1 else f"{dist_name}:{entry_point}"
 
 
 _registry: Registry | None = None

@@ -18,6 +18,7 @@ from algorail.errors import AlgorailError
 
 # template -> the registry table its plugin adds a name to
 TEMPLATES = {"algo": "algos", "connector": "connectors", "hook": "hook_types"}
+LABELS = {"algo": "packaged algo", "connector": "connector", "hook": "hook type"}
 PACKAGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DISTRIBUTION_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -110,7 +111,7 @@ def check_names(kind: str, answers: dict[str, Any], registry: Any = None) -> lis
             "digits and underscores, starting with a letter"
         )
     elif _importable(package):
-        problems.append(f"package {package!r} already exists in this environment; pick another name")
+        problems.append(f"package {package!r} already exists here; pick another name")
     if not DISTRIBUTION_RE.match(distribution):
         problems.append(
             f"distribution {distribution!r} is not a safe project name: use lower-case "
@@ -128,7 +129,7 @@ def check_names(kind: str, answers: dict[str, Any], registry: Any = None) -> lis
             registry = get_registry()
         if name in getattr(registry, TEMPLATES[kind]):
             problems.append(
-                f"an installed plugin already offers a {kind} named {name!r} "
+                f"an installed plugin already offers a {LABELS[kind]} named {name!r} "
                 "(see `algorail plugins`); pick another name"
             )
     return problems

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -174,14 +175,16 @@ class DevPipeline:
         from algorail.spec import load_bindings, load_pipeline
 
         self.file = Path(file)
-        pipeline = load_pipeline(self.file, bindings=load_bindings(str(bindings) if bindings else None))
+        pipeline = load_pipeline(self.file, bindings=load_bindings(bindings))
         self.owner, self.deployment = pipeline.owner, pipeline.name
         self.bootstrap_servers = bootstrap_servers
         self.bindings = bindings
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"algorail-dev-{os.getpid()}-{id(self)}.log"
+        handle, log = tempfile.mkstemp(prefix="algorail-dev-", suffix=".log")
+        os.close(handle)
+        self.log = Path(log)
 
     @property
     def url(self) -> str:
@@ -212,30 +215,40 @@ class DevPipeline:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise DevModeError(f"algorail dev exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self._announced_ready():
+                try:
+                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
             time.sleep(0.2)
         self.stop()
         raise DevModeError(
             f"algorail dev was not ready within {self.startup_timeout:.0f}s:\n{self.output()}"
         )
 
+    def _announced_ready(self) -> bool:
+        """Dev mode prints a line starting with its ready word once every component runs."""
+        try:
+            from algorail.runtime.dev import READY_WORD
+        except ImportError:
+            return True
+        return any(line.startswith(f"{READY_WORD}:") for line in self.output().splitlines())
+
     def output(self) -> str:
         """What dev mode printed so far."""
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
 
-    def post(self, path: str, payload: Any, *, sync: bool = True, timeout: float = 30.0) -> Any:
-        """POST a JSON payload to an endpoint path; returns the `httpx.Response`."""
+    def post(self, path: str, payload: Any, *, sync: bool = True, timeout: float = 60.0) -> Any:
+        """POST a JSON payload to an endpoint path; returns the `httpx.Response`. A sync
+        call waits up to `timeout` seconds for the pipeline's result."""
         import httpx
 
         from algorail import naming
 
         url = self.url + naming.route_url(self.owner, self.deployment, path)
-        params = {"sync": "true"} if sync else {}
-        return httpx.post(url, json=payload, params=params, timeout=timeout)
+        params = {"sync": "true", "timeout": f"{timeout:g}"} if sync else {}
+        return httpx.post(url, json=payload, params=params, timeout=timeout + 5)
 
     def stop(self) -> None:
         """Stop dev mode and everything it started (its process group)."""

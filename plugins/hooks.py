@@ -1,29 +1,151 @@
-"""Built-in hook types: webhook (POST to URLs) and response (the run's result)."""
+"""Built-in hook types: webhook (POST to URLs) and response (the run's result).
+
+The hook dispatcher retries a delivery that raises `DeliveryFailed` (hook config
+`retries`, `backoffMs`, `maxBackoffMs`) and then sends it to the hook's dead-letter topic;
+any other exception goes to the dead-letter topic at once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import socket
+import threading
+from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlsplit
 
-from algorail.extensions import DeliveryContext, HookType
+from algorail.errors import AlgorailError
+from algorail.extensions import DeliveryContext, DeliveryFailed, HookType
 from algorail.hookspecs import hookimpl
+
+SIGNATURE_HEADER = "X-Algorail-Signature"
+RETRYABLE_STATUS = {408, 425, 429}
+NUMERIC_KEYS = ("timeoutMs", "retries", "backoffMs", "maxBackoffMs")
+
+
+class WebhookRefused(AlgorailError):
+    """A delivery that trying again will not fix: a forbidden URL, a 4xx answer, no secret."""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Algorail-Signature` value: ``sha256=`` and the HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_url_allowed(url: str) -> None:
+    """Refuse URLs whose host resolves to loopback, link-local, private or reserved
+    addresses (a webhook must not reach into the cluster's own network)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise DeliveryFailed(f"cannot resolve {host!r}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if (address.is_loopback or address.is_link_local or address.is_private
+                or address.is_reserved or address.is_multicast or address.is_unspecified):
+            raise WebhookRefused(
+                f"webhook URL {url} resolves to {address}, a loopback/link-local/private "
+                "address; use a public URL (dev mode allows private ones)"
+            )
 
 
 class WebhookHook(HookType):
     name = "webhook"
     description = "POSTs each result as JSON to config.urls, with retries and HMAC signing."
 
+    def __init__(self) -> None:
+        self._client = None
+        # URLs already reached per (run, hook), so a retry after a partial failure
+        # does not deliver twice to the URLs that answered
+        self._reached: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
     def validate(self, hook: Any, pipeline: Any) -> list[str]:
-        urls = hook.config.get("urls")
+        config = hook.config
+        urls = config.get("urls")
         if not isinstance(urls, list) or not urls:
             return ["the webhook hook needs config.urls: a list of http(s) URLs"]
-        return [
+        problems = [
             f"config.urls: {u!r} is not an http(s) URL"
             for u in urls
             if not (isinstance(u, str) and u.startswith(("http://", "https://")))
         ]
+        problems += [
+            f"config.{key}: must be a whole number of at least 0, got {config[key]!r}"
+            for key in NUMERIC_KEYS
+            if key in config and not (isinstance(config[key], int) and config[key] >= 0)
+        ]
+        if "headers" in config and not isinstance(config["headers"], dict):
+            problems.append("config.headers: must be a mapping of header names to values")
+        return problems
 
     def deliver(self, hook: Any, payload: Any, context: DeliveryContext) -> Any:
-        raise NotImplementedError
+        import httpx
+
+        config = hook.config
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "X-Algorail-Run-Id": context.run_id,
+                   "X-Algorail-Hook": hook.name, "X-Algorail-Attempt": str(context.attempt),
+                   **{k: str(v) for k, v in config.get("headers", {}).items()}}
+        if context.headers.get("traceparent"):
+            headers["traceparent"] = context.headers["traceparent"]
+        secret = self._secret(config)
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, body)
+        reached = self._reached_for(context.run_id, hook.name)
+        answers = []
+        for url in config["urls"]:
+            if url in reached:
+                continue
+            if not context.allow_private_urls:
+                check_url_allowed(url)
+            try:
+                response = self._http().request(config.get("method", "POST"), url,
+                                                 content=body, headers=headers,
+                                                 timeout=config.get("timeoutMs", 5000) / 1000)
+            except httpx.HTTPError as exc:
+                raise DeliveryFailed(f"{url}: {type(exc).__name__}: {exc}") from exc
+            if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
+                raise DeliveryFailed(f"{url} answered {response.status_code}")
+            if response.status_code >= 300:
+                raise WebhookRefused(f"{url} answered {response.status_code}: "
+                                     f"{response.text[:200]}")
+            reached.add(url)
+            answers.append({"url": url, "status": response.status_code})
+        with self._lock:
+            self._reached.pop((context.run_id, hook.name), None)
+        return {"delivered": answers}
+
+    @staticmethod
+    def _secret(config: dict[str, Any]) -> str | None:
+        if config.get("secret"):
+            return str(config["secret"])
+        name = config.get("secretEnv")
+        if not name:
+            return None
+        if not os.environ.get(name):
+            raise WebhookRefused(f"the webhook's secretEnv names {name}, which is not set in "
+                                 "the hook dispatcher's environment")
+        return os.environ[name]
+
+    def _reached_for(self, run_id: str, hook: str) -> set[str]:
+        with self._lock:
+            reached = self._reached.setdefault((run_id, hook), set())
+            while len(self._reached) > 10_000:
+                self._reached.popitem(last=False)
+            return reached
+
+    def _http(self):
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(follow_redirects=False)
+        return self._client
 
 
 class ResponseHook(HookType):

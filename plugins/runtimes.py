@@ -1,11 +1,29 @@
-"""Built-in algo runtimes: python (in-process), exec (a command), http (a URL)."""
+"""Built-in algo runtimes: python (in-process), exec (a command), http (a URL).
+
+Each `open()` returns an `AlgoCall` that follows `algorail.runtime.convention`.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
+from algorail.errors import AlgorailError
 from algorail.extensions import AlgoCall, AlgoRuntime
 from algorail.hookspecs import hookimpl
+
+
+class AlgoFailed(Exception):
+    """One call of an algo failed; the runner reports it for that run and goes on."""
+
+
+class AlgoNotFound(AlgorailError):
+    """An algo's code cannot be found or opened."""
 
 
 class PythonRuntime(AlgoRuntime):
@@ -20,7 +38,42 @@ class PythonRuntime(AlgoRuntime):
         return []
 
     def open(self, runner: Any) -> AlgoCall:
-        raise NotImplementedError
+        module_name, _, func_name = (runner.entrypoint or "").partition(":")
+        module = load_module(module_name, getattr(runner, "base_dir", None))
+        func = getattr(module, func_name, None)
+        if not callable(func):
+            raise AlgoNotFound(
+                f"algo {runner.component!r}: module {module_name!r} has no function "
+                f"{func_name!r}; fix entrypoint"
+            )
+        return PythonCall(func)
+
+
+def load_module(name: str, base_dir: str | None) -> Any:
+    """Import `name` from a file next to the pipeline first, then from sys.path."""
+    if base_dir:
+        stem = Path(base_dir, *name.split("."))
+        for path in (stem.with_suffix(".py"), stem / "__init__.py"):
+            if path.is_file():
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        where = f" next to the pipeline ({base_dir}) or" if base_dir else ""
+        raise AlgoNotFound(
+            f"cannot import {name!r}{where} on sys.path: {exc}; check the algo's entrypoint"
+        ) from exc
+
+
+class PythonCall(AlgoCall):
+    def __init__(self, func: Any):
+        self.func = func
+
+    def __call__(self, payload: Any) -> Any:
+        return self.func(payload)
 
 
 class ExecRuntime(AlgoRuntime):
@@ -33,7 +86,30 @@ class ExecRuntime(AlgoRuntime):
         return []
 
     def open(self, runner: Any) -> AlgoCall:
-        raise NotImplementedError
+        return ExecCall(list(runner.command), {**os.environ, **runner.env},
+                        runner.timeout_ms / 1000, getattr(runner, "base_dir", None))
+
+
+class ExecCall(AlgoCall):
+    """One process per call. A non-zero exit is an error that keeps the end of stderr."""
+
+    def __init__(self, command: list[str], env: dict[str, str], timeout: float, cwd: str | None):
+        self.command, self.env, self.timeout, self.cwd = command, env, timeout, cwd
+
+    def __call__(self, payload: Any) -> Any:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            proc = subprocess.run(self.command, input=data, capture_output=True, env=self.env,
+                                  timeout=self.timeout, cwd=self.cwd)
+        except subprocess.TimeoutExpired:
+            raise AlgoFailed(f"{self.command[0]} took longer than {self.timeout:g}s") from None
+        except OSError as exc:
+            raise AlgoFailed(f"cannot run {self.command[0]}: {exc.strerror}") from None
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace").strip()[-2000:]
+            raise AlgoFailed(f"{self.command[0]} exited with status {proc.returncode}: {stderr}")
+        out = proc.stdout.strip()
+        return json.loads(out) if out else None
 
 
 class HttpRuntime(AlgoRuntime):
@@ -46,7 +122,94 @@ class HttpRuntime(AlgoRuntime):
         return []
 
     def open(self, runner: Any) -> AlgoCall:
-        raise NotImplementedError
+        return HttpCall(runner.url, runner.config, runner.timeout_ms / 1000)
+
+
+class HttpCall(AlgoCall):
+    """POST JSON (or V2 inference JSON); a non-2xx status is an error."""
+
+    def __init__(self, url: str, config: dict[str, Any], timeout: float):
+        import httpx
+
+        self.url = url
+        self.v2 = config.get("protocol") == "v2"
+        self.client = httpx.Client(timeout=timeout, headers=config.get("headers") or {})
+
+    def __call__(self, payload: Any) -> Any:
+        import httpx
+
+        body = v2_request(payload) if self.v2 else payload
+        try:
+            response = self.client.post(self.url, json=body)
+        except httpx.HTTPError as exc:
+            raise AlgoFailed(f"POST {self.url} failed: {exc}") from None
+        if response.status_code >= 300:
+            raise AlgoFailed(f"POST {self.url} returned {response.status_code}: "
+                             f"{response.text[:2000]}")
+        if not response.content:
+            return None
+        data = response.json()
+        return v2_response(data) if self.v2 else data
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- V2 inference protocol --------------------------------------------------------------
+
+def _flatten(value: Any) -> tuple[list[Any], list[int]]:
+    if not isinstance(value, list):
+        return [value], []
+    if not value or not isinstance(value[0], list):
+        return list(value), [len(value)]
+    data: list[Any] = []
+    inner: list[int] = []
+    for item in value:
+        flat, inner = _flatten(item)
+        data.extend(flat)
+    return data, [len(value), *inner]
+
+
+def _datatype(data: list[Any]) -> str:
+    if all(isinstance(x, bool) for x in data):
+        return "BOOL"
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in data):
+        return "INT64"
+    if all(isinstance(x, int | float) for x in data):
+        return "FP64"
+    return "BYTES"
+
+
+def v2_request(tensors: Any) -> dict[str, Any]:
+    """{name: nested list, or {data, shape, datatype}} -> a V2 inference request."""
+    if not isinstance(tensors, dict):
+        raise AlgoFailed("the V2 protocol needs a dict of named tensors as input")
+    inputs = []
+    for name, value in tensors.items():
+        if isinstance(value, dict) and "data" in value:
+            data, shape = _flatten(value["data"])
+            inputs.append({"name": name, "shape": value.get("shape", shape),
+                           "datatype": value.get("datatype", _datatype(data)), "data": data})
+        else:
+            data, shape = _flatten(value)
+            inputs.append({"name": name, "shape": shape, "datatype": _datatype(data),
+                           "data": data})
+    return {"inputs": inputs}
+
+
+def _reshape(data: list[Any], shape: list[int]) -> Any:
+    if len(shape) <= 1:
+        return list(data)
+    step = len(data) // shape[0] if shape[0] else 0
+    return [_reshape(data[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def v2_response(body: dict[str, Any]) -> dict[str, Any]:
+    """A V2 inference response -> {output name: nested list}."""
+    outputs = body.get("outputs")
+    if not isinstance(outputs, list):
+        raise AlgoFailed("the V2 inference response has no 'outputs' list")
+    return {o["name"]: _reshape(o.get("data", []), o.get("shape") or []) for o in outputs}
 
 
 @hookimpl

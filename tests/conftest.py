@@ -69,6 +69,44 @@ def mariadb_url():
     return MARIADB_URL
 
 
+SCRATCH_SERVERS = {
+    "postgresql": ("127.0.0.1", 5432, "postgresql+psycopg://postgres@127.0.0.1:5432"),
+    "mariadb": ("127.0.0.1", 3306, "mysql+pymysql://root@127.0.0.1:3306"),
+}
+
+
+@pytest.fixture(scope="session")
+def scratch_database(tmp_path_factory):
+    """Factory: `scratch_database("sqlite"|"postgresql"|"mariadb")` -> URL of a new, empty
+    database of your own (algorail_test_<random>), dropped when the session ends."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    created = []
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        host, port, server = SCRATCH_SERVERS[kind]
+        if not _reachable(host, port):
+            pytest.skip(f"{kind} is not running on {host}:{port} (.ci/run starts it)")
+        name = f"algorail_test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(f"{server}/{'test' if kind == 'mariadb' else 'postgres'}",
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        created.append((kind, admin, name))
+        return f"{server}/{name}"
+
+    yield make
+    for kind, admin, name in created:
+        force = " WITH (FORCE)" if kind == "postgresql" else ""
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """An S3/SQS-compatible server on loopback (moto), through the same boto3 code."""
@@ -108,3 +146,52 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def read_topic(bootstrap_servers: str, topic: str, idle_ms: int = 1500) -> list:
+    """Every record of a one-partition topic from the start (no consumer group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
+                             consumer_timeout_ms=idle_ms)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+class AsgiServer:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread:
+    ``with AsgiServer(app) as server: httpx.get(server.url + "/healthz")``."""
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        import uvicorn
+
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = None
+
+    def start(self, timeout: float = 20.0) -> AsgiServer:
+        import threading
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        if not wait_until(lambda: self.server.started, timeout=timeout):
+            self.stop()
+            raise RuntimeError(f"the ASGI app did not start on {self.url}")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)
+
+    def __enter__(self) -> AsgiServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -25,9 +25,10 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("plugin", "version", "status", "provides", title="Plugins")
+    table = Table(Column("plugin", no_wrap=True), "version", "status", "provides",
+                  title="Plugins")
     for info in infos:
         provides = "\n".join(
             f"{kind}: {', '.join(info.provides[kind])}"

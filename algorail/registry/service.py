@@ -61,7 +61,9 @@ def semver_key(version: str) -> tuple:
 def parse_ref(ref: str) -> tuple[str, str, str]:
     match = naming.REF_RE.match(ref)
     if not match:
-        raise Invalid(f"{ref!r} is not a reference: write OWNER/NAME:VERSION, e.g. alice/hello:1.0.0")
+        raise Invalid(
+            f"{ref!r} is not a reference: write OWNER/NAME:VERSION, e.g. alice/hello:1.0.0"
+        )
     return match["owner"], match["name"], match["version"]
 
 
@@ -499,7 +501,7 @@ class Registry:
                 d.pipeline_version_id = self._find_version(s, p_owner, pname, version).id
             if settings is not None:
                 d.settings = {**d.settings, **settings}
-            if d.target == "local" and d.state == "running":
+            if d.target == "local":
                 supervisor.stop(d.target, d.runtime)
             s.commit()
             s.refresh(d)

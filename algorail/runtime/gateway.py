@@ -78,10 +78,10 @@ class KafkaSender:
     and its acknowledgement is awaited through the producer's future callbacks."""
 
     def __init__(self, bootstrap_servers: str):
-        from kafka import KafkaProducer
+        from algorail.runtime import kafka_io
 
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=0,
-                                      acks=1, max_block_ms=10_000)
+        self.producer = kafka_io.make_producer(bootstrap_servers, linger_ms=0,
+                                               max_block_ms=10_000)
 
     async def send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         loop = asyncio.get_running_loop()

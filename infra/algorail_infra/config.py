@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 
 from algorail.errors import AlgorailError
+from algorail_infra.versions import CHARTS
 
 SQL_ENGINES = ("postgresql", "mariadb")
 
@@ -89,7 +90,7 @@ class Settings:
     sql: SqlSettings = field(default_factory=SqlSettings)
     algorail_chart: Path = Path("../charts/algorail")
     pipeline_chart: Path = Path("../charts/algorail-pipeline")
-    algorail_values: dict[str, Any] = field(default_factory=dict)
+    image: dict[str, str] = field(default_factory=dict)  # algorail image for both charts
     pipelines: tuple[PipelineEntry, ...] = ()
     chart_versions: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-service overrides
@@ -119,7 +120,7 @@ def load_settings(config: pulumi.Config, base_dir: Path | None = None) -> Settin
         sql=SqlSettings(**_fields(sql, SqlSettings, "sql"), dsn=config.get_secret("sqlDsn")),
         algorail_chart=base / (config.get("algorailChart") or "../charts/algorail"),
         pipeline_chart=base / (config.get("pipelineChart") or "../charts/algorail-pipeline"),
-        algorail_values=config.get_object("algorailValues") or {},
+        image=config.get_object("image") or {},
         pipelines=tuple(_pipeline(p, base) for p in config.get_object("pipelines") or []),
         chart_versions=config.get_object("chartVersions") or {},
         values=config.get_object("values") or {},
@@ -161,11 +162,12 @@ def check(settings: Settings) -> None:
             f"sql.engine is {settings.sql.engine!r}: "
             "pulumi config set --path sql.engine postgresql (or mariadb)"
         )
-    unknown = sorted(set(settings.values) - set(SERVICES))
-    if unknown:
-        problems.append(
-            f"values has unknown services {', '.join(unknown)}; known: {', '.join(SERVICES)}"
-        )
+    for key, known in (("values", SERVICES), ("chartVersions", tuple(CHARTS))):
+        unknown = sorted(set(getattr(settings, _snake(key))) - set(known))
+        if unknown:
+            problems.append(
+                f"{key} has unknown services {', '.join(unknown)}; known: {', '.join(known)}"
+            )
     if problems:
         raise InfraConfigError("stack configuration:\n  " + "\n  ".join(problems))
 
@@ -196,6 +198,10 @@ def _fields(section: dict[str, Any], cls: type, key: str) -> dict[str, Any]:
             f"known keys: {', '.join(sorted(known))}"
         )
     return {known[k]: v for k, v in section.items()}
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def _camel(name: str) -> str:

@@ -1,8 +1,10 @@
 """Kafka Connect: a Strimzi `KafkaConnect` that builds its image with the connector plugins.
 
-Connectors reference credentials as `${secrets:NAMESPACE/SECRET:KEY}`; the Strimzi
-Kubernetes secret config provider resolves them, and a Role lets Connect read exactly
-the Secrets listed in `readable_secrets`, nothing else.
+The build section (plugin artifacts) and the worker's config providers come from
+`algorail.kafka_connect`, next to the connectors that need them. Connectors reference
+credentials as `${secrets:NAMESPACE/SECRET:KEY}`; the Strimzi Kubernetes secret config
+provider resolves them, and a Role lets Connect read exactly the Secrets listed in
+`readable_secrets`, nothing else.
 """
 
 from __future__ import annotations
@@ -12,21 +14,12 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
-from pulumi_kubernetes.rbac.v1 import (
-    PolicyRuleArgs,
-    Role,
-    RoleArgs,
-    RoleBinding,
-    RoleBindingArgs,
-    RoleRefArgs,
-    SubjectArgs,
-)
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
+from algorail.kafka_connect import kafka_connect_build, worker_config
 from algorail_infra.config import KafkaConnectSettings
 from algorail_infra.strimzi import STRIMZI_API, StrimziOperator
-from algorail_infra.versions import CONNECT_PLUGINS, KAFKA_VERSION
-
-SECRET_PROVIDER = "io.strimzi.kafka.KubernetesSecretConfigProvider"
+from algorail_infra.versions import KAFKA_VERSION
 
 
 @dataclass
@@ -36,7 +29,6 @@ class KafkaConnectArgs:
     bootstrap_servers: pulumi.Input[str]
     settings: KafkaConnectSettings
     image: str  # registry image Strimzi pushes the built Connect image to
-    plugins: list[dict]
     readable_secrets: list[str] = field(default_factory=list)
     depends_on: list[pulumi.Resource] = field(default_factory=list)  # the Kafka cluster
 
@@ -48,9 +40,6 @@ class KafkaConnect(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:KafkaConnect", name, None, opts)
         self.cluster_name = name
-        output = {"type": "docker", "image": args.image}
-        if args.settings.push_secret:
-            output["pushSecret"] = args.settings.push_secret
         self.cluster = CustomResource(
             f"{name}-cluster",
             api_version=STRIMZI_API,
@@ -69,10 +58,9 @@ class KafkaConnect(pulumi.ComponentResource):
                     "config.storage.replication.factor": -1,
                     "offset.storage.replication.factor": -1,
                     "status.storage.replication.factor": -1,
-                    "config.providers": "secrets",
-                    "config.providers.secrets.class": SECRET_PROVIDER,
+                    **worker_config(),
                 },
-                "build": {"output": output, "plugins": args.plugins},
+                "build": kafka_connect_build(args.image, args.settings.push_secret or None),
             },
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[args.operator.release, *args.depends_on]
@@ -87,32 +75,21 @@ class KafkaConnect(pulumi.ComponentResource):
     def _grant_secrets(self, name: str, args: KafkaConnectArgs) -> None:
         if not args.readable_secrets:
             return
+        metadata = ObjectMetaArgs(name=f"{name}-secrets", namespace=args.namespace)
         role = Role(
             f"{name}-secrets",
-            RoleArgs(
-                metadata=ObjectMetaArgs(name=f"{name}-secrets", namespace=args.namespace),
-                rules=[PolicyRuleArgs(api_groups=[""], resources=["secrets"], verbs=["get"],
-                                      resource_names=args.readable_secrets)],
-            ),
+            metadata=metadata,
+            rules=[PolicyRuleArgs(api_groups=[""], resources=["secrets"], verbs=["get"],
+                                  resource_names=args.readable_secrets)],
             opts=pulumi.ResourceOptions(parent=self),
         )
         RoleBinding(
             f"{name}-secrets",
-            RoleBindingArgs(
-                metadata=ObjectMetaArgs(name=f"{name}-secrets", namespace=args.namespace),
-                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
-                                     name=role.metadata.name),
-                subjects=[SubjectArgs(kind="ServiceAccount", name=f"{name}-connect",
-                                      namespace=args.namespace)],
-            ),
+            metadata=metadata,
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
+                                 name=role.metadata.name),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=f"{name}-connect",
+                                  namespace=args.namespace)],
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-
-def connect_plugins() -> list[dict]:
-    """The `build.plugins` list: the connectors package's own, else the pinned fallback."""
-    try:
-        from algorail.kafka_connect import connect_build_plugins
-    except ImportError:
-        return CONNECT_PLUGINS
-    return connect_build_plugins()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_random as random
-from pulumi_kubernetes.core.v1 import Secret, SecretArgs
+from pulumi_kubernetes.core.v1 import Secret
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 
@@ -25,10 +25,8 @@ def kubernetes_secret(name: str, namespace: pulumi.Input[str],
     """An Opaque Secret named `name` whose every value is kept secret in Pulumi's state."""
     return Secret(
         name,
-        SecretArgs(
-            metadata=ObjectMetaArgs(name=name, namespace=namespace),
-            type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
-        ),
+        metadata=ObjectMetaArgs(name=name, namespace=namespace),
+        type="Opaque",
+        string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,19 @@ from algorail_infra.versions import ChartSource
 RELEASE_TIMEOUT_S = 900
 
 
+@dataclass(kw_only=True)
+class ChartArgs:
+    """What every component installing one upstream chart is given; subclasses add
+    their service's settings."""
+
+    namespace: pulumi.Input[str]
+    chart: ChartSource
+    values: dict[str, Any] = field(default_factory=dict)  # overrides of the program's values
+
+
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, recursively for nested dicts; neither input is changed."""
+    """`extra` over `base`, recursively for nested dicts. Unlike `algorail.render.deep_merge`
+    it copies nothing, because these values hold Pulumi Outputs (which cannot be copied)."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pulumi
 
-from algorail_infra.helm import upstream_release
-from algorail_infra.versions import ChartSource
+from algorail_infra.helm import ChartArgs, upstream_release
 
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 
 
-@dataclass
-class StrimziOperatorArgs:
-    namespace: pulumi.Input[str]
-    chart: ChartSource
-    values: dict[str, Any] = field(default_factory=dict)
+@dataclass(kw_only=True)
+class StrimziOperatorArgs(ChartArgs):
+    """The operator needs nothing beyond its chart."""
 
 
 class StrimziOperator(pulumi.ComponentResource):

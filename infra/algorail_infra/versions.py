@@ -43,26 +43,6 @@ EMISSARY_CRDS_URL = f"https://app.getambassador.io/yaml/emissary/{EMISSARY_VERSI
 KAFKA_VERSION = "4.1.0"
 KAFKA_METADATA_VERSION = "4.1-IV1"
 
-# Kafka Connect plugins built into the Connect image when the connectors package
-# (algorail.kafka_connect) does not provide its own list. Strimzi `build.plugins` format.
-CONNECT_PLUGINS: list[dict] = [
-    {
-        "name": "jdbc",
-        "artifacts": [{
-            "type": "maven", "repository": "https://packages.confluent.io/maven/",
-            "group": "io.confluent", "artifact": "kafka-connect-jdbc", "version": "10.8.0",
-        }],
-    },
-    {
-        "name": "debezium-postgres",
-        "artifacts": [{
-            "type": "maven", "group": "io.debezium",
-            "artifact": "debezium-connector-postgres", "version": "3.0.7.Final",
-        }],
-    },
-]
-
-
 def chart(service: str, overrides: dict[str, str] | None = None) -> ChartSource:
     """The pinned chart of `service`, with a per-stack version override if one is set."""
     source = CHARTS[service]

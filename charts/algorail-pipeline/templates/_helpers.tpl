@@ -10,7 +10,7 @@ Named helpers for the algorail-pipeline chart. Every name, topic and route comes
 
 {{/* The release-scoped prefix of every object: fullnameOverride, else the release name. */}}
 {{- define "algorail-pipeline.fullname" -}}
-{{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 53 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* chart-version label value. */}}
@@ -31,10 +31,17 @@ changed the name, a short hash of the original keeps two names that differ only 
 {{- end -}}
 {{- end -}}
 
-{{/* The object name for one plan component: "<fullname>-<component>", at most 63 characters. */}}
+{{/*
+The object name for one plan component: "<fullname>-<component>"; past 63 characters it is
+cut and a hash of the whole keeps it unique.
+*/}}
 {{- define "algorail-pipeline.componentName" -}}
-{{- $name := include "algorail-pipeline.dnsName" .name -}}
-{{- printf "%s-%s" (include "algorail-pipeline.fullname" .root) $name | trunc 63 | trimSuffix "-" -}}
+{{- $full := printf "%s-%s" (include "algorail-pipeline.fullname" .root) (include "algorail-pipeline.dnsName" .name) -}}
+{{- if le (len $full) 63 -}}
+{{- $full -}}
+{{- else -}}
+{{- printf "%s-%s" ($full | trunc 54 | trimSuffix "-") (sha256sum $full | trunc 8) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* A KafkaTopic object name (a DNS-1123 subdomain; dots allowed) for a plan topic name. */}}

@@ -1,0 +1,61 @@
+"""`algorail dev` and `algorail runner`: run pipelines on Kafka.
+
+Nothing heavy is imported at module level, so `algorail --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from algorail.cli import bindings_option, load
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+@click.command()
+@click.option("--plan", "plan_path", required=True, envvar="ALGORAIL_PLAN",
+              type=click.Path(exists=True, dir_okay=False),
+              help="Plan JSON written by `algorail plan -o`.")
+@click.option("--component", required=True, envvar="ALGORAIL_COMPONENT",
+              help="The algo of the plan to run.")
+@click.option("--bootstrap-servers", required=True, envvar="ALGORAIL_BOOTSTRAP_SERVERS",
+              help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT].")
+@click.option("--metrics-port", type=int, default=0, show_default=True,
+              envvar="ALGORAIL_METRICS_PORT",
+              help="Serve /metrics and /healthz on this port (0: off).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              envvar="ALGORAIL_METRICS_HOST", help="Address for /metrics (0.0.0.0 in a pod).")
+def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port: int,
+           metrics_host: str) -> None:
+    """Run one algo of a plan: consume its inputs, call it, produce its outputs."""
+    from algorail.commands.serve import _load_plan
+    from algorail.runtime.runner import run_runner
+
+    _logging()
+    run_runner(_load_plan(plan_path), component, bootstrap_servers,
+               metrics_port=metrics_port or None, metrics_host=metrics_host)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--port", type=int, default=8080, show_default=True, help="Gateway port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Gateway address.")
+@click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
+              help="Use this Kafka instead of starting an embedded broker.")
+@click.option("--deployment", help="Deployment name (default: the pipeline's name).")
+@bindings_option
+def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
+        deployment: str | None, bindings: str | None) -> None:
+    """Run pipeline FILE locally: broker, runners, gateway and hooks; Ctrl-C stops all."""
+    from algorail.plan import compile_plan
+    from algorail.runtime.dev import run_dev
+
+    _logging()
+    plan = compile_plan(load(file, bindings), deployment=deployment)
+    run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
+            echo=lambda line: click.echo(line))

@@ -1,0 +1,105 @@
+"""`algorail gateway` and `algorail hooks`: the services clients and hooks talk to.
+
+Options fall back to ALGORAIL_* environment variables, which is how the charts set them.
+Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import click
+
+from algorail.errors import AlgorailError
+
+
+def _common(func):
+    options = [
+        click.option("--plan", "plan_path", required=True, envvar="ALGORAIL_PLAN",
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="Plan JSON written by `algorail plan -o`."),
+        click.option("--bootstrap-servers", required=True, envvar="ALGORAIL_BOOTSTRAP_SERVERS",
+                     help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]."),
+        click.option("--results-url", envvar="ALGORAIL_RESULTS_URL",
+                     help="redis://HOST:PORT/DB for run results (default: in memory)."),
+        click.option("--results-ttl", type=int, default=86_400, show_default=True,
+                     envvar="ALGORAIL_RESULTS_TTL", help="Seconds Redis keeps a run's results."),
+        click.option("--dev", is_flag=True,
+                     help="Dev mode: webhooks may reach private/loopback URLs."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load_plan(path: str):
+    from pydantic import ValidationError
+
+    from algorail.plan import Plan
+
+    try:
+        return Plan.from_file(path)
+    except (ValidationError, ValueError) as exc:
+        raise AlgorailError(f"{path} is not a plan written by `algorail plan -o`: {exc}") from exc
+
+
+@click.command()
+@_common
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ALGORAIL_HOST",
+              help="Address to listen on (0.0.0.0 in a container).")
+@click.option("--port", type=int, default=8080, show_default=True, envvar="ALGORAIL_PORT")
+@click.option("--object-store-url", envvar="ALGORAIL_OBJECT_STORE_URL",
+              help="s3://BUCKET?endpoint=URL or a folder, for fileReference paths.")
+@click.option("--api-keys-file", envvar="ALGORAIL_API_KEYS_FILE",
+              type=click.Path(dir_okay=False),
+              help="File with one API key per line; requests must send one of them.")
+@click.option("--max-body-bytes", type=int, default=10 * 1024 * 1024, show_default=True,
+              envvar="ALGORAIL_MAX_BODY_BYTES")
+@click.option("--with-hooks/--no-hooks", default=False, show_default=True,
+              help="Also run the hook dispatcher in this process.")
+def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, port,
+            object_store_url, api_keys_file, max_body_bytes, with_hooks) -> None:
+    """Serve a plan's endpoints over HTTP: POST to start runs, GET runs/{runId}, sync mode."""
+    import logging
+
+    from algorail.runtime.gateway import load_api_keys, serve
+    from algorail.runtime.objectstore import open_object_store
+    from algorail.runtime.results import open_results_store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    plan = _load_plan(plan_path)
+    click.echo(f"algorail gateway: {plan.owner}/{plan.deployment} on http://{host}:{port}",
+               err=True)
+    serve(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
+          results=open_results_store(results_url, ttl=results_ttl),
+          object_store=open_object_store(object_store_url) if object_store_url else None,
+          dev=dev, hooks=with_hooks,
+          api_keys=load_api_keys(api_keys_file) if api_keys_file else None,
+          max_body_bytes=max_body_bytes)
+
+
+@click.command()
+@_common
+def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev) -> None:
+    """Run a plan's hook dispatcher: deliver hook payloads and record run results."""
+    import logging
+    import signal
+    import threading
+
+    from algorail.runtime.hooks import HookDispatcher
+    from algorail.runtime.results import open_results_store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    plan = _load_plan(plan_path)
+    if results_url is None and not dev:
+        click.echo("algorail hooks: no --results-url: results are kept in this process only "
+                   "and no gateway can read them", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    dispatcher = HookDispatcher(plan, bootstrap_servers,
+                                open_results_store(results_url, ttl=results_ttl),
+                                allow_private_urls=dev).start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dispatcher.stop()

@@ -1,0 +1,468 @@
+"""The registry's HTTP API (Starlette), documented as OpenAPI at /v1/openapi.json.
+
+Every /v1 route needs an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
+Handlers only translate HTTP to `Registry` calls; the rules live in `service`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from algorail import __version__
+from algorail.errors import AlgorailError
+from algorail.registry import db
+from algorail.registry.auth import AuthError, Principal, principal_for
+from algorail.registry.cache import open_cache
+from algorail.registry.service import Invalid, Registry, RegistryError
+from algorail.registry.supervisor import Supervisor
+
+log = logging.getLogger("algorail.registry")
+
+SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "algorail registry", "version": __version__},
+        "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"apiKey": []}],
+    }
+)
+
+
+def _key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def _principal(registry: Registry, key: str | None) -> Principal:
+    with registry.sessions() as session:
+        return principal_for(session, key)
+
+
+async def _who(request: Request) -> Principal:
+    return await run_in_threadpool(_principal, request.app.state.registry, _key(request))
+
+
+async def _reply(func, *args, status: int = 200) -> JSONResponse:
+    """Run a blocking registry call off the event loop and answer with its JSON."""
+    return JSONResponse(await run_in_threadpool(func, *args), status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        raise Invalid(f"the request body is not JSON: {exc.msg}") from None
+    if not isinstance(body, dict):
+        raise Invalid("the request body must be a JSON object")
+    return body
+
+
+def _field(body: dict, name: str) -> Any:
+    if body.get(name) in (None, ""):
+        raise Invalid(f"the request body needs {name!r}")
+    return body[name]
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+async def whoami(request: Request) -> JSONResponse:
+    """The owner and role of the calling key.
+    ---
+    summary: Who am I
+    responses:
+      200: {description: "{owner, admin}"}
+    """
+    who = await _who(request)
+    return JSONResponse({"owner": who.owner, "admin": who.admin})
+
+
+async def pipelines(request: Request) -> JSONResponse:
+    """List the owner's pipelines, or push a pipeline version.
+    ---
+    get:
+      summary: List this owner's pipelines
+      responses:
+        200: {description: "[{owner, name, versions, latest}]"}
+    post:
+      summary: Store a validated, immutable pipeline version
+      description: "Body: {document: <pipeline>, bindings?: {...}}; owner/name/version come
+        from the document's metadata."
+      responses:
+        201: {description: The stored version}
+        409: {description: This version already exists}
+        422: {description: The pipeline is invalid; `problems` lists every broken rule}
+    """
+    who, reg = await _who(request), _registry(request)
+    if request.method == "GET":
+        return await _reply(reg.list_pipelines, who)
+    body = await _body(request)
+    document = _field(body, "document")
+    if not isinstance(document, dict):
+        raise Invalid("'document' must be a pipeline object")
+    return await _reply(reg.push, who, document, body.get("bindings"), status=201)
+
+
+async def pipeline_versions(request: Request) -> JSONResponse:
+    """List the versions of a pipeline, oldest first.
+    ---
+    summary: List pipeline versions
+    responses:
+      200: {description: Version summaries in semver order}
+      404: {description: No such pipeline for this key's owner}
+    """
+    p = request.path_params
+    return await _reply(
+        _registry(request).pipeline_versions, await _who(request), p["owner"], p["name"]
+    )
+
+
+async def pipeline_version(request: Request) -> JSONResponse:
+    """One pipeline version with its document.
+    ---
+    summary: Show a pipeline version
+    responses:
+      200: {description: "The version, with `document`"}
+      404: {description: No such version for this key's owner}
+    """
+    p = request.path_params
+    return await _reply(
+        _registry(request).pipeline_version,
+        await _who(request),
+        p["owner"],
+        p["name"],
+        p["version"],
+    )
+
+
+async def clone_version(request: Request) -> JSONResponse:
+    """Store a copy of a version under a new version tag.
+    ---
+    summary: Clone a pipeline version
+    description: "Body: {to: NEW_VERSION}"
+    responses:
+      201: {description: The new version}
+      409: {description: The new version already exists}
+    """
+    p, body = request.path_params, await _body(request)
+    return await _reply(
+        _registry(request).clone,
+        await _who(request),
+        p["owner"],
+        p["name"],
+        p["version"],
+        _field(body, "to"),
+        status=201,
+    )
+
+
+async def blank_pipeline(request: Request) -> JSONResponse:
+    """Start a pipeline from nothing.
+    ---
+    summary: Create a blank pipeline version
+    description: "Body: {name, version?, description?}"
+    responses:
+      201: {description: The new, empty version}
+    """
+    body = await _body(request)
+    return await _reply(
+        _registry(request).new_blank,
+        await _who(request),
+        _field(body, "name"),
+        body.get("version") or "1.0.0",
+        body.get("description"),
+        status=201,
+    )
+
+
+async def algos(request: Request) -> JSONResponse:
+    """List this owner's algos.
+    ---
+    summary: List algos
+    responses:
+      200: {description: "[{owner, name, versions, latestPublished}]"}
+    """
+    return await _reply(_registry(request).list_algos, await _who(request))
+
+
+async def algo_versions(request: Request) -> JSONResponse:
+    """List an algo's versions, or add one.
+    ---
+    get:
+      summary: List algo versions
+      responses:
+        200: {description: Versions in semver order}
+        404: {description: No such algo for this key's owner}
+    post:
+      summary: Add (and by default publish) an algo version
+      description: "Body: {version, runtime, settings?, published? (default true), description?}"
+      responses:
+        201: {description: The new version}
+        409: {description: This version already exists}
+    """
+    who, reg, p = await _who(request), _registry(request), request.path_params
+    if request.method == "GET":
+        return await _reply(reg.algo_versions, who, p["owner"], p["name"])
+    body = await _body(request)
+    return await _reply(
+        reg.publish_algo,
+        who,
+        p["owner"],
+        p["name"],
+        _field(body, "version"),
+        _field(body, "runtime"),
+        body.get("settings"),
+        bool(body.get("published", True)),
+        body.get("description"),
+        status=201,
+    )
+
+
+async def connections(request: Request) -> JSONResponse:
+    """Broker connections (admin keys only).
+    ---
+    get:
+      summary: List connected external brokers
+      responses:
+        200: {description: "[{name, bootstrapServers}]"}
+        403: {description: Not an admin key}
+    post:
+      summary: Connect an external Kafka broker
+      description: "Body: {name, bootstrapServers}"
+      responses:
+        201: {description: The connection}
+        409: {description: The name is taken}
+    """
+    who, reg = await _who(request), _registry(request)
+    if request.method == "GET":
+        return await _reply(reg.list_connections, who)
+    body = await _body(request)
+    return await _reply(
+        reg.add_connection, who, _field(body, "name"), _field(body, "bootstrapServers"), status=201
+    )
+
+
+async def grant_event_flow(request: Request) -> JSONResponse:
+    """Grant a published algo version publish or subscribe on a connected topic (admin).
+    ---
+    summary: Grant an event flow
+    description: "Body: {algo: OWNER/NAME:VERSION, connection, topic, direction:
+      publish|subscribe}"
+    responses:
+      201: {description: The grant}
+      409: {description: The algo version is not published, or the grant exists}
+    """
+    body = await _body(request)
+    return await _reply(
+        _registry(request).grant,
+        await _who(request),
+        _field(body, "algo"),
+        _field(body, "connection"),
+        _field(body, "topic"),
+        _field(body, "direction"),
+        status=201,
+    )
+
+
+async def event_flows(request: Request) -> JSONResponse:
+    """The event flows of an owner's algos.
+    ---
+    summary: List an owner's event flows
+    responses:
+      200: {description: "[{algo, connection, bootstrapServers, topic, direction}]"}
+      404: {description: Another owner (for non-admin keys)}
+    """
+    return await _reply(
+        _registry(request).event_flows, await _who(request), request.path_params["owner"]
+    )
+
+
+async def deployments(request: Request) -> JSONResponse:
+    """List this owner's deployments, or deploy a pipeline version.
+    ---
+    get:
+      summary: List deployments
+      responses:
+        200: {description: Deployments with their state}
+    post:
+      summary: Deploy a pipeline version
+      description: "Body: {pipeline: OWNER/NAME:VERSION, name, target: local|kubernetes,
+        settings?: {port, workdir, bootstrapServers, namespace, release, chart, values}}"
+      responses:
+        201: {description: "The deployment; state running or failed (see message)"}
+        409: {description: A deployment of that name is active}
+    """
+    who, reg = await _who(request), _registry(request)
+    if request.method == "GET":
+        return await _reply(reg.list_deployments, who)
+    body = await _body(request)
+    result = reg.deploy(
+        who,
+        _field(body, "pipeline"),
+        _field(body, "name"),
+        body.get("target") or "local",
+        body.get("settings"),
+    )
+    return JSONResponse(result, status_code=201)
+
+
+async def deployment(request: Request) -> JSONResponse:
+    """One deployment: status, update or terminate.
+    ---
+    get:
+      summary: Deployment status
+      responses:
+        200: {description: The deployment}
+        404: {description: No such deployment for this key's owner}
+    patch:
+      summary: Update a deployment
+      description: "Body: {pipeline?: OWNER/NAME:VERSION, settings?: {...}}; restarts it"
+      responses:
+        200: {description: The deployment}
+    delete:
+      summary: Terminate a deployment, stopping everything it started
+      responses:
+        200: {description: The terminated deployment}
+    """
+    who, reg, p = await _who(request), _registry(request), request.path_params
+    if request.method == "GET":
+        return await _reply(reg.deployment, who, p["owner"], p["name"])
+    if request.method == "DELETE":
+        return await _reply(reg.terminate, who, p["owner"], p["name"])
+    body = await _body(request)
+    return await _reply(
+        reg.update, who, p["owner"], p["name"], body.get("pipeline"), body.get("settings")
+    )
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI document; a handler serving several methods documents each under its
+    method's name, so each operation takes its own part."""
+    schema = SCHEMAS.get_schema(routes=request.app.routes)
+    for methods in schema["paths"].values():
+        for method, operation in methods.items():
+            methods[method] = operation.get(method, operation)
+    return JSONResponse(schema)
+
+
+async def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+    return JSONResponse({"error": str(exc), "problems": exc.problems}, status_code=exc.status)
+
+
+async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
+    return JSONResponse({"error": str(exc), "problems": []}, status_code=401)
+
+
+async def _other_error(request: Request, exc: AlgorailError) -> JSONResponse:
+    """A deployment target that failed (helm, processes): the caller can act on it."""
+    return JSONResponse({"error": str(exc), "problems": []}, status_code=502)
+
+
+ROUTES = [
+    Route("/healthz", healthz, include_in_schema=False),
+    Route("/v1/openapi.json", openapi, include_in_schema=False),
+    Route("/v1/whoami", whoami),
+    Route("/v1/pipelines", pipelines, methods=["GET", "POST"]),
+    Route("/v1/pipelines/blank", blank_pipeline, methods=["POST"]),
+    Route("/v1/pipelines/{owner}/{name}/versions", pipeline_versions),
+    Route("/v1/pipelines/{owner}/{name}/versions/{version}", pipeline_version),
+    Route("/v1/pipelines/{owner}/{name}/versions/{version}/clone", clone_version, methods=["POST"]),
+    Route("/v1/algos", algos),
+    Route("/v1/algos/{owner}/{name}/versions", algo_versions, methods=["GET", "POST"]),
+    Route("/v1/admin/connections", connections, methods=["GET", "POST"]),
+    Route("/v1/admin/event-flows", grant_event_flow, methods=["POST"]),
+    Route("/v1/owners/{owner}/event-flows", event_flows),
+    Route("/v1/deployments", deployments, methods=["GET", "POST"]),
+    Route("/v1/deployments/{owner}/{name}", deployment, methods=["GET", "PATCH", "DELETE"]),
+]
+
+
+def create_app(registry: Registry) -> Starlette:
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            RegistryError: _registry_error,
+            AuthError: _auth_error,
+            AlgorailError: _other_error,
+        },
+    )
+    app.state.registry = registry
+    return app
+
+
+def open_registry(
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    state_dir: str | Path | None = None,
+    cache_prefix: str = "algorail:registry",
+    helm: str | None = None,
+) -> Registry:
+    """Open (and migrate) the database and wire the cache and the supervisor."""
+    engine = db.open_engine(database_url)
+    db.migrate(engine)
+    if state_dir is None:
+        state_dir = Path(db.default_database_url().removeprefix("sqlite:///")).parent / "state"
+    return Registry(
+        db.session_factory(engine),
+        cache=open_cache(redis_url, cache_prefix),
+        supervisor=Supervisor(state_dir, helm=helm),
+    )
+
+
+class BackgroundServer:
+    """The API on a loopback port in a thread of this process (tests, notebooks)."""
+
+    def __init__(self, registry: Registry, host: str = "127.0.0.1", port: int = 0):
+        import threading
+
+        import uvicorn
+
+        from algorail.runtime.broker import free_port
+
+        self.port = port or free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(create_app(registry), host=host, port=self.port,
+                                log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 15.0) -> BackgroundServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the registry did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def serve(registry: Registry, host: str = "127.0.0.1", port: int = 8700) -> None:
+    """Reconcile deployments recorded before a restart, then serve until interrupted."""
+    import uvicorn
+
+    for deployment_name, state in registry.reconcile().items():
+        log.warning("deployment %s: %s", deployment_name, state)
+    uvicorn.run(create_app(registry), host=host, port=port, log_level="info")

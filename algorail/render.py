@@ -1,0 +1,288 @@
+"""Plan -> Helm values -> Kubernetes manifests, for GitOps users and the Pulumi infra.
+
+The charts derive nothing: this module hands them the compiled plan as ``.Values.plan``
+plus what only Python knows (each connector plugin's Kafka Connect config, the run-results
+path from `algorail.naming`). Rendering uses the helm CLI when it is on PATH, else the
+Python Helm SDK (``helm-python-sdk``); both are imported or run only when rendering.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from algorail import naming
+from algorail.errors import AlgorailError
+from algorail.plan import Plan
+
+CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
+SERVICES_CHART = "algorail"
+PIPELINE_CHART = "algorail-pipeline"
+ENGINES = ("auto", "cli", "sdk")
+SDK_HINT = "pip install 'algorail[helm]' (the helm-python-sdk package)"
+
+
+class RenderError(AlgorailError):
+    """A chart could not be rendered: no Helm available, bad values, or a template failure."""
+
+
+def chart_dir(name: str) -> Path:
+    """Where chart `name` lives (ALGORAIL_CHARTS_DIR overrides the checkout's charts/)."""
+    root = Path(os.environ.get("ALGORAIL_CHARTS_DIR") or CHARTS_DIR)
+    path = root / name
+    if not (path / "Chart.yaml").is_file():
+        raise RenderError(
+            f"chart {name!r} not found in {root}; set ALGORAIL_CHARTS_DIR to the folder that "
+            "holds algorail's charts (charts/ in a checkout)"
+        )
+    return path
+
+
+def release_name(plan: Plan) -> str:
+    """A Helm release name for a plan: `{owner}-{deployment}`, lower case, at most 53 chars."""
+    name = re.sub(r"[^a-z0-9-]+", "-", f"{plan.owner}-{plan.deployment}".lower()).strip("-")
+    return name[:53].rstrip("-")
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, Any]]:
+    """Kafka Connect settings per data source/sink, from each connector plugin.
+
+    A connector without a Kafka Connect implementation is left out; the chart then says
+    to set `connect.enabled=false` and run it with `algorail connect` instead."""
+    if not plan.connectors:
+        return {}
+    if registry is None:
+        from algorail.plugin_manager import get_registry
+
+        registry = get_registry()
+    configs = {}
+    for connector in plan.connectors:
+        plugin = registry.connectors.get(connector.connector)
+        if plugin is None:
+            known = ", ".join(sorted(registry.connectors)) or "none"
+            raise RenderError(
+                f"{connector.name}: no connector plugin named {connector.connector!r} "
+                f"(installed: {known}); `algorail connectors` lists them"
+            )
+        try:
+            props = dict(plugin.kafka_connect_config(connector))
+        except NotImplementedError:
+            continue
+        connector_class = props.pop("connector.class", None) or plugin.connector_class
+        if not connector_class:
+            continue
+        tasks = int(props.pop("tasks.max", 1))
+        config = {key: _connect_string(value) for key, value in props.items()}
+        configs[connector.name] = {"class": connector_class, "tasksMax": tasks, "config": config}
+    return configs
+
+
+def _connect_string(value: Any) -> str:
+    """Kafka Connect properties are strings; booleans in Java's spelling."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
+    """The algorail-pipeline chart's values for `plan`."""
+    return {
+        "plan": plan.to_dict(),
+        "connectorConfigs": connector_configs(plan, registry),
+        "mappings": {"runsPrefix": naming.route_url(plan.owner, plan.deployment, "runs") + "/"},
+    }
+
+
+def services_values(plan_config_map: str, fullname: str | None = None) -> dict[str, Any]:
+    """The algorail chart's values to serve the plan in ConfigMap `plan_config_map`;
+    `fullname` prefixes its objects' names (default: the chart picks from the release)."""
+    values: dict[str, Any] = {"plan": {"configMap": plan_config_map}}
+    if fullname:
+        values["fullnameOverride"] = fullname
+    return values
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, merging nested mappings as Helm merges values."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_values_files(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """Merge YAML values files in order, later files winning (like `helm -f a -f b`)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise RenderError(f"{path}: cannot read values file: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RenderError(f"{path}: a values file must be a YAML mapping")
+        merged = deep_merge(merged, data)
+    return merged
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def render_chart(chart: str | Path, values: Mapping[str, Any], *, release: str,
+                 namespace: str = "default", set_values: Iterable[str] = (),
+                 engine: str = "auto") -> dict[str, str]:
+    """Render a chart (a name from charts/, or a Path) offline: template path -> manifest
+    text, NOTES.txt and empty templates left out. `set_values` are Helm `--set`
+    expressions applied last."""
+    path = chart if isinstance(chart, Path) else chart_dir(chart)
+    which = _choose_engine(engine)
+    if which == "cli":
+        rendered = _render_cli(path, values, release, namespace, list(set_values))
+    else:
+        rendered = _render_sdk(path, values, release, namespace, list(set_values))
+    return {
+        name: text for name, text in rendered.items()
+        if not name.endswith("NOTES.txt") and text.strip()
+    }
+
+
+def manifests(rendered: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object in rendered templates, in template order."""
+    objects = []
+    for text in rendered.values():
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+def _choose_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise RenderError(f"unknown Helm engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine in ("auto", "cli") and shutil.which("helm"):
+        return "cli"
+    if engine == "cli":
+        raise RenderError("the helm CLI is not on PATH; install Helm, or use --engine sdk")
+    try:
+        import helm_python  # noqa: F401
+    except ImportError as exc:
+        raise RenderError(
+            f"rendering charts needs the helm CLI on PATH or the Python Helm SDK: {SDK_HINT}"
+        ) from exc
+    return "sdk"
+
+
+def _render_sdk(path: Path, values: Mapping[str, Any], release: str, namespace: str,
+                set_values: list[str]) -> dict[str, str]:
+    import helm_python
+
+    merged = dict(values)
+    try:
+        for expression in set_values:
+            merged = deep_merge(merged, helm_python.parse_set_string(expression))
+        with helm_python.Chart.load(path) as loaded:
+            rendered = loaded.render(values=merged, name=release, namespace=namespace,
+                                     is_install=True)
+    except helm_python.HelmError as exc:
+        raise RenderError(f"{path.name}: {_helm_message(str(exc))}") from exc
+    prefix = f"{path.name}/"
+    return {name.removeprefix(prefix): text for name, text in rendered.items()}
+
+
+def _render_cli(path: Path, values: Mapping[str, Any], release: str, namespace: str,
+                set_values: list[str]) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="algorail-render-") as tmp:
+        values_file = Path(tmp) / "values.json"
+        values_file.write_text(json.dumps(values), encoding="utf-8")
+        cmd = ["helm", "template", release, str(path), "--namespace", namespace,
+               "-f", str(values_file)]
+        for expression in set_values:
+            cmd += ["--set", expression]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RenderError(f"{path.name}: {_helm_message(proc.stderr)}")
+    return _split_sources(proc.stdout, f"{path.name}/")
+
+
+def _split_sources(output: str, prefix: str) -> dict[str, str]:
+    """Split `helm template` output on its `# Source: chart/templates/x.yaml` comments."""
+    rendered: dict[str, str] = {}
+    current = None
+    for line in output.splitlines(keepends=True):
+        if line.startswith("# Source: "):
+            current = line.removeprefix("# Source: ").strip().removeprefix(prefix)
+            rendered.setdefault(current, "")
+            rendered[current] += "---\n"
+        elif current is not None and line.strip() != "---":
+            rendered[current] += line
+    return rendered
+
+
+def _helm_message(text: str) -> str:
+    """The part of a Helm error a user acts on (the chart's own `fail` text when present)."""
+    text = text.strip()
+    marker = "invalid values:"
+    if marker in text:
+        return text[text.index(marker):].replace("\\n", "\n").strip().rstrip('"').strip()
+    return text
+
+
+# -- algorail render ----------------------------------------------------------------------
+
+
+def render_pipeline(plan: Plan, out_dir: str | Path, *, values_files: Iterable[str] = (),
+                    set_values: Iterable[str] = (), release: str | None = None,
+                    namespace: str = "default", with_services: bool = False,
+                    engine: str = "auto") -> list[Path]:
+    """Write the manifests of one pipeline under `out_dir`/algorail-pipeline/ (and, with
+    `with_services`, the gateway and hook dispatcher for it under `out_dir`/algorail/).
+    Returns the files written; the folder is ready for `kubectl apply -R -f`."""
+    release = release or release_name(plan)
+    overrides = load_values_files(values_files)
+    set_values = list(set_values)
+    values = pipeline_values(plan)
+    jobs = []
+    if with_services:
+        # The services get their own name prefix, so no algo name can collide with theirs,
+        # and the pipeline's Mappings point at exactly their gateway Service.
+        fullname = f"{release[:40]}-algorail"
+        values["mappings"]["gatewayService"] = f"{fullname}-gateway"
+        pipeline_fullname = overrides.get("fullnameOverride") or release
+        services = services_values(f"{pipeline_fullname}-plan", fullname)
+        jobs.append((SERVICES_CHART, deep_merge(services, overrides)))
+    jobs.insert(0, (PIPELINE_CHART, deep_merge(values, overrides)))
+    rendered = {
+        chart: render_chart(chart, chart_values, release=release, namespace=namespace,
+                            set_values=set_values, engine=engine)
+        for chart, chart_values in jobs
+    }
+    written = []
+    for chart, templates in rendered.items():
+        written += _write(templates, Path(out_dir) / chart)
+    return written
+
+
+def _write(rendered: Mapping[str, str], folder: Path) -> list[Path]:
+    if folder.exists():
+        shutil.rmtree(folder)
+    written = []
+    for name, text in rendered.items():
+        target = folder / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        body = text if text.lstrip().startswith("---") else "---\n" + text.lstrip("\n")
+        target.write_text(body.rstrip() + "\n", encoding="utf-8")
+        written.append(target)
+    return written

@@ -1,0 +1,430 @@
+"""Runs one data source or data sink of a plan in Python (dev mode), against Kafka.
+
+A connector offers this with `Connector.open_dev(plan)` returning a `SinkWriter` or a
+`SourceReader`; without one, the connector needs Kafka Connect.
+
+A sink commits in these steps, so a crash or an outage loses nothing:
+1. Poll records from the sink's input topics; apply each input's ``fields``/``map``.
+   Skip markers and records whose fields are all absent need no write.
+2. When ``flush_size`` records wait or ``flush_interval_ms`` passed, write them. A
+   `ConnectorUnavailable` is retried with backoff while the partitions are paused, so the
+   consumer stays in its group and nothing is read past the unwritten records.
+3. Records the target rejects for good go to the dead-letter topic, with the reason.
+4. Commit the offsets, only after steps 2 and 3 succeeded.
+
+A source produces what its reader returns with Envelope headers, waits for the broker to
+acknowledge (acks=all), and only then acks the reader (deletes SQS messages, commits the
+external consumer). Where it reads from is stored as the ``algorail-source-offset``
+header of each record, so a restarted source resumes after the last record it produced.
+
+Kafka clients are imported inside functions: this module also holds the types that
+connector plugins import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from algorail.errors import AlgorailError
+from algorail.runtime.convention import select_fields
+from algorail.runtime.messages import ERROR, Envelope, new_run_id
+
+log = logging.getLogger("algorail.connect")
+
+OFFSET_HEADER = "algorail-source-offset"
+
+
+class ConnectorConfigError(AlgorailError):
+    """A connector config that cannot work: wrong keys, missing table, unreachable URL."""
+
+
+class ConnectorUnavailable(Exception):
+    """The target is unreachable or busy for now: the same write may succeed later."""
+
+
+@dataclass
+class SinkRecord:
+    topic: str
+    partition: int
+    offset: int
+    input: str
+    value: Any
+    envelope: Envelope
+    key: bytes | None = None
+
+
+@dataclass
+class SourceRecord:
+    value: Any  # bytes, str, or anything JSON-serialisable
+    key: bytes | str | None = None
+    offset: str | None = None  # where to resume after this record
+    port: str | None = None  # output port; the source's first by default
+    run_id: str | None = None
+    headers: dict[str, str] | None = None
+    token: Any = None  # what `SourceReader.ack` needs, e.g. an SQS receipt handle
+
+
+class SinkWriter:
+    """Writes records durably. Raise `ConnectorUnavailable` for a failure worth retrying;
+    any other exception rejects the records (each is then tried alone)."""
+
+    flush_size: int = 500
+    flush_interval_ms: int = 200
+
+    def check(self) -> None:
+        """Connect and check the target (table, bucket, key) before anything is consumed."""
+
+    def write(self, records: list[SinkRecord]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SourceReader:
+    """Reads new records from an external system."""
+
+    poll_interval_ms: int = 1000
+
+    def check(self) -> None:
+        """Connect and check the source before anything is produced."""
+
+    def resume_from(self, offset: str | None) -> None:
+        """Called once before polling with the offset of the last record produced."""
+
+    def poll(self) -> list[SourceRecord]:
+        """New records, or [] when there are none yet."""
+        raise NotImplementedError
+
+    def ack(self, records: list[SourceRecord]) -> None:
+        """The records are stored in Kafka: forget them at the source."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass
+class Backoff:
+    initial_s: float = 0.2
+    maximum_s: float = 5.0
+
+    def delays(self):
+        delay = self.initial_s
+        while True:
+            yield delay
+            delay = min(delay * 2, self.maximum_s)
+
+
+def encode_value(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def decode_value(raw: bytes | None, content_type: str) -> Any:
+    """JSON content types are parsed; anything else stays bytes."""
+    if raw is None:
+        return None
+    if "json" in content_type and "file-reference" not in content_type:
+        return json.loads(raw)
+    return raw
+
+
+def config_problems(connector: Any, config: dict[str, Any]) -> list[str]:
+    check = getattr(connector, "config_problems", None)
+    if check is not None:
+        return check(config)
+    from algorail.extensions import schema_problems
+
+    return schema_problems(connector.config_schema, config, "config")
+
+
+def find_connector(plan: Any, component: str) -> Any:
+    for cp in plan.connectors:
+        if cp.name == component:
+            return cp
+    known = ", ".join(c.name for c in plan.connectors) or "none"
+    raise AlgorailError(
+        f"no data source or sink named {component!r} in this plan (connectors: {known})"
+    )
+
+
+def open_connector(plan: Any, component: str, registry: Any = None) -> tuple[Any, Any, Any]:
+    """(connector plan, connector plugin, dev implementation or None), config checked."""
+    if registry is None:
+        from algorail.plugin_manager import get_registry
+
+        registry = get_registry()
+    cp = find_connector(plan, component)
+    connector = registry.connectors.get(cp.connector)
+    if connector is None:
+        names = ", ".join(sorted(registry.connectors)) or "none"
+        raise ConnectorConfigError(
+            f"{cp.kind} {cp.name!r}: no connector named {cp.connector!r} is installed "
+            f"(installed: {names}); see `algorail plugins`"
+        )
+    problems = config_problems(connector, cp.config)
+    if problems:
+        raise ConnectorConfigError(f"{cp.kind} {cp.name!r}: " + "; ".join(problems))
+    return cp, connector, connector.open_dev(cp)
+
+
+def run_connector(plan: Any, component: str, bootstrap_servers: str,
+                  stop: threading.Event | None = None, registry: Any = None) -> bool:
+    """Check the config and the target, then move data until `stop` is set.
+
+    Returns False, after logging one line, when the connector needs Kafka Connect."""
+    cp, connector, impl = open_connector(plan, component, registry)
+    if impl is None:
+        log.warning(
+            "%s %r uses connector %r (%s), which needs Kafka Connect; apply it with "
+            "`algorail connectors apply`", cp.kind, cp.name, cp.connector,
+            connector.connector_class,
+        )
+        return False
+    stop = stop or threading.Event()
+    try:
+        impl.check()
+        loop_class = SinkLoop if cp.kind == "sink" else SourceLoop
+        loop_class(plan, cp, impl, bootstrap_servers).run(stop)
+    finally:
+        impl.close()
+    return True
+
+
+def _consumer_settings() -> dict[str, Any]:
+    return {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+    }
+
+
+class SinkLoop:
+    """Consumes a sink's inputs and writes them through a `SinkWriter` (steps 1-4 above)."""
+
+    def __init__(self, plan: Any, cp: Any, writer: SinkWriter, bootstrap_servers: str,
+                 backoff: Backoff | None = None):
+        self.cp = cp
+        self.writer = writer
+        self.bootstrap_servers = bootstrap_servers
+        self.backoff = backoff or Backoff()
+        self.inputs: dict[str, list[Any]] = {}
+        for inp in cp.inputs:
+            self.inputs.setdefault(inp.topic, []).append(inp)
+        self.written = 0
+        self.dead_lettered = 0
+
+    def run(self, stop: threading.Event) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.consumer = KafkaConsumer(
+            *self.inputs, bootstrap_servers=self.bootstrap_servers,
+            group_id=self.cp.consumer_group, **_consumer_settings(),
+        )
+        self.producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        log.info("sink %r consuming %s", self.cp.name, ", ".join(self.inputs))
+        try:
+            self._loop(stop)
+        finally:
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=5)
+
+    def _loop(self, stop: threading.Event) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        pending: list[SinkRecord] = []
+        offsets: dict[Any, Any] = {}
+        started = 0.0
+        while not stop.is_set():
+            room = max(1, self.writer.flush_size - len(pending))
+            for tp, messages in self.consumer.poll(timeout_ms=100, max_records=room).items():
+                for message in messages:
+                    if not offsets:
+                        started = time.monotonic()
+                    pending.extend(self._records(message))
+                    offsets[tp] = OffsetAndMetadata(message.offset + 1, "", -1)
+            due = (time.monotonic() - started) * 1000 >= self.writer.flush_interval_ms
+            if offsets and (len(pending) >= self.writer.flush_size or due or not pending):
+                if not self._flush(pending, stop):
+                    return  # stopped while the target was down: nothing committed
+                self.consumer.commit(offsets)
+                pending, offsets = [], {}
+
+    def _records(self, message: Any) -> list[SinkRecord]:
+        envelope = Envelope.from_headers(message.headers)
+        if envelope.skip:
+            return []
+        records = []
+        for inp in self.inputs[message.topic]:
+            try:
+                value = decode_value(message.value, inp.content_type)
+            except ValueError as exc:
+                self._dead_letter(message.value, envelope, f"not valid JSON: {exc}")
+                return []
+            value, skipped = select_fields(value, inp.fields, inp.map)
+            if not skipped:
+                records.append(SinkRecord(message.topic, message.partition, message.offset,
+                                          inp.name, value, envelope, message.key))
+        return records
+
+    def _flush(self, records: list[SinkRecord], stop: threading.Event) -> bool:
+        delays = self.backoff.delays()
+        failing = False
+        while True:
+            try:
+                self._write(records)
+                break
+            except ConnectorUnavailable as exc:
+                if not failing:
+                    log.warning("sink %r: target unavailable (%s); retrying with backoff",
+                                self.cp.name, exc)
+                    failing = True
+                if not self._wait(next(delays), stop):
+                    return False
+        if failing:
+            log.warning("sink %r: target is back; %d records written", self.cp.name, len(records))
+            self.consumer.resume(*self.consumer.assignment())
+        self.producer.flush()
+        return True
+
+    def _wait(self, delay: float, stop: threading.Event) -> bool:
+        """Sleep while staying in the consumer group; False when asked to stop."""
+        self.consumer.pause(*self.consumer.assignment())
+        self.consumer.poll(timeout_ms=0)
+        return not stop.wait(delay)
+
+    def _write(self, records: list[SinkRecord]) -> None:
+        if not records:
+            return
+        try:
+            self.writer.write(records)
+            self.written += len(records)
+        except ConnectorUnavailable:
+            raise
+        except Exception as exc:
+            if len(records) > 1:
+                for record in records:
+                    self._write([record])
+                return
+            record = records[0]
+            log.warning("sink %r: %s[%d] offset %d rejected: %s", self.cp.name, record.topic,
+                        record.partition, record.offset, exc)
+            self._dead_letter(encode_value(record.value), record.envelope, str(exc))
+
+    def _dead_letter(self, value: bytes | None, envelope: Envelope, reason: str) -> None:
+        envelope.extra[ERROR] = reason[:1000]
+        self.producer.send(self.cp.dead_letter_topic, value=value or b"",
+                           headers=envelope.to_headers())
+        self.dead_lettered += 1
+
+
+class SourceLoop:
+    """Produces what a `SourceReader` returns to the source's output topics."""
+
+    def __init__(self, plan: Any, cp: Any, reader: SourceReader, bootstrap_servers: str,
+                 backoff: Backoff | None = None):
+        self.plan = plan
+        self.cp = cp
+        self.reader = reader
+        self.bootstrap_servers = bootstrap_servers
+        self.backoff = backoff or Backoff()
+        self.default_port = next(iter(cp.outputs))
+        types = {t.name: t.content_type for t in plan.topics}
+        self.content_types = {port: types.get(t, "application/json")
+                              for port, t in cp.outputs.items()}
+        self.produced = 0
+
+    def run(self, stop: threading.Event) -> None:
+        from kafka import KafkaProducer
+
+        self.reader.resume_from(last_source_offset(self.bootstrap_servers,
+                                                   list(self.cp.outputs.values())))
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        log.info("source %r producing to %s", self.cp.name, ", ".join(self.cp.outputs.values()))
+        try:
+            self._loop(producer, stop)
+        finally:
+            producer.close(timeout=5)
+
+    def _loop(self, producer: Any, stop: threading.Event) -> None:
+        delays = None
+        while not stop.is_set():
+            try:
+                records = self.reader.poll()
+            except ConnectorUnavailable as exc:
+                if delays is None:
+                    log.warning("source %r: unavailable (%s); retrying", self.cp.name, exc)
+                    delays = self.backoff.delays()
+                stop.wait(next(delays))
+                continue
+            if delays is not None:
+                log.warning("source %r: available again", self.cp.name)
+                delays = None
+            if not records:
+                stop.wait(self.reader.poll_interval_ms / 1000)
+                continue
+            for record in records:
+                self._send(producer, record)
+            producer.flush()
+            self.reader.ack(records)
+            self.produced += len(records)
+
+    def _send(self, producer: Any, record: SourceRecord) -> None:
+        port = record.port or self.default_port
+        extra = dict(record.headers or {})
+        if record.offset is not None:
+            extra[OFFSET_HEADER] = record.offset
+        envelope = Envelope(
+            run_id=record.run_id or new_run_id(),
+            deployment=self.plan.deployment,
+            source=f"{self.cp.name}.{port}",
+            content_type=self.content_types[port],
+            extra=extra,
+        )
+        key = record.key.encode("utf-8") if isinstance(record.key, str) else record.key
+        producer.send(self.cp.outputs[port], value=encode_value(record.value), key=key,
+                      headers=envelope.to_headers())
+
+
+def last_source_offset(bootstrap_servers: str, topics: list[str],
+                       timeout_s: float = 5.0) -> str | None:
+    """The ``algorail-source-offset`` header of the newest record on `topics`, if any."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return None
+        ends = {tp: end for tp, end in consumer.end_offsets(partitions).items() if end > 0}
+        if not ends:
+            return None
+        consumer.assign(list(ends))
+        for tp, end in ends.items():
+            consumer.seek(tp, end - 1)
+        newest: tuple[int, str | None] = (-1, None)
+        seen: set[Any] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < len(ends) and time.monotonic() < deadline:
+            for tp, messages in consumer.poll(timeout_ms=200).items():
+                seen.add(tp)
+                for m in messages:
+                    offset = dict(m.headers or []).get(OFFSET_HEADER)
+                    if offset is not None and m.timestamp >= newest[0]:
+                        newest = (m.timestamp, offset.decode("utf-8"))
+        return newest[1]
+    finally:
+        consumer.close()

@@ -1,0 +1,172 @@
+"""Kafka clients with algorail's settings, topic creation, and the recovery scan.
+
+Only this module talks to kafka-python directly (besides the run loop's poll/send),
+so broker quirks are handled once. Tansu, the embedded broker, reports end offsets
+unreliably (ListOffsets), so "read to the end" here uses the high watermark from fetch
+responses instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from algorail.errors import AlgorailError
+
+log = logging.getLogger("algorail.kafka")
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1000,
+    "max_poll_records": 500,
+    "fetch_max_wait_ms": 100,
+}
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 1}
+
+
+class KafkaUnavailable(AlgorailError):
+    """The broker cannot be reached."""
+
+
+def _unavailable(bootstrap_servers: str, exc: Exception) -> KafkaUnavailable:
+    return KafkaUnavailable(
+        f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__}); start a broker "
+        "or pass the right --bootstrap-servers (env ALGORAIL_BOOTSTRAP_SERVERS)"
+    )
+
+
+def make_consumer(bootstrap_servers: str, group_id: str | None = None, **overrides: Any):
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        return KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
+                             **{**CONSUMER_DEFAULTS, **overrides})
+    except KafkaTimeoutError as exc:
+        raise _unavailable(bootstrap_servers, exc) from None
+
+
+def make_producer(bootstrap_servers: str, **overrides: Any):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        return KafkaProducer(bootstrap_servers=bootstrap_servers,
+                             **{**PRODUCER_DEFAULTS, **overrides})
+    except KafkaTimeoutError as exc:
+        raise _unavailable(bootstrap_servers, exc) from None
+
+
+def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    except KafkaTimeoutError as exc:
+        raise _unavailable(bootstrap_servers, exc) from None
+    created = []
+    try:
+        existing = set(admin.list_topics())
+        for name in dict.fromkeys(names):
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, partitions, 1)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return created
+
+
+def partitions_of(consumer: Any, topics: Iterable[str]) -> list[Any]:
+    from kafka import TopicPartition
+
+    tps = []
+    for topic in topics:
+        for p in sorted(consumer.partitions_for_topic(topic) or ()):
+            tps.append(TopicPartition(topic, p))
+    return tps
+
+
+def read_to_end(consumer: Any, tps: list[Any], timeout: float) -> Iterator[Any]:
+    """Yield the records of assigned `tps` from their positions up to the high watermark."""
+    deadline = time.monotonic() + timeout
+    remaining = set(tps)
+    while remaining and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200, max_records=2000).values():
+            yield from records
+        for tp in list(remaining):
+            hw = consumer.highwater(tp)
+            if hw is not None and consumer.position(tp) >= hw:
+                remaining.discard(tp)
+    if remaining:
+        log.warning("recovery scan stopped after %.0fs with %d partitions unread",
+                    timeout, len(remaining))
+
+
+def first_timestamps(bootstrap_servers: str, offsets: dict[Any, int],
+                     timeout: float = 10.0) -> dict[Any, int]:
+    """Timestamp (ms) of the record at each given offset, for those that exist."""
+    if not offsets:
+        return {}
+    consumer = make_consumer(bootstrap_servers, enable_auto_commit=False)
+    try:
+        consumer.assign(list(offsets))
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
+        found: dict[Any, int] = {}
+        pending = set(offsets)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200, max_records=500).values():
+                tp = _tp(records[0])
+                if tp in pending:
+                    found[tp] = records[0].timestamp
+                    pending.discard(tp)
+                    consumer.pause(tp)
+            for tp in list(pending):
+                hw = consumer.highwater(tp)
+                if hw is not None and consumer.position(tp) >= hw:
+                    pending.discard(tp)
+        return found
+    finally:
+        consumer.close()
+
+
+def records_since(bootstrap_servers: str, topics: Iterable[str], since_ms: int,
+                  timeout: float = 30.0) -> Iterator[Any]:
+    """Every record of `topics` written at or after `since_ms` (producer timestamps)."""
+    consumer = make_consumer(bootstrap_servers, enable_auto_commit=False)
+    try:
+        tps = partitions_of(consumer, topics)
+        if not tps:
+            return
+        consumer.assign(tps)
+        found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+        for tp in tps:
+            hit = found.get(tp)
+            if hit is None:
+                consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, hit.offset)
+        yield from read_to_end(consumer, tps, timeout)
+    finally:
+        consumer.close()
+
+
+def _tp(record: Any) -> Any:
+    from kafka import TopicPartition
+
+    return TopicPartition(record.topic, record.partition)
+
+
+def header_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}

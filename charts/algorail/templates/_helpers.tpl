@@ -1,0 +1,162 @@
+{{/*
+Named helpers for the algorail chart (gateway and hook dispatcher).
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "algorail.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<release>" when it already names the chart, else "<release>-<chart>"; or fullnameOverride. */}}
+{{- define "algorail.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "algorail.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* chart-version label value. */}}
+{{- define "algorail.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Kubernetes recommended labels. */}}
+{{- define "algorail.labels" -}}
+helm.sh/chart: {{ include "algorail.chart" . }}
+{{ include "algorail.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: algorail
+{{- end -}}
+
+{{/* Labels that select this release's pods (add app.kubernetes.io/component per service). */}}
+{{- define "algorail.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "algorail.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The ServiceAccount the services run as. */}}
+{{- define "algorail.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "algorail.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The algorail image, pinned by tag (and digest when given). */}}
+{{- define "algorail.image" -}}
+{{- $img := .Values.image -}}
+{{- $repo := ternary $img.repository (printf "%s/%s" $img.registry $img.repository) (empty $img.registry) -}}
+{{- if $img.digest -}}
+{{- printf "%s:%s@%s" $repo $img.tag $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo $img.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Credentials for the gateway and the hook dispatcher, only ever through secretKeyRef; the
+plain settings are in the config ConfigMap (URLs validateValues checked hold no password).
+*/}}
+{{- define "algorail.secretEnv" -}}
+{{- if .Values.results.existingSecret }}
+- name: ALGORAIL_RESULTS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.results.existingSecret }}
+      key: {{ .Values.results.existingSecretKey }}
+{{- end }}
+{{- if .Values.objectStore.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.existingSecret }}
+      key: {{ .Values.objectStore.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.existingSecret }}
+      key: {{ .Values.objectStore.secretAccessKeyKey }}
+{{- end }}
+{{- end -}}
+
+{{/* The plan volume: plan.json from the algorail-pipeline chart's ConfigMap. */}}
+{{- define "algorail.planVolume" -}}
+- name: plan
+  configMap:
+    name: {{ .Values.plan.configMap }}
+    items:
+      - key: plan.json
+        path: plan.json
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end -}}
+
+{{/*
+Mounts of the plan and a writable /tmp (the root filesystem is read-only). plan.json is
+mounted as one file so Secrets can be mounted beside it under /etc/algorail.
+*/}}
+{{- define "algorail.planMounts" -}}
+- name: plan
+  mountPath: /etc/algorail/plan.json
+  subPath: plan.json
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* Pod-level settings shared by both Deployments. */}}
+{{- define "algorail.podSpecCommon" -}}
+serviceAccountName: {{ include "algorail.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* True (non-empty) when the gateway and dispatcher have a plan to serve. */}}
+{{- define "algorail.servesPlan" -}}
+{{- if .Values.plan.configMap -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Gathers every bad combination of values into one failure message, each line naming the
+value and the --set that fixes it.
+*/}}
+{{- define "algorail.validateValues" -}}
+{{- $problems := list -}}
+{{- if contains "@" .Values.results.url -}}
+{{- $problems = append $problems "results.url: holds credentials; put the whole URL in a Secret and --set results.existingSecret=NAME (key: results.existingSecretKey)" -}}
+{{- end -}}
+{{- if contains "@" .Values.objectStore.url -}}
+{{- $problems = append $problems "objectStore.url: holds credentials; put the key pair in a Secret and --set objectStore.existingSecret=NAME" -}}
+{{- end -}}
+{{- if not (hasPrefix "s3://" .Values.objectStore.url) -}}
+{{- $problems = append $problems "objectStore.url: must look like s3://BUCKET?endpoint=URL; --set objectStore.url=s3://algorail?endpoint=http://minio:9000" -}}
+{{- end -}}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) -}}
+{{- $problems = append $problems "auth.existingSecret: required while auth.enabled=true; kubectl create secret generic algorail-api-keys --from-file=api-keys=keys.txt, then --set auth.existingSecret=algorail-api-keys" -}}
+{{- end -}}
+{{- if not .Values.kafka.bootstrapServers -}}
+{{- $problems = append $problems "kafka.bootstrapServers: empty; --set kafka.bootstrapServers=HOST:PORT" -}}
+{{- end -}}
+{{- if and .Values.gateway.autoscaling.enabled (gt (int .Values.gateway.autoscaling.minReplicas) (int .Values.gateway.autoscaling.maxReplicas)) -}}
+{{- $problems = append $problems "gateway.autoscaling.minReplicas: larger than maxReplicas; --set gateway.autoscaling.maxReplicas=N" -}}
+{{- end -}}
+{{- if $problems -}}
+{{- fail (printf "\n\nalgorail: invalid values:\n  - %s\n" (join "\n  - " $problems)) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,463 @@
+"""The Helm charts, rendered offline with the Python Helm SDK for several real plans:
+strict lint, Kubernetes schemas 1.29..newest, the fields Strimzi and Emissary need,
+pod security, secrets only by reference, and names taken from the plan."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import all_versions
+from packaging.version import Version
+
+from algorail.extensions import Connector
+from algorail.plan import ConnectorPlan, Plan, compile_plan
+from algorail.render import (
+    PIPELINE_CHART,
+    SERVICES_CHART,
+    RenderError,
+    chart_dir,
+    manifests,
+    pipeline_values,
+    render_chart,
+    services_values,
+)
+from algorail.spec import load_bindings, load_pipeline
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SELDON_BINDINGS = EXAMPLES / "seldon" / "bindings.yaml"
+K8S_VERSIONS = [v for v in all_versions() if Version(v) >= Version("1.29")]
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+RECOMMENDED_LABELS = (
+    "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of",
+)
+
+
+class TableSink(Connector):
+    """A connector plugin with a Kafka Connect implementation, as a third party writes one."""
+
+    name = "table-sink"
+    kinds = ("sink",)
+    connector_class = "io.example.TableSinkConnector"
+
+    def kafka_connect_config(self, connector: Any) -> dict[str, str]:
+        return {
+            "connector.class": self.connector_class,
+            "tasks.max": "2",
+            "topics": ",".join(i.topic for i in connector.inputs),
+            "connection.password": "${secrets:pipelines/db:password}",
+            "batch.size": 500,
+        }
+
+
+class Registry:
+    connectors = {"table-sink": TableSink()}
+
+
+def _compile(name: str, bindings: Path | None = None) -> Plan:
+    binding = load_bindings(str(bindings)) if bindings else None
+    return compile_plan(load_pipeline(str(EXAMPLES / name), bindings=binding))
+
+
+def _with_sink(plan: Plan) -> Plan:
+    """reviews plus a data sink on combine.result (compiled plans carry no sinks yet)."""
+    runner = plan.runner("combine")
+    sink = ConnectorPlan(
+        name="Archive", id=f"{plan.owner}/Archive:{plan.version}[9]", index=9, kind="sink",
+        connector="table-sink", config={"table": "reviews"},
+        inputs=[runner.inputs[0].model_copy(update={"topic": runner.outputs["result"]})],
+        dead_letter_topic=f"{plan.owner}.{plan.deployment}.Archive.dead-letter",
+        consumer_group=f"algorail.{plan.owner}.{plan.deployment}.Archive",
+    )
+    return plan.model_copy(update={"connectors": [sink]})
+
+
+def _with_http_sidecar(plan: Plan) -> Plan:
+    """hello with its algo served by an image over HTTP, with its own resources."""
+    runner = plan.runners[0].model_copy(update={
+        "runtime": "http", "url": "http://127.0.0.1:9000/predict",
+        "image": "registry.example/upper:1.0.0", "replicas": 3,
+        "resources": {"limits": {"memory": "2Gi"}},
+    })
+    return plan.model_copy(update={"runners": [runner], "clean_topics_on_delete": True})
+
+
+PLANS = {
+    "hello": lambda: _compile("hello.yaml"),
+    "reviews-with-sink": lambda: _with_sink(_compile("reviews.yaml")),
+    "seldon-join": lambda: _compile("seldon/tfsimples-join.yaml", SELDON_BINDINGS),
+    "seldon-external": lambda: _compile("seldon/tfsimple-extended.yaml", SELDON_BINDINGS),
+    "seldon-conditional": lambda: _compile("seldon/conditional.yaml", SELDON_BINDINGS),
+    "http-sidecar": lambda: _with_http_sidecar(_compile("hello.yaml")),
+}
+SECRET_VALUES = {
+    "results": {"existingSecret": "redis-url", "existingSecretKey": "url"},
+    "objectStore": {"existingSecret": "minio-keys"},
+    "auth": {"enabled": True, "existingSecret": "gateway-keys"},
+    "hooks": {"webhookSecrets": {"existingSecret": "webhook-hmac"}},
+}
+
+
+def _render(chart: str, values: dict[str, Any], release: str = "demo") -> list[dict]:
+    return manifests(render_chart(chart, values, release=release, namespace="pipelines",
+                                  engine="sdk"))
+
+
+@pytest.fixture(scope="module", params=sorted(PLANS))
+def case(request):
+    """(plan, pipeline chart objects, services chart objects) for one example plan."""
+    plan = PLANS[request.param]()
+    pipeline = _render(PIPELINE_CHART, pipeline_values(plan, Registry()))
+    services = _render(SERVICES_CHART, {**services_values("demo-plan"), **SECRET_VALUES})
+    return plan, pipeline, services
+
+
+def _kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def _pod_specs(objects: list[dict]) -> list[dict]:
+    return [o["spec"]["template"]["spec"] for o in _kind(objects, "Deployment")]
+
+
+def _is_builtin(obj: dict) -> bool:
+    group = obj["apiVersion"].rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
+# -- Helm itself -------------------------------------------------------------------------
+
+
+def test_lint_strict_has_no_errors_for_every_plan(case):
+    plan = case[0]
+    for chart, values in ((PIPELINE_CHART, pipeline_values(plan, Registry())),
+                          (SERVICES_CHART, services_values("demo-plan")),
+                          (SERVICES_CHART, {})):
+        report = helm_python.lint(chart_dir(chart), values, strict=True, namespace="pipelines")
+        errors = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+        assert errors == [], (chart, errors)
+
+
+def test_every_builtin_object_passes_kubernetes_schemas(case):
+    _, pipeline, services = case
+    builtin = [o for o in pipeline + services if _is_builtin(o)]
+    assert {"Deployment", "ConfigMap", "Service", "NetworkPolicy"} <= {o["kind"] for o in builtin}
+    assert len(K8S_VERSIONS) >= 2
+    for obj in builtin:
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_broken_object_fails_kubernetes_schema():
+    """The schema check above can fail: a misspelt field is caught."""
+    deployment = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["hello"]())), "Deployment")[0]
+    deployment["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+
+
+# -- the plan is the source of truth ------------------------------------------------------
+
+
+def test_topic_names_equal_the_plans_created_topics(case):
+    plan, pipeline, _ = case
+    topics = _kind(pipeline, "KafkaTopic")
+    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(plan.created_topics())
+    external = [t.name for t in plan.topics if t.external]
+    assert not set(external) & {t["spec"]["topicName"] for t in topics}
+
+
+def test_runner_deployments_follow_the_plan(case):
+    plan, pipeline, _ = case
+    deployments = {
+        d["metadata"]["annotations"]["algorail.io/id"]: d for d in _kind(pipeline, "Deployment")
+    }
+    assert sorted(deployments) == sorted(r.id for r in plan.runners)
+    for runner in plan.runners:
+        deployment = deployments[runner.id]
+        assert deployment["spec"]["replicas"] == runner.replicas
+        pod = deployment["spec"]["template"]["spec"]
+        main = pod["containers"][0]
+        assert main["args"] == ["runner", "--plan", "/etc/algorail/plan.json",
+                                "--component", runner.component]
+        assert {"name": "plan", "mountPath": "/etc/algorail", "readOnly": True} in main[
+            "volumeMounts"]
+        config_map = pod["volumes"][0]["configMap"]["name"]
+        plan_cm = next(c for c in _kind(pipeline, "ConfigMap")
+                       if c["metadata"]["name"] == config_map)
+        assert Plan.model_validate_json(plan_cm["data"]["plan.json"]) == plan
+
+
+def test_http_runtime_with_an_image_runs_the_algo_as_a_sidecar():
+    plan = PLANS["http-sidecar"]()
+    pipeline = _render(PIPELINE_CHART, pipeline_values(plan))
+    pod = _pod_specs(pipeline)[0]
+    runner, algo = pod["containers"]
+    assert runner["image"].startswith("ghcr.io/algorail/algorail:")
+    assert algo["image"] == "registry.example/upper:1.0.0"
+    assert algo["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    assert _kind(pipeline, "Deployment")[0]["spec"]["replicas"] == 3
+
+
+def test_one_mapping_per_http_route_with_the_route_url(case):
+    plan, pipeline, services = case
+    mappings = _kind(pipeline, "Mapping")
+    routes = [r for r in plan.routes if r.type == "http"]
+    by_prefix = {m["spec"]["prefix"]: m for m in mappings}
+    for route in routes:
+        spec = by_prefix[route.url]["spec"]
+        assert spec["rewrite"] == "" and spec["prefix_exact"] is True
+    if routes:
+        assert f"/{plan.owner}/{plan.deployment}/runs/" in by_prefix
+    assert len(mappings) == (len(routes) + 1 if routes else 0)
+    gateway_service = next(s for s in _kind(services, "Service")
+                           if s["metadata"]["name"].endswith("-gateway"))
+    assert all(m["spec"]["service"] == "algorail-gateway.pipelines:80" for m in mappings)
+    assert gateway_service["metadata"]["name"] == "demo-algorail-gateway"
+
+
+def test_topics_are_kept_on_uninstall_unless_the_plan_cleans_them():
+    kept = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["hello"]())), "KafkaTopic")
+    cleaned = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["http-sidecar"]())),
+                    "KafkaTopic")
+    assert all(t["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for t in kept)
+    assert all("helm.sh/resource-policy" not in (t["metadata"].get("annotations") or {})
+               for t in cleaned)
+
+
+def test_topic_settings_are_configurable():
+    values = {**pipeline_values(PLANS["hello"]()),
+              "topics": {"partitions": 12, "replicas": 3, "retentionMs": 3600000,
+                         "config": {"min.insync.replicas": 2}}}
+    for topic in _kind(_render(PIPELINE_CHART, values), "KafkaTopic"):
+        assert topic["spec"]["partitions"] == 12 and topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"] == {"retention.ms": "3600000", "min.insync.replicas": "2"}
+
+
+# -- custom resources: what Strimzi and Emissary require -----------------------------------
+
+
+def test_strimzi_and_emissary_resources_have_required_fields(case):
+    plan, pipeline, services = case
+    for topic in _kind(pipeline, "KafkaTopic"):
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "algorail"
+        assert DNS_SUBDOMAIN.match(topic["metadata"]["name"])
+        assert topic["spec"]["partitions"] >= 1 and topic["spec"]["replicas"] >= 1
+        assert all(isinstance(v, str) for v in topic["spec"]["config"].values())
+    for connector in _kind(pipeline, "KafkaConnector"):
+        assert connector["metadata"]["labels"]["strimzi.io/cluster"] == "algorail-connect"
+        assert connector["spec"]["class"] and connector["spec"]["tasksMax"] >= 1
+        assert all(isinstance(v, str) for v in connector["spec"]["config"].values())
+    for mapping in _kind(pipeline + services, "Mapping"):
+        assert mapping["apiVersion"] == "getambassador.io/v3alpha1"
+        spec = mapping["spec"]
+        assert spec["prefix"].startswith("/") and spec["service"] and spec["hostname"]
+    for monitor in _kind(services, "ServiceMonitor"):
+        assert monitor["spec"]["selector"]["matchLabels"] and monitor["spec"]["endpoints"]
+
+
+def test_connectors_come_from_the_connector_plugin():
+    plan = PLANS["reviews-with-sink"]()
+    (connector,) = _kind(_render(PIPELINE_CHART, pipeline_values(plan, Registry())),
+                         "KafkaConnector")
+    assert connector["metadata"]["name"] == f"demo-archive-{_short_hash('Archive')}"
+    assert connector["spec"]["class"] == "io.example.TableSinkConnector"
+    assert connector["spec"]["tasksMax"] == 2
+    assert connector["spec"]["config"] == {
+        "topics": "alice.reviews.combine.result",
+        "connection.password": "${secrets:pipelines/db:password}",
+        "batch.size": "500",
+    }
+
+
+def test_connector_without_kafka_connect_config_gets_a_clear_message():
+    values = pipeline_values(PLANS["reviews-with-sink"](), Registry())
+    values["connectorConfigs"] = {}
+    with pytest.raises(RenderError, match=r"connectorConfigs\.Archive: missing.*connect\.enabled"):
+        _render(PIPELINE_CHART, values)
+    values["connect"] = {"enabled": False}
+    assert not _kind(_render(PIPELINE_CHART, values), "KafkaConnector")
+
+
+# -- security ------------------------------------------------------------------------------
+
+
+def test_every_deployment_runs_non_root_with_limits(case):
+    _, pipeline, services = case
+    pods = _pod_specs(pipeline) + _pod_specs(services)
+    assert len(pods) >= 3
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+            image = container["image"]
+            assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest")
+
+
+def test_no_secret_value_in_configmaps_or_plain_env(case):
+    plan, pipeline, services = case
+    objects = pipeline + services
+    assert not _kind(objects, "Secret")
+    credential = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+    for config_map in _kind(objects, "ConfigMap"):
+        for value in config_map["data"].values():
+            assert not credential.search(value), config_map["metadata"]["name"]
+    sensitive = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|RESULTS_URL")
+    secret_env = {}
+    for pod in _pod_specs(objects):
+        for container in pod["containers"]:
+            for env in container.get("env", []):
+                if sensitive.search(env["name"]):
+                    assert "value" not in env, (container["name"], env["name"])
+                    secret_env[env["name"]] = env["valueFrom"]["secretKeyRef"]["name"]
+    assert secret_env == {"ALGORAIL_RESULTS_URL": "redis-url",
+                          "AWS_ACCESS_KEY_ID": "minio-keys", "AWS_SECRET_ACCESS_KEY": "minio-keys"}
+    mounted = {v["secret"]["secretName"] for pod in _pod_specs(services)
+               for v in pod["volumes"] if "secret" in v}
+    assert mounted == {"gateway-keys", "webhook-hmac"}
+
+
+def test_credentials_in_plain_values_are_refused():
+    values = {**services_values("demo-plan"),
+              "results": {"url": "redis://:hunter2@redis:6379/0"},
+              "objectStore": {"url": "s3://bucket?endpoint=http://key:secret@minio:9000"}}
+    with pytest.raises(RenderError) as err:
+        _render(SERVICES_CHART, values)
+    assert "results.url: holds credentials" in str(err.value)
+    assert "objectStore.url: holds credentials" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_schema_refuses_unpinned_images_and_root():
+    for bad in ({"image": {"tag": "latest"}}, {"podSecurityContext": {"runAsNonRoot": False}},
+                {"containerSecurityContext": {"readOnlyRootFilesystem": False}}):
+        for chart, values in ((SERVICES_CHART, {}),
+                              (PIPELINE_CHART, pipeline_values(PLANS["hello"]()))):
+            with pytest.raises(RenderError, match="schema"):
+                _render(chart, {**values, **bad})
+
+
+# -- names and labels -----------------------------------------------------------------------
+
+
+def test_names_are_dns_1123_even_for_upper_case_components(tmp_path):
+    source = (EXAMPLES / "hello.yaml").read_text().replace("upper", "Upper")
+    pipeline_file = tmp_path / "hello.yaml"
+    pipeline_file.write_text(source)
+    (tmp_path / "hello_algos.py").write_text((EXAMPLES / "hello_algos.py").read_text())
+    plan = compile_plan(load_pipeline(str(pipeline_file)))
+    objects = _render(PIPELINE_CHART, pipeline_values(plan), release="Hello-Upper".lower())
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        pattern = DNS_SUBDOMAIN if obj["kind"] == "KafkaTopic" else DNS_LABEL
+        assert pattern.match(name) and len(name) <= 63, name
+    deployment = _kind(objects, "Deployment")[0]
+    assert deployment["metadata"]["name"] == f"hello-upper-upper-{_short_hash('Upper')}"
+    assert sorted(t["spec"]["topicName"] for t in _kind(objects, "KafkaTopic")) == sorted(
+        plan.created_topics())
+
+
+def test_long_release_and_component_names_stay_unique_and_short():
+    plan = PLANS["reviews-with-sink"]()
+    long_names = [r.model_copy(update={"component": f"{'c' * 48}-{i}"})
+                  for i, r in enumerate(plan.runners)]
+    plan = plan.model_copy(update={"runners": long_names})
+    objects = _render(PIPELINE_CHART, pipeline_values(plan, Registry()), release="r" * 53)
+    names = [o["metadata"]["name"] for o in objects if o["kind"] != "KafkaTopic"]
+    assert all(DNS_LABEL.match(n) and len(n) <= 63 for n in names), names
+    assert len(set(names)) == len(names)
+
+
+def test_recommended_labels_on_every_object(case):
+    _, pipeline, services = case
+    for obj in pipeline + services:
+        labels = obj["metadata"]["labels"]
+        assert all(key in labels for key in RECOMMENDED_LABELS), obj["metadata"]["name"]
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+# -- the services chart ------------------------------------------------------------------
+
+
+def test_services_chart_without_a_plan_deploys_no_workload_and_says_how():
+    objects = _render(SERVICES_CHART, {})
+    assert not _kind(objects, "Deployment") and not _kind(objects, "HorizontalPodAutoscaler")
+    with helm_python.Chart.load(chart_dir(SERVICES_CHART)) as chart:
+        notes = chart.render(values={}, name="algorail")["algorail/templates/NOTES.txt"]
+    assert "--set plan.configMap=" in notes
+
+
+def test_gateway_has_hpa_pdb_and_serves_the_plan_configmap():
+    objects = _render(SERVICES_CHART, services_values("shop-plan"))
+    (hpa,) = _kind(objects, "HorizontalPodAutoscaler")
+    (pdb,) = _kind(objects, "PodDisruptionBudget")
+    gateway = next(d for d in _kind(objects, "Deployment")
+                   if d["metadata"]["name"].endswith("-gateway"))
+    assert hpa["spec"]["scaleTargetRef"]["name"] == gateway["metadata"]["name"]
+    assert "replicas" not in gateway["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"] == gateway["spec"]["selector"]["matchLabels"]
+    pod = gateway["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["configMap"]["name"] == "shop-plan"
+    assert pod["containers"][0]["args"][:3] == ["gateway", "--plan", "/etc/algorail/plan.json"]
+    (role,) = _kind(objects, "Role")
+    assert role["rules"][0]["resourceNames"] == ["shop-plan"]
+
+
+def test_dashboard_is_valid_grafana_json_with_pipeline_metrics():
+    (config_map,) = [o for o in _render(SERVICES_CHART, {})
+                     if o["metadata"]["name"].endswith("-dashboard")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["algorail-pipelines.json"])
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("algorail_messages_in_total", "algorail_algo_duration_seconds_bucket",
+                   "algorail_errors_total", "algorail_consumer_lag"):
+        assert metric in exprs
+
+
+# -- values.yaml documents itself -------------------------------------------------------
+
+
+def _leaves(values: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        keys += _leaves(value, path + ".") if isinstance(value, dict) and value else [path]
+    return keys
+
+
+@pytest.mark.parametrize("chart", [SERVICES_CHART, PIPELINE_CHART])
+def test_every_value_is_documented_and_in_the_schema(chart):
+    folder = chart_dir(chart)
+    text = (folder / "values.yaml").read_text()
+    documented = set(re.findall(r"^\s*## @param (\S+)", text, re.M))
+    schema = json.loads((folder / "values.schema.json").read_text())
+    for key in _leaves(yaml.safe_load(text)):
+        parts = key.split(".")
+        assert any(".".join(parts[:n]) in documented for n in range(1, len(parts) + 1)), key
+        node = schema
+        for part in parts:
+            if part not in node.get("properties", {}):
+                break
+            node = node["properties"][part]
+        assert node.get("description"), key

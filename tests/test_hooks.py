@@ -1,0 +1,226 @@
+"""The hook dispatcher and the built-in webhook hook, with a real broker, the machine's
+Redis and a real HTTP target on loopback that is down for a while, or for good."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+from algorail.plugins.hooks import WebhookHook, WebhookRefused, check_url_allowed, sign
+from conftest import read_topic, wait_until
+
+from algorail.extensions import DeliveryContext
+from algorail.plan import compile_plan
+from algorail.runtime import messages
+from algorail.runtime.broker import free_port
+from algorail.runtime.hooks import HookDispatcher, RetryPolicy
+from algorail.runtime.kafka_io import ensure_topics
+from algorail.runtime.results import RedisResultsStore, run_view
+from algorail.spec import validate_document
+
+SECRET = "s3cret"
+
+
+class Target:
+    """A webhook receiver: records (headers, body) of each POST; `start()` opens the port."""
+
+    def __init__(self, port: int):
+        self.port, self.received = port, []
+        self.server = None
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                target.received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.handler = Handler
+
+    def start(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def run_ids(self) -> list[str]:
+        return [headers["X-Algorail-Run-Id"] for headers, _ in self.received]
+
+
+def pipeline(target_port: int, closed_port: int) -> dict:
+    return {
+        "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+        "metadata": {"owner": "hk", "name": "hooktest", "version": "1.0.0"},
+        "spec": {
+            "endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
+            "algos": [{"name": "src", "runtime": "python", "entrypoint": "stand_in:src",
+                       "inputs": [{"name": "x"}], "outputs": [{"name": "out"}, {"name": "other"}]}],
+            "hooks": [
+                {"name": "notify", "type": "webhook", "config": {
+                    "urls": [f"http://127.0.0.1:{target_port}/hook"], "secret": SECRET,
+                    "retries": 12, "backoffMs": 100, "maxBackoffMs": 600, "timeoutMs": 2000}},
+                {"name": "doomed", "type": "webhook", "config": {
+                    "urls": [f"http://127.0.0.1:{closed_port}/"], "retries": 2,
+                    "backoffMs": 50}},
+                {"name": "both", "type": "response", "join": "inner"},
+            ],
+            "pipes": [
+                {"from": "api.in", "to": "src.x"},
+                {"from": "src.out", "to": "notify"},
+                {"from": "src.out", "to": "doomed"},
+                {"from": "src.out", "to": "both"},
+                {"from": "src.other", "to": "both"},
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def hooks(module_broker):
+    import redis
+
+    if not redis.Redis(host="127.0.0.1", port=6379).ping():
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    target = Target(free_port())
+    plan = compile_plan(validate_document(pipeline(target.port, free_port())))
+    bootstrap = module_broker.bootstrap_servers
+    ensure_topics(bootstrap, plan.created_topics())
+    prefix = f"algorail-test-hooks-{uuid.uuid4().hex[:8]}:"
+    results = RedisResultsStore("redis://127.0.0.1:6379/0", ttl=120, prefix=prefix)
+    dispatcher = HookDispatcher(plan, bootstrap, results, allow_private_urls=True).start()
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    assert dispatcher.wait_ready(30)
+    yield SimpleNamespace(plan=plan, bootstrap=bootstrap, results=results, target=target,
+                          producer=producer, out=plan.runner("src").outputs)
+    producer.close()
+    dispatcher.stop()
+    target.stop()
+    for key in results.redis.scan_iter(f"{prefix}*"):
+        results.redis.delete(key)
+    results.close()
+
+
+def send(h, port: str, run_id: str, payload, skip: bool = False) -> None:
+    value = b"" if skip else json.dumps(payload).encode()
+    headers = messages.Envelope(run_id=run_id, deployment="hooktest", source=f"src.{port}",
+                                skip=skip).to_headers()
+    h.producer.send(h.out[port], value=value, headers=headers).get(timeout=10)
+
+
+def test_target_down_then_up_gets_every_result_once_signed(hooks):
+    runs = [f"run-{i}-{uuid.uuid4().hex[:6]}" for i in range(5)]
+    for i, run_id in enumerate(runs):
+        hooks.results.start_run(run_id, ["notify"])
+        send(hooks, "out", run_id, {"n": i})
+    time.sleep(1.5)  # the target is down: deliveries are being retried
+    assert hooks.target.received == []
+    hooks.target.start()
+    assert wait_until(lambda: all(hooks.results.hook_state(r, "notify") == "delivered"
+                                  for r in runs), timeout=30)
+    # a replayed message (at-least-once) is not delivered again; a later run shows the
+    # dispatcher got past it
+    send(hooks, "out", runs[0], {"n": 0})
+    sentinel = f"sentinel-{uuid.uuid4().hex[:6]}"
+    send(hooks, "out", sentinel, {"n": 99})
+    assert wait_until(lambda: hooks.results.hook_state(sentinel, "notify") == "delivered",
+                      timeout=30)
+    received = hooks.target.run_ids()
+    assert sorted(received) == sorted([*runs, sentinel])
+    for headers, body in hooks.target.received:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Algorail-Signature"], expected)
+        assert headers["X-Algorail-Signature"] == sign(SECRET, body)
+    bodies = {h["X-Algorail-Run-Id"]: json.loads(b) for h, b in hooks.target.received}
+    assert [bodies[r] for r in runs] == [{"n": i} for i in range(5)]
+    view = run_view(runs[0], hooks.results.get(runs[0]))
+    assert view["deliveries"]["notify"]["attempts"] > 1
+    assert view["results"]["notify"]["delivered"][0]["status"] == 204
+
+
+def test_target_down_past_the_retry_budget_goes_to_the_dead_letter_topic(hooks):
+    run_id = f"doomed-{uuid.uuid4().hex[:6]}"
+    hooks.results.start_run(run_id, ["doomed"])
+    send(hooks, "out", run_id, {"payload": "lost?"})
+    assert wait_until(lambda: hooks.results.hook_state(run_id, "doomed") == "failed",
+                      timeout=30)
+    dead = [json.loads(r.value) for r in read_topic(hooks.bootstrap,
+                                                      hooks.plan.hooks[1].dead_letter_topic)]
+    [mine] = [d for d in dead if d["runId"] == run_id]
+    assert mine["payload"] == {"payload": "lost?"} and mine["attempts"] == 3
+    assert mine["hook"] == "doomed" and "ConnectError" in mine["error"]
+    view = run_view(run_id, hooks.results.get(run_id))
+    assert view["status"] == "failed" and view["errors"][0]["component"] == "doomed"
+
+
+def test_inner_join_hook_delivers_both_parts_or_reports_skipped(hooks):
+    joined, skipped = f"join-{uuid.uuid4().hex[:6]}", f"skip-{uuid.uuid4().hex[:6]}"
+    send(hooks, "out", joined, {"a": 1})
+    send(hooks, "other", joined, {"b": 2})
+    send(hooks, "out", skipped, {"a": 3})
+    send(hooks, "other", skipped, None, skip=True)
+    assert wait_until(lambda: hooks.results.hook_state(joined, "both") == "delivered"
+                      and hooks.results.hook_state(skipped, "both") == "skipped", timeout=30)
+    view = run_view(joined, hooks.results.get(joined))
+    assert view["results"]["both"] == {"src.out": {"a": 1}, "src.other": {"b": 2}}
+    published = [r for r in read_topic(hooks.bootstrap, hooks.plan.output_topic)
+                 if messages.Envelope.from_headers(r.headers).run_id == joined]
+    assert [json.loads(r.value) for r in published] == [{"src.out": {"a": 1},
+                                                         "src.other": {"b": 2}}]
+    assert "both" not in run_view(skipped, hooks.results.get(skipped))["results"]
+
+
+def test_private_addresses_are_refused_unless_allowed():
+    for url in ("http://127.0.0.1:9/", "http://10.1.2.3/", "http://169.254.169.254/latest",
+                "http://[::1]:80/", "http://192.168.0.10/", "http://0.0.0.0/"):
+        with pytest.raises(WebhookRefused, match="private address"):
+            check_url_allowed(url)
+    check_url_allowed("http://93.184.216.34/")  # a public address literal: no lookup needed
+    hook = SimpleNamespace(name="h", config={"urls": ["http://127.0.0.1:9/x"]})
+    context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out")
+    with pytest.raises(WebhookRefused):
+        WebhookHook().deliver(hook, {"x": 1}, context)
+
+
+def test_webhook_config_is_validated():
+    def problems(config):
+        return WebhookHook().validate(SimpleNamespace(config=config), None)
+
+    assert problems({"urls": ["https://example.com/h"], "retries": 3}) == []
+    assert "needs config.urls" in problems({})[0]
+    assert "not an http(s) URL" in problems({"urls": ["ftp://x"]})[0]
+    assert "config.retries" in problems({"urls": ["https://e.com"], "retries": -1})[0]
+
+
+def test_secret_from_environment(monkeypatch):
+    hook = SimpleNamespace(name="h", config={"urls": ["http://127.0.0.1:9/"],
+                                             "secretEnv": "ALGORAIL_TEST_UNSET_SECRET"})
+    context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out",
+                              allow_private_urls=True)
+    monkeypatch.delenv("ALGORAIL_TEST_UNSET_SECRET", raising=False)
+    with pytest.raises(WebhookRefused, match="ALGORAIL_TEST_UNSET_SECRET"):
+        WebhookHook().deliver(hook, {}, context)
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    policy = RetryPolicy.from_config({"retries": 5, "backoffMs": 100, "maxBackoffMs": 500})
+    assert policy.attempts == 6
+    for attempt, ceiling in [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.5), (5, 0.5)]:
+        delays = [policy.delay(attempt) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1

@@ -1,0 +1,336 @@
+"""The plugin system: entry-point discovery, broken plugins, name conflicts, plugin
+commands, startup, and the hook reference in docs/plugins.md.
+
+Third-party plugins are real distributions (a `*.dist-info` with entry_points.txt) in a
+temporary folder put on PYTHONPATH of an `algorail` subprocess, so nothing is installed
+into the shared environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from algorail import hookspecs, plugin_manager
+from algorail.extensions import StartupContext
+from algorail.hookspecs import hookimpl
+from algorail.plugin_manager import PluginConflict, PluginInfo, build_registry, new_plugin_manager
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "examples" / "hello.yaml"
+HOOKSPECS = plugin_manager.hook_names()
+
+HOOK_TYPE_PLUGIN = """
+from algorail.extensions import HookType
+from algorail.hookspecs import hookimpl
+
+class Dup(HookType):
+    name = "dup"
+    def deliver(self, hook, payload, context):
+        return payload
+
+@hookimpl
+def register_hook_types(register):
+    register(Dup())
+"""
+
+DUP_PIPELINE = """
+apiVersion: algorail.io/v1
+kind: Pipeline
+metadata: {owner: alice, name: dup}
+spec:
+  endpoints: [{name: api, paths: [{name: in}]}]
+  hooks: [{name: out, type: dup}]
+  pipes: [{from: api.in, to: out}]
+"""
+
+
+class PluginFolder:
+    """Distributions written to a folder, and `algorail` run with that folder on its path."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def add(self, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
+        for module, source in modules.items():
+            (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = self.root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[algorail]\n{lines}")
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environ = {**os.environ, "PYTHONPATH": str(self.root), **env}
+        return subprocess.run(
+            [sys.executable, "-m", "algorail.cli", *args],
+            capture_output=True, text=True, env=environ, timeout=60, cwd=self.root,
+        )
+
+    def plugins(self, **env: str) -> dict[str, dict]:
+        result = self.run("plugins", "--json", **env)
+        assert result.returncode == 0, result.stderr
+        return {p["name"]: p for p in json.loads(result.stdout)}
+
+
+@pytest.fixture
+def folder(tmp_path) -> PluginFolder:
+    return PluginFolder(tmp_path)
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def test_first_party_plugins_come_from_the_same_entry_points(folder):
+    plugins = folder.plugins()
+    assert plugins["runtimes"]["distribution"] == "algorail"
+    assert plugins["runtimes"]["provides"]["algo runtimes"] == ["python", "exec", "http"]
+    assert plugins["hooks"]["provides"]["hook types"] == ["webhook", "response"]
+    assert all(p["status"] == "ok" for p in plugins.values())
+
+
+def test_a_third_party_plugin_is_listed_with_what_it_provides(folder):
+    folder.add("algorail-dup", {"dup_plugin": HOOK_TYPE_PLUGIN}, {"dup": "dup_plugin"})
+    plugins = folder.plugins()
+    assert plugins["algorail-dup"]["version"] == "1.2.3"
+    assert plugins["algorail-dup"]["provides"] == {"hook types": ["dup"]}
+    assert plugins["algorail-dup"]["hooks"] == ["register_hook_types"]
+    (folder.root / "dup.yaml").write_text(DUP_PIPELINE)
+    result = folder.run("validate", "dup.yaml")
+    assert result.returncode == 0, result.stderr
+    table = folder.run("plugins", COLUMNS="120").stdout
+    assert "algorail-dup" in table and "hook types: dup" in table
+
+
+def test_load_plugins_env_limits_what_loads(folder):
+    folder.add("algorail-dup", {"dup_plugin": HOOK_TYPE_PLUGIN}, {"dup": "dup_plugin"})
+    plugins = folder.plugins(ALGORAIL_LOAD_PLUGINS="algorail-dup,hooks")
+    assert sorted(plugins) == ["algorail-dup", "hooks"]
+
+
+# -- broken plugins ----------------------------------------------------------------------------
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_algorail_goes_on(folder):
+    folder.add("algorail-broken", {"broken_plugin": "import no_such_module_here\n"},
+               {"broken": "broken_plugin"})
+    result = folder.run("plugins", "--json")
+    assert result.returncode == 0
+    assert "plugin 'algorail-broken' is broken" in result.stderr
+    broken = {p["name"]: p for p in json.loads(result.stdout)}["algorail-broken"]
+    assert broken["status"] == "broken"
+    assert "No module named 'no_such_module_here'" in broken["error"]
+    validated = folder.run("validate", str(HELLO))
+    assert validated.returncode == 0, validated.stderr
+    assert "ok (alice/hello:1.0.0)" in validated.stdout
+
+
+def test_a_hook_that_raises_marks_its_plugin_broken_and_registers_nothing(folder):
+    source = """
+    from algorail.hookspecs import hookimpl
+    from algorail.plugins.hooks import ResponseHook
+
+    class Half(ResponseHook):
+        name = "half"
+
+    @hookimpl
+    def register_hook_types(register):
+        register(Half())
+        raise RuntimeError("database is not configured")
+    """
+    folder.add("algorail-half", {"half_plugin": source}, {"half": "half_plugin"})
+    plugins = folder.plugins()
+    assert plugins["algorail-half"]["status"] == "broken"
+    assert plugins["algorail-half"]["error"] == (
+        "register_hook_types raised RuntimeError: database is not configured"
+    )
+    assert plugins["algorail-half"]["provides"] == {}
+    assert plugins["hooks"]["status"] == "ok"
+
+
+def test_a_misspelled_hook_is_reported_not_silently_ignored(folder):
+    source = """
+    from algorail.hookspecs import hookimpl
+
+    @hookimpl
+    def register_hook_type(register):
+        pass
+    """
+    folder.add("algorail-typo", {"typo_plugin": source}, {"typo": "typo_plugin"})
+    typo = folder.plugins()["algorail-typo"]
+    assert typo["status"] == "broken"
+    assert "unknown hook 'register_hook_type'" in typo["error"]
+    assert "register_hook_types" in typo["error"]
+
+
+# -- name conflicts ----------------------------------------------------------------------------
+
+
+def test_two_plugins_offering_one_name_is_an_error_naming_both(folder):
+    folder.add("algorail-dup", {"dup_plugin": HOOK_TYPE_PLUGIN}, {"dup": "dup_plugin"})
+    folder.add("algorail-dup-too", {"dup_too": HOOK_TYPE_PLUGIN}, {"dup": "dup_too"})
+    plugins = folder.plugins()
+    for name in ("algorail-dup", "algorail-dup-too"):
+        assert plugins[name]["status"] == "conflict"
+        assert "'algorail-dup' and 'algorail-dup-too'" in plugins[name]["conflicts"][0]
+    (folder.root / "dup.yaml").write_text(DUP_PIPELINE)
+    result = folder.run("validate", "dup.yaml")
+    assert result.returncode == 1
+    assert "hook type 'dup' is offered by 2 plugins: 'algorail-dup' and 'algorail-dup-too'" in (
+        result.stderr
+    )
+    assert folder.run("validate", str(HELLO)).returncode == 0
+
+
+def test_a_conflicted_name_cannot_be_used_at_run_time():
+    first, second = _module("first", HOOK_TYPE_PLUGIN), _module("second", HOOK_TYPE_PLUGIN)
+    registry = _registry({"first": first, "second": second})
+    with pytest.raises(PluginConflict, match="'first' and 'second'"):
+        registry.hook_types["dup"].deliver(None, {}, None)
+    with pytest.raises(PluginConflict):
+        registry.raise_on_conflicts()
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+COMMAND_PLUGIN = """
+import click
+from algorail.hookspecs import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="greet")
+    @click.argument("who")
+    def greet(who):
+        "Say hello from a plugin."
+        click.echo(f"hello {who}")
+
+    @cli.command(name="validate")
+    def validate():
+        "Tries to replace a built-in command."
+        click.echo("hijacked")
+"""
+
+
+def test_plugin_commands_join_the_cli_but_cannot_replace_built_ins(folder):
+    folder.add("algorail-greet", {"greet_plugin": COMMAND_PLUGIN}, {"greet": "greet_plugin"})
+    result = folder.run("greet", "world")
+    assert (result.returncode, result.stdout) == (0, "hello world\n"), result.stderr
+    assert "command 'validate' is offered by two plugins: 'algorail' and 'algorail-greet'" in (
+        result.stderr
+    )
+    assert "greet" in folder.run("--help").stdout
+    validated = folder.run("validate", str(HELLO))
+    assert validated.returncode == 0 and "hijacked" not in validated.stdout
+    plugin = folder.plugins()["algorail-greet"]
+    assert plugin["provides"] == {"commands": ["greet"]}
+    assert plugin["status"] == "conflict"
+
+
+# -- startup -----------------------------------------------------------------------------------
+
+
+class RoutePlugin:
+    """Adds GET /plugin/ping to the gateway."""
+
+    @hookimpl
+    def startup(self, context):
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        if context.service == "gateway":
+            context.routes.append(
+                Route("/plugin/ping", lambda request: PlainTextResponse("pong"))
+            )
+
+
+class FailingStartup:
+    @hookimpl
+    def startup(self, context):
+        raise ValueError("no licence key")
+
+
+@pytest.fixture
+def startup_registry(monkeypatch):
+    registry = _registry({"route": RoutePlugin(), "failing": FailingStartup()})
+    monkeypatch.setattr(plugin_manager, "_registry", registry)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def hello_plan():
+    from algorail.plan import compile_plan
+    from algorail.spec import load_pipeline
+
+    return compile_plan(load_pipeline(HELLO))
+
+
+def test_startup_lets_a_plugin_add_a_gateway_route(hello_plan, startup_registry, capsys):
+    import asyncio
+
+    from algorail.runtime.gateway import create_app
+    from algorail.runtime.results import MemoryResultsStore
+
+    app = create_app(hello_plan, results=MemoryResultsStore(), bootstrap_servers="127.0.0.1:9")
+
+    async def ping():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.get("/plugin/ping")
+
+    response = asyncio.run(ping())
+    assert (response.status_code, response.text) == (200, "pong")
+    assert startup_registry.plugins["failing"].error == (
+        "startup raised ValueError: no licence key"
+    )
+    assert "plugin 'failing' is broken" in capsys.readouterr().err
+
+
+def test_call_startup_runs_every_plugin_even_after_one_fails(startup_registry):
+    context = StartupContext(service="gateway")
+    plugin_manager.call_startup(context)
+    assert [r.path for r in context.routes] == ["/plugin/ping"]
+    runner = StartupContext(service="runner")
+    plugin_manager.call_startup(runner)
+    assert runner.routes == []
+
+
+# -- reference ---------------------------------------------------------------------------------
+
+
+def test_there_are_the_hooks_the_issue_asks_for():
+    assert {"register_algo_runtimes", "register_hook_types", "register_connectors",
+            "register_content_types", "register_commands", "startup"} <= set(HOOKSPECS)
+
+
+@pytest.mark.parametrize("hook", HOOKSPECS)
+def test_every_hook_is_documented(hook):
+    assert len((getattr(hookspecs, hook).__doc__ or "").strip()) > 40, f"{hook} has no docstring"
+    docs = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert f"### `{hook}(" in docs, f"docs/plugins.md has no reference section for {hook}"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _module(name: str, source: str):
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(textwrap.dedent(source), name, "exec"), module.__dict__)
+    return module
+
+
+def _registry(plugins: dict[str, object]):
+    pm = new_plugin_manager()
+    for name, plugin in plugins.items():
+        pm.register(plugin, name=name)
+    return build_registry(pm, {name: PluginInfo(name) for name in plugins})

@@ -1,0 +1,297 @@
+"""The registry API over real HTTP, against SQLite, PostgreSQL and MariaDB.
+
+One registry (with its own fresh database) and one server per backend, shared by the
+tests of this module; each test uses its own pipeline/algo names.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import threading
+import uuid
+
+import httpx
+import pytest
+import yaml
+from conftest import EXAMPLES
+
+from algorail.registry.api import BackgroundServer, open_registry
+from algorail.registry.auth import create_key
+from algorail.registry.client import RegistryClient, RegistryRequestError
+
+HELLO = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
+
+
+RECORDING_HELM = """#!{python}
+# Stands in for the helm CLI (there is no cluster here): records each call and its values.
+import json, sys
+args = sys.argv[1:]
+values = json.load(open(args[args.index("--values") + 1])) if "--values" in args else None
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{"args": args, "values": values}}) + "\\n")
+if "refuse" in " ".join(args):
+    sys.exit("Error: INSTALLATION FAILED: namespace refuse is forbidden")
+"""
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
+def server(request, scratch_database, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("helm")
+    helm = folder / "helm"
+    helm.write_text(RECORDING_HELM.format(python=sys.executable, log=str(folder / "calls")))
+    helm.chmod(0o755)
+    registry = open_registry(scratch_database(request.param),
+                             state_dir=tmp_path_factory.mktemp("state"), helm=str(helm))
+    with registry.sessions() as session:
+        keys = {
+            "alice": create_key(session, "alice"),
+            "bob": create_key(session, "bob"),
+            "admin": create_key(session, "ops", admin=True),
+        }
+    live = BackgroundServer(registry).start()
+    live.keys = keys
+    live.registry = registry
+    live.helm_calls = folder / "calls"
+    yield live
+    live.stop()
+    registry.sessions.kw["bind"].dispose()
+
+
+@pytest.fixture
+def clients(server):
+    made = {who: RegistryClient(server.url, key) for who, key in server.keys.items()}
+    yield made
+    for client in made.values():
+        client.close()
+
+
+def hello(name: str, version: str = "1.0.0", owner: str = "alice") -> dict:
+    doc = copy.deepcopy(HELLO)
+    doc["metadata"].update(name=name, version=version, owner=owner)
+    return doc
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def status_of(call) -> int:
+    with pytest.raises(RegistryRequestError) as info:
+        call()
+    return info.value.status
+
+
+def test_push_list_versions_show_in_semver_order(clients):
+    alice, name = clients["alice"], unique("hello")
+    for version in ("1.10.0", "1.2.0", "1.2.0-rc.1"):
+        stored = alice.push(hello(name, version))
+        assert stored["ref"] == f"alice/{name}:{version}"
+    versions = [v["version"] for v in alice.pipeline_versions("alice", name)]
+    assert versions == ["1.2.0-rc.1", "1.2.0", "1.10.0"]
+    listed = {p["name"]: p for p in alice.pipelines()}
+    assert listed[name]["latest"] == "1.10.0" and listed[name]["versions"] == 3
+    shown = alice.pipeline_version("alice", name, "1.2.0")
+    assert shown["document"]["spec"]["algos"][0]["name"] == "upper"
+    assert shown["document"]["metadata"]["version"] == "1.2.0"
+
+
+def test_invalid_spec_is_rejected_with_every_problem(clients):
+    alice, name = clients["alice"], unique("broken")
+    doc = hello(name)
+    doc["spec"]["pipes"].append({"from": "nowhere.out", "to": "result"})
+    doc["spec"]["algos"][0]["timeoutMs"] = -1
+    with pytest.raises(RegistryRequestError) as info:
+        alice.push(doc)
+    assert info.value.status == 422
+    assert len(info.value.problems) >= 1
+    assert status_of(lambda: alice.pipeline_versions("alice", name)) == 404
+
+
+def test_version_must_be_semver(clients):
+    assert status_of(lambda: clients["alice"].push(hello(unique("v"), "1.0"))) == 422
+
+
+def test_versions_are_immutable(clients):
+    alice, name = clients["alice"], unique("immutable")
+    first = alice.push(hello(name))
+    changed = hello(name)
+    changed["metadata"]["description"] = "something else"
+    assert status_of(lambda: alice.push(changed)) == 409
+    again = alice.pipeline_version("alice", name, "1.0.0")
+    assert again["digest"] == first["digest"]
+    assert again["description"] == HELLO["metadata"]["description"]
+
+
+def test_concurrent_pushes_of_one_version_exactly_one_wins(server):
+    name = unique("race")
+    results: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def push():
+        with RegistryClient(server.url, server.keys["alice"]) as client:
+            barrier.wait(timeout=10)
+            try:
+                client.push(hello(name, "2.0.0"))
+                results.append(201)
+            except RegistryRequestError as exc:
+                results.append(exc.status)
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [201] + [409] * 7
+    with RegistryClient(server.url, server.keys["alice"]) as client:
+        assert [v["version"] for v in client.pipeline_versions("alice", name)] == ["2.0.0"]
+
+
+def test_owner_isolation_is_404_not_403(clients):
+    alice, bob, name = clients["alice"], clients["bob"], unique("private")
+    alice.push(hello(name))
+    missing = unique("missing")
+    for call in (
+        lambda: bob.pipeline_versions("alice", name),
+        lambda: bob.pipeline_version("alice", name, "1.0.0"),
+        lambda: bob.clone("alice", name, "1.0.0", "9.9.9"),
+    ):
+        with pytest.raises(RegistryRequestError) as hidden:
+            call()
+        assert hidden.value.status == 404
+        assert "not found" in str(hidden.value)
+    # an existing pipeline of another owner looks exactly like one that does not exist
+    with pytest.raises(RegistryRequestError) as absent:
+        bob.pipeline_versions("alice", missing)
+    assert absent.value.status == 404
+    assert name not in {p["name"] for p in bob.pipelines()}
+    assert status_of(lambda: bob.push(hello(unique("x"), owner="alice"))) == 403
+    assert status_of(lambda: bob.deployment("alice", name)) == 404
+    assert status_of(lambda: bob.algo_versions("alice", name)) == 404
+
+
+def test_clone_and_blank(clients):
+    alice, name = clients["alice"], unique("cloned")
+    alice.push(hello(name))
+    cloned = alice.clone("alice", name, "1.0.0", "1.1.0")
+    assert cloned["ref"] == f"alice/{name}:1.1.0"
+    original = alice.pipeline_version("alice", name, "1.0.0")["document"]
+    copy_ = alice.pipeline_version("alice", name, "1.1.0")["document"]
+    assert copy_["spec"] == original["spec"]
+    assert status_of(lambda: alice.clone("alice", name, "1.0.0", "1.1.0")) == 409
+    blank = unique("blank")
+    alice.new_blank(blank, "0.1.0")
+    spec = alice.pipeline_version("alice", blank, "0.1.0")["document"]["spec"]
+    assert not any(spec.get(k) for k in ("endpoints", "algos", "hooks", "pipes"))
+
+
+def test_keys_are_required(server):
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/v1/pipelines").status_code == 401
+        wrong = http.get("/v1/pipelines", headers={"authorization": "Bearer ark_nope"})
+        assert wrong.status_code == 401
+        assert "registry keys create" in wrong.json()["error"]
+        assert http.get("/v1/whoami", headers={"x-api-key": server.keys["bob"]}).json() == {
+            "owner": "bob", "admin": False}
+
+
+def test_algo_repository(clients):
+    alice, name = clients["alice"], unique("algo")
+    alice.publish_algo("alice", name, "1.0.0", "python", {"entrypoint": "m:f"})
+    alice.publish_algo("alice", name, "1.1.0", "python", published=False)
+    versions = alice.algo_versions("alice", name)
+    assert [(v["version"], v["published"]) for v in versions] == [("1.0.0", True),
+                                                                  ("1.1.0", False)]
+    listed = {a["name"]: a for a in alice.algos()}
+    assert listed[name]["latestPublished"] == "1.0.0"
+    assert status_of(lambda: alice.publish_algo("alice", name, "1.0.0", "python")) == 409
+    assert status_of(lambda: alice.publish_algo("bob", name, "1.0.0", "python")) == 404
+
+
+def test_event_flows_need_admin_and_published_versions(server, clients):
+    alice, bob, admin = clients["alice"], clients["bob"], clients["admin"]
+    algo, conn = unique("flow"), unique("kafka")
+    alice.publish_algo("alice", algo, "1.0.0", "python")
+    alice.publish_algo("alice", algo, "2.0.0", "python", published=False)
+    body = {"name": conn, "bootstrapServers": "10.0.0.5:9092"}
+    assert status_of(lambda: alice.request("POST", "/v1/admin/connections", body)) == 403
+    admin.request("POST", "/v1/admin/connections", body)
+    assert status_of(lambda: admin.request("POST", "/v1/admin/connections", body)) == 409
+
+    def grant(version, direction="subscribe", who=admin):
+        return who.request("POST", "/v1/admin/event-flows", {
+            "algo": f"alice/{algo}:{version}", "connection": conn, "topic": "orders.v1",
+            "direction": direction})
+
+    grant("1.0.0")
+    grant("1.0.0", "publish")
+    assert status_of(lambda: grant("2.0.0")) == 409  # not published
+    assert status_of(lambda: grant("1.0.0", who=alice)) == 403
+    assert status_of(lambda: grant("1.0.0", "sideways")) == 422
+    flows = alice.request("GET", "/v1/owners/alice/event-flows")
+    mine = [(f["direction"], f["bootstrapServers"]) for f in flows
+            if f["algo"] == f"alice/{algo}:1.0.0"]
+    assert sorted(mine) == [("publish", "10.0.0.5:9092"), ("subscribe", "10.0.0.5:9092")]
+    assert len(admin.request("GET", "/v1/owners/alice/event-flows")) == len(flows)
+    assert status_of(lambda: bob.request("GET", "/v1/owners/alice/event-flows")) == 404
+
+
+def test_openapi_documents_every_route(server):
+    with httpx.Client(base_url=server.url) as http:
+        schema = http.get("/v1/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    assert {"get", "post"} <= set(paths["/v1/pipelines"])
+    assert {"get", "patch", "delete"} <= set(paths["/v1/deployments/{owner}/{name}"])
+    assert "/v1/owners/{owner}/event-flows" in paths
+    for methods in paths.values():
+        for operation in methods.values():
+            assert operation.get("summary") and operation.get("responses")
+
+
+def helm_calls(server) -> list[dict]:
+    if not server.helm_calls.exists():
+        return []
+    return [json.loads(line) for line in server.helm_calls.read_text().splitlines()]
+
+
+def test_kubernetes_deployment_installs_upgrades_and_uninstalls_the_chart(server, clients):
+    alice, bob, name = clients["alice"], clients["bob"], unique("hello")
+    alice.push(hello(name))
+    alice.clone("alice", name, "1.0.0", "1.1.0")
+    before = len(helm_calls(server))
+    made = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-a"})
+    assert made["state"] == "running", made["message"]
+    install = helm_calls(server)[before]
+    assert install["args"][:4] == ["upgrade", "--install", f"alice-{name}",
+                                   made["runtime"]["chart"]]
+    assert install["args"][install["args"].index("--namespace") + 1] == "team-a"
+    plan = install["values"]["plan"]
+    assert (plan["owner"], plan["deployment"], plan["version"]) == ("alice", name, "1.0.0")
+    assert f"alice.{name}.upper.result" in [t["name"] for t in plan["topics"]]
+
+    assert status_of(lambda: alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes")) == 409
+    assert status_of(lambda: bob.terminate("alice", name)) == 404
+    updated = alice.update("alice", name, f"alice/{name}:1.1.0")
+    assert updated["pipeline"] == f"alice/{name}:1.1.0" and updated["state"] == "running"
+    upgrade = helm_calls(server)[-1]
+    assert upgrade["args"][:2] == ["upgrade", "--install"]
+    assert upgrade["values"]["plan"]["version"] == "1.1.0"
+
+    assert [d["name"] for d in alice.deployments()].count(name) == 1
+    assert alice.terminate("alice", name)["state"] == "terminated"
+    assert helm_calls(server)[-1]["args"] == ["uninstall", f"alice-{name}", "--namespace",
+                                              "team-a"]
+    assert alice.deployment("alice", name)["state"] == "terminated"
+
+
+def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
+    alice, name = clients["alice"], unique("hello")
+    alice.push(hello(name))
+    made = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "refuse"})
+    assert made["state"] == "failed"
+    assert "namespace refuse is forbidden" in made["message"]
+    assert alice.deployment("alice", name)["state"] == "failed"
+    again = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
+    assert again["state"] == "running"

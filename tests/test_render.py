@@ -1,0 +1,139 @@
+"""`algorail render` and algorail.render: manifests on disk for GitOps, overrides, and the
+messages a user sees when Helm or the values are wrong."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from algorail.cli import cli
+from algorail.plan import compile_plan
+from algorail.render import RenderError, render_chart, render_pipeline
+from algorail.spec import load_bindings, load_pipeline
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _objects(folder: Path) -> list[dict]:
+    objects = []
+    for path in sorted(folder.rglob("*.yaml")):
+        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return objects
+
+
+def _topics(objects: list[dict]) -> list[str]:
+    return sorted(o["spec"]["topicName"] for o in objects if o["kind"] == "KafkaTopic")
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_render_writes_manifests_for_one_pipeline(tmp_path):
+    out = tmp_path / "out"
+    result = _run("render", str(EXAMPLES / "hello.yaml"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (out / "algorail-pipeline").iterdir())
+    assert files == ["configmap.yaml", "kafkatopics.yaml", "mappings.yaml",
+                     "networkpolicy.yaml", "runners.yaml"]
+    objects = _objects(out)
+    plan = compile_plan(load_pipeline(str(EXAMPLES / "hello.yaml")))
+    assert _topics(objects) == sorted(plan.created_topics())
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "alice-hello-upper"
+    assert all(o["metadata"]["namespace"] == "default" for o in objects)
+
+
+def test_values_files_then_set_override_in_order(tmp_path):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("topics: {partitions: 6, replicas: 2}\nkafka: {clusterName: prod}\n")
+    second.write_text("topics: {partitions: 9}\n")
+    out = tmp_path / "out"
+    result = _run("render", str(EXAMPLES / "reviews.yaml"), "-o", str(out), "-n", "shop",
+                  "--values", str(first), "-f", str(second), "--set", "topics.replicas=3",
+                  "--release", "reviews-prod")
+    assert result.exit_code == 0, result.output
+    topics = [o for o in _objects(out) if o["kind"] == "KafkaTopic"]
+    assert topics and all(t["spec"]["partitions"] == 9 for t in topics)
+    assert all(t["spec"]["replicas"] == 3 for t in topics)
+    assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "prod" for t in topics)
+    assert all(t["metadata"]["namespace"] == "shop" for t in topics)
+    assert all(t["metadata"]["labels"]["app.kubernetes.io/instance"] == "reviews-prod"
+               for t in topics)
+
+
+def test_seldon_manifest_with_bindings_and_a_plan_json_render_the_same(tmp_path):
+    manifest = EXAMPLES / "seldon" / "tfsimples-join.yaml"
+    bindings = EXAMPLES / "seldon" / "bindings.yaml"
+    from_manifest = tmp_path / "a"
+    assert _run("render", str(manifest), "--bindings", str(bindings), "-o",
+                str(from_manifest)).exit_code == 0
+    plan_file = tmp_path / "plan.json"
+    assert _run("plan", str(manifest), "--bindings", str(bindings), "-o",
+                str(plan_file)).exit_code == 0
+    from_plan = tmp_path / "b"
+    assert _run("render", str(plan_file), "-o", str(from_plan)).exit_code == 0
+    assert _objects(from_manifest) == _objects(from_plan)
+    plan = compile_plan(load_pipeline(str(manifest), bindings=load_bindings(str(bindings))))
+    assert _topics(_objects(from_plan)) == sorted(plan.created_topics())
+
+
+def test_with_services_serves_the_rendered_plan_configmap(tmp_path):
+    result = _run("render", str(EXAMPLES / "hello.yaml"), "-o", str(tmp_path),
+                  "--with-services", "--set", "auth.existingSecret=hello-keys")
+    assert result.exit_code == 0, result.output
+    (plan_cm,) = [o for o in _objects(tmp_path / "algorail-pipeline")
+                  if o["kind"] == "ConfigMap" and "plan.json" in o["data"]]
+    services = _objects(tmp_path / "algorail")
+    gateways = [o for o in services if o["kind"] == "Deployment"]
+    assert len(gateways) == 2
+    for deployment in gateways:
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert volumes[0]["configMap"]["name"] == plan_cm["metadata"]["name"]
+    mapping = next(o for o in _objects(tmp_path / "algorail-pipeline") if o["kind"] == "Mapping")
+    gateway_service = next(o for o in services if o["kind"] == "Service"
+                           and o["metadata"]["name"].endswith("-gateway"))
+    assert mapping["spec"]["service"].split(".")[0] == gateway_service["metadata"]["name"]
+
+
+def test_rerender_replaces_stale_files(tmp_path):
+    plan = compile_plan(load_pipeline(str(EXAMPLES / "reviews.yaml")))
+    render_pipeline(plan, tmp_path, engine="sdk")
+    stale = tmp_path / "algorail-pipeline" / "old.yaml"
+    stale.write_text("kind: Stale\n")
+    written = render_pipeline(plan, tmp_path, set_values=["mappings.enabled=false"],
+                              engine="sdk")
+    assert not stale.exists()
+    assert "mappings.yaml" not in {p.name for p in written}
+
+
+def test_bad_values_are_one_message_without_traceback(tmp_path):
+    result = CliRunner().invoke(cli, ["render", str(EXAMPLES / "hello.yaml"), "-o",
+                                      str(tmp_path), "--set", "topics.partitions=0"])
+    assert result.exit_code == 1
+    assert "topics/partitions" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "algorail-pipeline").exists()
+
+
+def test_a_plan_missing_from_values_says_how_to_pass_it():
+    with pytest.raises(RenderError, match=r"plan: empty.*algorail render"):
+        render_chart("algorail-pipeline", {}, release="x", engine="sdk")
+
+
+def test_no_helm_cli_and_no_sdk_gives_a_clear_message(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RenderError, match="helm CLI is not on PATH"):
+        render_chart("algorail", {}, release="x", engine="cli")
+    monkeypatch.setitem(sys.modules, "helm_python", None)
+    with pytest.raises(RenderError, match=r"pip install 'algorail\[helm\]'"):
+        render_chart("algorail", {}, release="x", engine="auto")
+
+
+def test_unknown_chart_folder_says_where_it_looked(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALGORAIL_CHARTS_DIR", str(tmp_path))
+    with pytest.raises(RenderError, match="ALGORAIL_CHARTS_DIR"):
+        render_chart("algorail", {}, release="x", engine="sdk")

@@ -1,0 +1,94 @@
+"""`algorail new`: the files each template generates, and the names it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from algorail.cli import cli
+from algorail.scaffold import ScaffoldError, new_project, parse_settings
+
+EXPECTED_FILES = {
+    "algo": {
+        "Dockerfile", "README.md", "pipeline.yaml", "pyproject.toml",
+        "algorail_sentiment/__init__.py", "algorail_sentiment/algo.py",
+        "algorail_sentiment/plugin.py", "tests/test_algorail_sentiment.py",
+    },
+    "connector": {
+        "README.md", "pipeline.yaml", "pyproject.toml",
+        "algorail_jsonl_sink/__init__.py", "algorail_jsonl_sink/plugin.py",
+        "tests/test_algorail_jsonl_sink.py",
+    },
+    "hook": {
+        "README.md", "pipeline.yaml", "pyproject.toml",
+        "algorail_audit_log/__init__.py", "algorail_audit_log/plugin.py",
+        "tests/test_algorail_audit_log.py",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_FILES))
+def test_each_template_generates_its_file_set_with_defaults(tmp_path, kind):
+    generated = new_project(kind, tmp_path)
+    files = {str(p.relative_to(generated.path)) for p in generated.path.rglob("*") if p.is_file()}
+    assert files == EXPECTED_FILES[kind]
+    text = "".join(p.read_text() for p in generated.path.rglob("*") if p.is_file())
+    assert "{{" not in text and "cookiecutter" not in text
+
+
+def test_settings_flow_into_every_derived_name(tmp_path):
+    generated = new_project("hook", tmp_path, {"name": "slack-notify", "owner": "acme"})
+    assert generated.path == tmp_path / "algorail-slack-notify"
+    plugin = (generated.path / "algorail_slack_notify" / "plugin.py").read_text()
+    assert "class SlackNotifyHook(HookType):" in plugin
+    assert 'name = "slack-notify"' in plugin
+    pyproject = (generated.path / "pyproject.toml").read_text()
+    assert 'slack-notify = "algorail_slack_notify.plugin"' in pyproject
+    assert "owner: acme" in (generated.path / "pipeline.yaml").read_text()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"name": "Sentiment"}, "name 'Sentiment' is not usable"),
+    ({"name": "2fast"}, "name '2fast' is not usable"),
+    ({"name": "bad_name"}, "name 'bad_name' is not usable"),
+    ({"name": "ok", "package": "class"}, "package 'class' is not a Python package name"),
+    ({"name": "ok", "package": "json"}, "package 'json' already exists"),
+    ({"name": "ok", "distribution": "pluggy"}, "distribution named 'pluggy' is already installed"),
+    ({"name": "ok", "distribution": "Not Safe"}, "distribution 'Not Safe' is not a safe"),
+    ({"name": "webhook"}, "already offers a hook type named 'webhook'"),
+])
+def test_unusable_names_are_refused_before_anything_is_written(tmp_path, values, message):
+    with pytest.raises(ScaffoldError, match=message):
+        new_project("hook", tmp_path, values)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_directory_is_kept_unless_forced(tmp_path):
+    generated = new_project("algo", tmp_path)
+    mine = generated.path / "algorail_sentiment" / "algo.py"
+    mine.write_text("# my own work\n")
+    with pytest.raises(ScaffoldError, match="already exists.*--force"):
+        new_project("algo", tmp_path)
+    assert mine.read_text() == "# my own work\n"
+    new_project("algo", tmp_path, force=True)
+    assert "def predict" in mine.read_text()
+
+
+def test_unknown_settings_and_templates_are_refused(tmp_path):
+    with pytest.raises(ScaffoldError, match="no setting 'colour'"):
+        new_project("algo", tmp_path, {"colour": "red"})
+    with pytest.raises(ScaffoldError, match="no template named 'model'"):
+        new_project("model", tmp_path)
+    with pytest.raises(ScaffoldError, match="KEY=VALUE"):
+        parse_settings(["name"])
+
+
+def test_new_command_reports_errors_without_a_traceback(tmp_path):
+    runner = CliRunner()
+    args = ["new", "connector", "--no-input", "-o", str(tmp_path), "--set", "name=pg-copy"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"created {tmp_path / 'algorail-pg-copy'}" in result.output
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.output and "Traceback" not in again.output

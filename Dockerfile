@@ -16,6 +16,7 @@ COPY algorail ./algorail
 COPY plugins ./plugins
 COPY connectors ./connectors
 COPY charts ./charts
+COPY templates ./templates
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sql]'
 
 # -- runtime -----------------------------------------------------------------------------

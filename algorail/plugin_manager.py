@@ -1,8 +1,10 @@
 """Finds plugins through the `algorail` entry-point group and collects what they register.
 
-Plugins load once, lazily, on the first call to `get_registry()`, so `algorail --help`
-stays fast. A plugin that fails to import or whose hook raises is recorded as broken
-with its reason; the rest of algorail goes on without it.
+Plugins load once, lazily, on the first call to `get_registry()`, so commands that do
+not need them stay fast. A plugin that fails to import or whose hook raises is recorded as
+broken with its reason; the rest of algorail goes on without it. A name two plugins offer
+is kept as a `ConflictedName`, so using it is an error that names both. Services call
+`call_startup`; the CLI adds `plugin_commands`.
 """
 
 from __future__ import annotations
@@ -146,11 +148,11 @@ def build_registry(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> 
                     owners[name].append(info.name)
                 table[name] = obj
                 info.provides.setdefault(kind + "s", []).append(name)
-        for name, names in owners.items():
-            if len(names) > 1:
-                table[name] = ConflictedName(kind, name, names)
+        for name, offered_by in owners.items():
+            if len(offered_by) > 1:
+                table[name] = ConflictedName(kind, name, offered_by)
                 registry.conflicts.append(table[name].message)
-                for owner in names:
+                for owner in offered_by:
                     plugins[owner].conflicts.append(table[name].message)
     for info in plugins.values():
         plugin = pm.get_plugin(info.name)

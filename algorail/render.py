@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from algorail import naming
 from algorail.errors import AlgorailError
 from algorail.plan import Plan
 
-CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
 SERVICES_CHART = "algorail"
 PIPELINE_CHART = "algorail-pipeline"
 ENGINES = ("auto", "cli", "sdk")
@@ -37,8 +37,9 @@ class RenderError(AlgorailError):
 
 
 def chart_dir(name: str) -> Path:
-    """Where chart `name` lives (ALGORAIL_CHARTS_DIR overrides the checkout's charts/)."""
-    root = Path(os.environ.get("ALGORAIL_CHARTS_DIR") or CHARTS_DIR)
+    """Where chart `name` lives: ALGORAIL_CHARTS_DIR, else the charts installed with algorail
+    (package `algorail.charts`, the checkout's charts/ folder)."""
+    root = Path(os.environ.get("ALGORAIL_CHARTS_DIR") or str(files("algorail.charts")))
     path = root / name
     if not (path / "Chart.yaml").is_file():
         raise RenderError(
@@ -85,16 +86,8 @@ def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, A
         if not connector_class:
             continue
         tasks = int(props.pop("tasks.max", 1))
-        config = {key: _connect_string(value) for key, value in props.items()}
-        configs[connector.name] = {"class": connector_class, "tasksMax": tasks, "config": config}
+        configs[connector.name] = {"class": connector_class, "tasksMax": tasks, "config": props}
     return configs
-
-
-def _connect_string(value: Any) -> str:
-    """Kafka Connect properties are strings; booleans in Java's spelling."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
@@ -224,11 +217,11 @@ def _split_sources(output: str, prefix: str) -> dict[str, str]:
     for line in output.splitlines(keepends=True):
         if line.startswith("# Source: "):
             current = line.removeprefix("# Source: ").strip().removeprefix(prefix)
-            rendered.setdefault(current, "")
-            rendered[current] += "---\n"
-        elif current is not None and line.strip() != "---":
+            rendered[current] = rendered.get(current, "") + "---\n"
+        elif current is not None:
             rendered[current] += line
-    return rendered
+    return {name: text.rstrip().removesuffix("---").rstrip() + "\n"
+            for name, text in rendered.items()}
 
 
 def _helm_message(text: str) -> str:

@@ -122,6 +122,7 @@ def check_names(kind: str, answers: dict[str, Any], registry: Any = None) -> lis
             f"a distribution named {distribution!r} is already installed; pick another name "
             f"or `algorail uninstall {distribution}` first"
         )
+    problems += _check_settings(answers)
     if not problems:
         if registry is None:
             from algorail.plugin_manager import get_registry
@@ -132,6 +133,23 @@ def check_names(kind: str, answers: dict[str, Any], registry: Any = None) -> lis
                 f"an installed plugin already offers a {LABELS[kind]} named {name!r} "
                 "(see `algorail plugins`); pick another name"
             )
+    return problems
+
+
+def _check_settings(answers: dict[str, Any]) -> list[str]:
+    """The other settings end up in Python, TOML and YAML files: keep them plain."""
+    problems = []
+    for key in ("description", "author"):
+        if any(c in str(answers.get(key, "")) for c in '"\\\n'):
+            problems.append(f"{key} may not contain double quotes, backslashes or line breaks")
+    owner = str(answers.get("owner", ""))
+    if not naming.is_valid_name(owner):
+        problems.append(f"owner {owner!r} is not usable: {naming.NAME_RULE}")
+    if not naming.VERSION_RE.match(str(answers.get("version", ""))):
+        problems.append(f"version {answers.get('version')!r} is not a semantic version like 0.1.0")
+    class_name = answers.get("class_name")
+    if class_name is not None and not str(class_name).isidentifier():
+        problems.append(f"class_name {class_name!r} is not a Python class name")
     return problems
 
 

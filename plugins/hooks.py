@@ -80,6 +80,8 @@ class WebhookHook(HookType):
             for key in NUMERIC_KEYS
             if key in config and not (isinstance(config[key], int) and config[key] >= 0)
         ]
+        if "allowPrivateUrls" in config and not isinstance(config["allowPrivateUrls"], bool):
+            problems.append("config.allowPrivateUrls: must be true or false")
         if "headers" in config and not isinstance(config["headers"], dict):
             problems.append("config.headers: must be a mapping of header names to values")
         return problems
@@ -102,7 +104,7 @@ class WebhookHook(HookType):
         for url in config["urls"]:
             if url in reached:
                 continue
-            if not context.allow_private_urls:
+            if not (context.allow_private_urls or config.get("allowPrivateUrls") is True):
                 check_url_allowed(url)
             try:
                 response = self._http().request(config.get("method", "POST"), url,

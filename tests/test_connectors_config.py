@@ -73,7 +73,8 @@ def pipeline(sources=(), sinks=()):
             "algos": [{"name": "score", "runtime": "exec", "command": ["cat"]}],
             "dataSources": [{"name": f"in-{n}", "connector": n, "config": c} for n, c in sources],
             "dataSinks": [{"name": f"out-{n}", "connector": n, "config": c} for n, c in sinks],
-            "pipes": [{"from": f"in-{sources[0][0]}.out" if sources else "api.in", "to": "score.in"}]
+            "pipes": [{"from": f"in-{sources[0][0]}.out" if sources else "api.in",
+                       "to": "score.in"}]
             + [{"from": "score.out", "to": f"out-{n}"} for n, _ in sinks],
         },
     }
@@ -101,7 +102,8 @@ def connections_file(tmp_path, monkeypatch):
     return path
 
 
-@pytest.mark.parametrize("kind,name", [("source", n) for n in SOURCES] + [("sink", n) for n in SINKS])
+@pytest.mark.parametrize("kind,name",
+                         [("source", n) for n in SOURCES] + [("sink", n) for n in SINKS])
 def test_rendered_config_has_the_documented_required_keys(kind, name, connections_file):
     config = SOURCES[name] if kind == "source" else SINKS[name]
     entry = [(name, config)]

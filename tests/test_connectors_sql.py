@@ -106,7 +106,7 @@ class Services:
         self.threads.append((thread, runner.stop))
 
     def stop(self):
-        for thread, stop in self.threads:
+        for _, stop in self.threads:
             stop()
         for thread, _ in self.threads:
             thread.join(timeout=15)
@@ -167,17 +167,36 @@ def test_rejected_record_goes_to_dead_letter_and_the_rest_are_written(
     bootstrap = module_broker.bootstrap_servers
     kafka_io.ensure_topics(bootstrap, plan.created_topics())
     sink = plan.connectors[0]
+    sink.inputs[0].map = {"label": "name"}  # as a pipe's `map` compiles
     produce(bootstrap, sink.inputs[0].topic,
-            [{"id": 1, "name": "a"}, {"id": "not a number", "name": "b"}, {"id": 3, "name": "c"},
-             {"id": 4, "colour": "red"}])
+            [{"id": 1, "label": "a"}, {"id": "not a number", "label": "b"},
+             {"id": 3, "label": "c"}, {"id": 4, "colour": "red"}])
+    skip = Envelope(run_id=new_run_id(), skip=True)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(sink.inputs[0].topic, b"", headers=skip.to_headers())
+    producer.flush()
+    producer.close()
     services.connector(plan, "db")
     assert wait_until(lambda: len(rows(engine, name)) >= 2, 30)
     dead = read_topic(bootstrap, sink.dead_letter_topic, 2)
     reasons = sorted(dict(m.headers)["algorail-error"].decode() for m in dead)
-    assert len(dead) == 2
+    assert len(dead) == 2  # the skip marker is neither written nor dead-lettered
     assert "Incorrect integer value" in reasons[0] or "integer" in reasons[0].lower()
     assert "colour" in reasons[1] and "have no column" in reasons[1]
     assert rows(engine, name) == [(1, "a"), (3, "c")]
+
+
+def test_upsert_updates_rows_on_mariadb(mariadb_url, tmp_path, table, services, module_broker):
+    name, engines = table
+    engine = make_table(mariadb_url, name, engines, "id INTEGER PRIMARY KEY, name VARCHAR(50)")
+    plan = make_plan(tmp_path, sinks=[{"name": "db", "connector": "jdbc", "config": {
+        "url": mariadb_url, "table": name, "insertMode": "upsert", "pkFields": ["id"]}}])
+    kafka_io.ensure_topics(module_broker.bootstrap_servers, plan.created_topics())
+    produce(module_broker.bootstrap_servers, plan.connectors[0].inputs[0].topic,
+            [{"id": 1, "name": "first"}, {"id": 2, "name": "two"}, {"id": 1, "name": "again"}])
+    services.connector(plan, "db")
+    assert wait_until(lambda: rows(engine, name) == [(1, "again"), (2, "two")], 30), \
+        rows(engine, name)
 
 
 class TcpProxy:
@@ -361,3 +380,20 @@ def test_connect_command_runs_sinks_and_explains_kafka_connect_only(
     assert bad.returncode == 1
     assert "table 'conn6_no_such_table' does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_algorail_dev_moves_requests_into_the_database(postgres_url, tmp_path, table,
+                                                       algorail_dev):
+    """The whole user path: `algorail dev` runs gateway, runner and `algorail connect`."""
+    name, engines = table
+    engine = make_table(postgres_url, name, engines,
+                        "id INTEGER PRIMARY KEY, name TEXT, score INTEGER")
+    make_plan(tmp_path, sinks=[{"name": "db", "connector": "jdbc",
+                                "config": {"url": postgres_url, "table": name}}])
+    pipeline = algorail_dev(tmp_path / "shop.yaml", startup_timeout=90)
+    assert "data sink db: running" in pipeline.output()
+    for i, person in enumerate(["ada", "grace"]):
+        response = pipeline.post("in", {"id": i, "name": person}, sync=False)
+        assert response.status_code < 300, response.text
+    assert wait_until(lambda: len(rows(engine, name)) == 2, 40), pipeline.output()
+    assert rows(engine, name) == [(0, "ADA", 3), (1, "GRACE", 5)]

@@ -11,19 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 import redis
+import test_connectors_sql
 from conftest import wait_until
-from test_connectors_sql import Services, make_plan, produce, read_topic
+from test_connectors_sql import make_plan, produce, read_topic
 
 from algorail.runtime import kafka_io
 from algorail.runtime.connect import ConnectorConfigError, open_connector
 
-
-@pytest.fixture
-def services(module_broker):
-    started = Services(module_broker.bootstrap_servers)
-    yield started
-    started.stop()
-    assert not started.errors, started.errors
+services = test_connectors_sql.services  # connectors and runners on threads
 
 
 def sink_plan(tmp_path, broker, connector, config):
@@ -44,7 +39,8 @@ def test_redis_sink_writes_hashes_and_stream_entries(redis_url, tmp_path, servic
                 [{"id": i, "name": f"n{i}", "tags": ["a"]} for i in range(3)] + [{"name": "x"}])
         assert wait_until(lambda: len(client.keys(f"{keyspace}:h:*")) == 3, 20)
         assert client.hgetall(f"{keyspace}:h:1") == {"id": "1", "name": "n1", "tags": '["a"]'}
-        dead = read_topic(module_broker.bootstrap_servers, hashes.connectors[0].dead_letter_topic, 1)
+        dead_letters = hashes.connectors[0].dead_letter_topic
+        dead = read_topic(module_broker.bootstrap_servers, dead_letters, 1)
         assert b"no field 'id'" in dict(dead[0].headers)["algorail-error"]
 
         stream, topic = sink_plan(tmp_path, module_broker, "redis", {
@@ -67,25 +63,43 @@ def test_redis_sink_bad_url_is_a_clear_error(tmp_path, module_broker):
         writer.check()
 
 
+class S3Run:
+    """An S3 sink on a fresh bucket of the loopback S3 server, fed `count` records."""
+
+    def __init__(self, s3_env, tmp_path, services, broker, count, **config):
+        self.bucket = f"conn6-{uuid.uuid4().hex[:8]}"
+        self.s3 = boto3.client("s3", endpoint_url=s3_env)
+        self.s3.create_bucket(Bucket=self.bucket)
+        plan, self.topic = sink_plan(tmp_path, broker, "s3",
+                                     {"bucket": self.bucket, "endpointUrl": s3_env, **config})
+        services.connector(plan, "out")
+        produce(broker.bootstrap_servers, self.topic, [{"n": i} for i in range(count)])
+
+    def keys(self) -> list[str]:
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+
+    def body(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
 def test_s3_sink_writes_one_json_lines_object_per_batch(s3_env, tmp_path, services,
                                                        module_broker):
-    bucket = f"conn6-{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client("s3", endpoint_url=s3_env)
-    s3.create_bucket(Bucket=bucket)
-    plan, topic = sink_plan(tmp_path, module_broker, "s3", {
-        "bucket": bucket, "endpointUrl": s3_env, "prefix": "runs", "flushSize": 4,
-        "rotateIntervalMs": 60_000})
-    services.connector(plan, "out")
-    produce(module_broker.bootstrap_servers, topic, [{"n": i} for i in range(8)])
-
-    def keys():
-        return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-
-    assert wait_until(lambda: len(keys()) == 2, 30)
-    assert keys() == [f"runs/{topic}/partition=0/{topic}+0+{first:010d}.json" for first in (0, 4)]
-    lines = [json.loads(line) for key in keys()
-             for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()]
+    run = S3Run(s3_env, tmp_path, services, module_broker, 8, prefix="runs", flushSize=4,
+                rotateIntervalMs=60_000)
+    assert wait_until(lambda: len(run.keys()) == 2, 30)
+    topic = run.topic
+    assert run.keys() == [f"runs/{topic}/partition=0/{topic}+0+{first:010d}.json"
+                          for first in (0, 4)]
+    lines = [json.loads(line) for key in run.keys() for line in run.body(key).splitlines()]
     assert lines == [{"n": i} for i in range(8)]
+
+
+def test_s3_sink_writes_a_partial_batch_when_the_time_window_ends(s3_env, tmp_path, services,
+                                                                  module_broker):
+    run = S3Run(s3_env, tmp_path, services, module_broker, 3, flushSize=1000,
+                rotateIntervalMs=500)
+    assert wait_until(lambda: len(run.keys()) == 1, 30)
+    assert run.body(run.keys()[0]) == b'{"n": 0}\n{"n": 1}\n{"n": 2}\n'
 
 
 def test_s3_sink_missing_bucket_is_a_clear_error(s3_env, tmp_path, module_broker):

@@ -262,3 +262,13 @@ def test_api_keys(stack, tmp_path):
         assert httpx.get(run_url).status_code == 401
         assert httpx.get(run_url, headers={"x-api-key": "secret-one"}).status_code == 200
         assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_an_unreachable_results_store_is_a_503_that_says_so(stack):
+    dead = RedisResultsStore("redis://127.0.0.1:1/0")
+    app = create_app(stack["plan"], results=dead, bootstrap_servers=stack["bootstrap"])
+    with AsgiServer(app) as server:
+        answer = httpx.post(f"{server.url}/gw/gwtest/strict", json={"n": 1})
+    assert answer.status_code == 503
+    assert "check that Redis is running" in answer.json()["error"]
+    assert "nothing entered the pipeline" in answer.json()["error"]

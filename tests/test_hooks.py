@@ -107,7 +107,8 @@ def hooks(module_broker):
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     assert dispatcher.wait_ready(30)
     yield SimpleNamespace(plan=plan, bootstrap=bootstrap, results=results, target=target,
-                          producer=producer, out=plan.runner("src").outputs)
+                          producer=producer, out=plan.runner("src").outputs,
+                          metrics=dispatcher.metrics.registry)
     producer.close()
     dispatcher.stop()
     target.stop()
@@ -166,6 +167,9 @@ def test_target_down_past_the_retry_budget_goes_to_the_dead_letter_topic(hooks):
     assert mine["hook"] == "doomed" and "ConnectError" in mine["error"]
     view = run_view(run_id, hooks.results.get(run_id))
     assert view["status"] == "failed" and view["errors"][0]["component"] == "doomed"
+    labels = {"hook": "doomed"}
+    assert hooks.metrics.get_sample_value("algorail_hook_dead_letters_total", labels) >= 1
+    assert hooks.metrics.get_sample_value("algorail_hook_retries_total", labels) >= 2
 
 
 def test_inner_join_hook_delivers_both_parts_or_reports_skipped(hooks):
@@ -191,10 +195,21 @@ def test_private_addresses_are_refused_unless_allowed():
         with pytest.raises(WebhookRefused, match="private address"):
             check_url_allowed(url)
     check_url_allowed("http://93.184.216.34/")  # a public address literal: no lookup needed
-    hook = SimpleNamespace(name="h", config={"urls": ["http://127.0.0.1:9/x"]})
-    context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out")
-    with pytest.raises(WebhookRefused):
-        WebhookHook().deliver(hook, {"x": 1}, context)
+    target = Target(free_port())
+    target.start()
+    try:
+        url = f"http://127.0.0.1:{target.port}/x"
+        context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out")
+        with pytest.raises(WebhookRefused):
+            WebhookHook().deliver(SimpleNamespace(name="h", config={"urls": [url]}), {},
+                                  context)
+        assert target.received == []
+        allowed = SimpleNamespace(name="h", config={"urls": [url], "allowPrivateUrls": True})
+        assert WebhookHook().deliver(allowed, {"x": 1}, context) == {
+            "delivered": [{"url": url, "status": 204}]}
+        assert [json.loads(body) for _, body in target.received] == [{"x": 1}]
+    finally:
+        target.stop()
 
 
 def test_webhook_config_is_validated():

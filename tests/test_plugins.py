@@ -89,8 +89,15 @@ def folder(tmp_path) -> PluginFolder:
 
 
 def test_first_party_plugins_come_from_the_same_entry_points(folder):
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    first_party = pyproject["project"]["entry-points"]["algorail"]
     plugins = folder.plugins()
-    assert plugins["runtimes"]["distribution"] == "algorail"
+    assert {n for n, p in plugins.items() if p["distribution"] == "algorail"} == set(first_party)
+    registry = plugin_manager.get_registry()
+    offered = {name for p in plugins.values() for names in p["provides"].values() for name in names}
+    assert set(registry.runtimes) | set(registry.hook_types) | set(registry.connectors) <= offered
     assert plugins["runtimes"]["provides"]["algo runtimes"] == ["python", "exec", "http"]
     assert plugins["hooks"]["provides"]["hook types"] == ["webhook", "response"]
     assert all(p["status"] == "ok" for p in plugins.values())

@@ -124,26 +124,31 @@ def test_versions_are_immutable(clients):
     assert again["description"] == HELLO["metadata"]["description"]
 
 
-def test_concurrent_pushes_of_one_version_exactly_one_wins(server):
-    name = unique("race")
+def race(server, call, count: int = 8) -> list[int]:
+    """Run `call(client)` from `count` threads at once; the HTTP status of each."""
     results: list[int] = []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(count)
 
-    def push():
+    def one():
         with RegistryClient(server.url, server.keys["alice"]) as client:
             barrier.wait(timeout=10)
             try:
-                client.push(hello(name, "2.0.0"))
-                results.append(201)
+                call(client)
+                results.append(200)
             except RegistryRequestError as exc:
                 results.append(exc.status)
 
-    threads = [threading.Thread(target=push) for _ in range(8)]
+    threads = [threading.Thread(target=one) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results) == [201] + [409] * 7
+    return sorted(results)
+
+
+def test_concurrent_pushes_of_one_version_exactly_one_wins(server):
+    name = unique("race")
+    assert race(server, lambda client: client.push(hello(name, "2.0.0"))) == [200] + [409] * 7
     with RegistryClient(server.url, server.keys["alice"]) as client:
         assert [v["version"] for v in client.pipeline_versions("alice", name)] == ["2.0.0"]
 
@@ -168,6 +173,7 @@ def test_owner_isolation_is_404_not_403(clients):
     assert name not in {p["name"] for p in bob.pipelines()}
     assert status_of(lambda: bob.push(hello(unique("x"), owner="alice"))) == 403
     assert status_of(lambda: bob.deployment("alice", name)) == 404
+    assert status_of(lambda: bob.deploy(f"alice/{name}:1.0.0", "stolen", "kubernetes")) == 404
     assert status_of(lambda: bob.algo_versions("alice", name)) == 404
 
 
@@ -295,3 +301,17 @@ def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
     assert alice.deployment("alice", name)["state"] == "failed"
     again = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
     assert again["state"] == "running"
+
+
+def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, clients):
+    alice, name = clients["alice"], unique("hello")
+    alice.push(hello(name))
+    ref = f"alice/{name}:1.0.0"
+    assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5
+    assert race(server, lambda c: c.update("alice", name, ref), 6) == [200] + [409] * 5
+    assert race(server, lambda c: c.terminate("alice", name), 6).count(200) >= 1
+    assert alice.deployment("alice", name)["state"] == "terminated"
+    assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5
+    installs = [c for c in helm_calls(server) if c["args"][:3] == ["upgrade", "--install",
+                                                                   f"alice-{name}"]]
+    assert len(installs) == 3

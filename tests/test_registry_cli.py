@@ -17,11 +17,14 @@ from algorail.registry.api import BackgroundServer, open_registry
 def env(tmp_path):
     database = f"sqlite:///{tmp_path / 'registry.db'}"
     runner = CliRunner()
+    seldon = runner.invoke(cli, ["registry", "keys", "create", "--owner", "default",
+                                 "--database-url", database])
     made = runner.invoke(cli, ["registry", "keys", "create", "--owner", "alice",
                                "--database-url", database])
     assert made.exit_code == 0, made.output
     server = BackgroundServer(open_registry(database, state_dir=tmp_path / "state")).start()
-    yield runner, {"ALGORAIL_REGISTRY_URL": server.url, "ALGORAIL_API_KEY": made.output.strip()}
+    yield runner, {"ALGORAIL_REGISTRY_URL": server.url, "ALGORAIL_API_KEY": made.output.strip(),
+                   "SELDON_KEY": seldon.output.strip()}
     server.stop()
 
 
@@ -52,6 +55,18 @@ def test_push_of_an_invalid_file_names_the_file(env, tmp_path):
     doc["spec"]["pipes"].append({"from": "ghost.out", "to": "result"})
     broken.write_text(yaml.safe_dump(doc))
     assert str(broken) in run(env, "push", str(broken), ok=False)
+
+
+def test_push_a_seldon_manifest_with_bindings(env):
+    seldon = EXAMPLES / "seldon"
+    key = env[1]["SELDON_KEY"]
+    stored = run(env, "push", str(seldon / "tfsimples.yaml"), "--bindings",
+                 str(seldon / "bindings.yaml"), "--api-key", key)
+    assert "ref: default/tfsimples:" in stored
+    shown = yaml.safe_load(run(env, "pipelines", "show", stored.split("ref: ")[1].split()[0],
+                               "--yaml", "--api-key", key))
+    assert shown["apiVersion"] == "algorail.io/v1"
+    assert {a["entrypoint"] for a in shown["spec"]["algos"]} == {"stubs:tfsimple"}
 
 
 def test_algos_publish_list_versions(env):

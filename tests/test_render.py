@@ -12,7 +12,14 @@ from click.testing import CliRunner
 
 from algorail.cli import cli
 from algorail.plan import compile_plan
-from algorail.render import RenderError, render_chart, render_pipeline
+from algorail.render import (
+    RenderError,
+    _split_sources,
+    manifests,
+    pipeline_values,
+    render_chart,
+    render_pipeline,
+)
 from algorail.spec import load_bindings, load_pipeline
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -39,7 +46,7 @@ def test_render_writes_manifests_for_one_pipeline(tmp_path):
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (out / "algorail-pipeline").iterdir())
     assert files == ["configmap.yaml", "kafkatopics.yaml", "mappings.yaml",
-                     "networkpolicy.yaml", "runners.yaml"]
+                     "networkpolicy.yaml", "podmonitor.yaml", "runners.yaml"]
     objects = _objects(out)
     plan = compile_plan(load_pipeline(str(EXAMPLES / "hello.yaml")))
     assert _topics(objects) == sorted(plan.created_topics())
@@ -137,3 +144,19 @@ def test_unknown_chart_folder_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setenv("ALGORAIL_CHARTS_DIR", str(tmp_path))
     with pytest.raises(RenderError, match="ALGORAIL_CHARTS_DIR"):
         render_chart("algorail", {}, release="x", engine="sdk")
+
+
+def test_helm_template_output_splits_back_into_its_templates():
+    """The helm CLI path reads `helm template` stdout; no helm binary here, so the SDK's
+    rendering is printed the way `helm template` prints it and split back."""
+    plan = compile_plan(load_pipeline(str(EXAMPLES / "reviews.yaml")))
+    rendered = render_chart("algorail-pipeline", pipeline_values(plan), release="r",
+                            engine="sdk")
+    stdout = "".join(  # one "# Source:" header per document, as helm prints them
+        "---\n# Source: algorail-pipeline/" + name + "\n" + doc.strip("-\n") + "\n"
+        for name, text in rendered.items()
+        for doc in text.split("\n---\n") if doc.strip("-\n ")
+    )
+    split = _split_sources(stdout, "algorail-pipeline/")
+    assert sorted(split) == sorted(rendered)
+    assert manifests(split) == manifests(rendered)

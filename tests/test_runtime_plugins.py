@@ -10,8 +10,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from algorail.plan import RunnerPlan
 from algorail.plugins.runtimes import (
     AlgoFailed,
     AlgoNotFound,
@@ -21,6 +19,8 @@ from algorail.plugins.runtimes import (
     v2_request,
     v2_response,
 )
+
+from algorail.plan import RunnerPlan
 from algorail.runtime.testing import plan_from_yaml, produce, read_topic, start_runners
 from algorail.spec import Retry
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +37,11 @@ def test_each_template_generates_its_file_set_with_defaults(tmp_path, kind):
     assert files == EXPECTED_FILES[kind]
     text = "".join(p.read_text() for p in generated.path.rglob("*") if p.is_file())
     assert "{{" not in text and "cookiecutter" not in text
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--line-length", "100",
+         "--select", "E,F,W,I,B,UP", "."], capture_output=True, text=True, cwd=generated.path,
+    )
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_settings_flow_into_every_derived_name(tmp_path):
@@ -56,6 +64,10 @@ def test_settings_flow_into_every_derived_name(tmp_path):
     ({"name": "ok", "distribution": "pluggy"}, "distribution named 'pluggy' is already installed"),
     ({"name": "ok", "distribution": "Not Safe"}, "distribution 'Not Safe' is not a safe"),
     ({"name": "webhook"}, "already offers a hook type named 'webhook'"),
+    ({"description": 'say "hi"'}, "description may not contain double quotes"),
+    ({"owner": "Team A"}, "owner 'Team A' is not usable"),
+    ({"version": "1.0"}, "version '1.0' is not a semantic version"),
+    ({"class_name": "2Hook"}, "class_name '2Hook' is not a Python class name"),
 ])
 def test_unusable_names_are_refused_before_anything_is_written(tmp_path, values, message):
     with pytest.raises(ScaffoldError, match=message):

@@ -48,11 +48,11 @@ def list_connectors() -> None:
     from algorail.extensions import Connector
     from algorail.plugin_manager import get_registry
 
-    table = Table("connector", "kinds", "Kafka Connect class", "dev mode", "description")
+    table = Table("connector", "kinds", "Kafka Connect class", "dev mode")
     for name, connector in sorted(get_registry().connectors.items()):
         dev = type(connector).open_dev is not Connector.open_dev
         table.add_row(name, ", ".join(connector.kinds), connector.connector_class or "-",
-                      "python" if dev else "Kafka Connect only", connector.description)
+                      "python" if dev else "Kafka Connect only")
     Console().print(table)
 
 

@@ -30,15 +30,18 @@ def _logging() -> None:
               help="Serve /metrics and /healthz on this port (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
               envvar="ALGORAIL_METRICS_HOST", help="Address for /metrics (0.0.0.0 in a pod).")
+@click.option("--transactional", is_flag=True, envvar="ALGORAIL_TRANSACTIONAL",
+              help="Write outputs and offsets in Kafka transactions (brokers that honour them).")
 def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port: int,
-           metrics_host: str) -> None:
+           metrics_host: str, transactional: bool) -> None:
     """Run one algo of a plan: consume its inputs, call it, produce its outputs."""
     from algorail.commands.serve import _load_plan
     from algorail.runtime.runner import run_runner
 
     _logging()
     run_runner(_load_plan(plan_path), component, bootstrap_servers,
-               metrics_port=metrics_port or None, metrics_host=metrics_host)
+               metrics_port=metrics_port or None, metrics_host=metrics_host,
+               transactional=transactional)
 
 
 @click.command()

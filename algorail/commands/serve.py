@@ -78,7 +78,13 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
 
 @click.command()
 @_common
-def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev) -> None:
+@click.option("--metrics-port", type=int, default=0, show_default=True,
+              envvar="ALGORAIL_METRICS_PORT",
+              help="Serve /metrics and /healthz on this port (0: off).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              envvar="ALGORAIL_METRICS_HOST", help="Address for /metrics (0.0.0.0 in a pod).")
+def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev, metrics_port,
+          metrics_host) -> None:
     """Run a plan's hook dispatcher: deliver hook payloads and record run results."""
     import logging
     import signal
@@ -97,9 +103,17 @@ def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev) -> None:
     dispatcher = HookDispatcher(plan, bootstrap_servers,
                                 open_results_store(results_url, ttl=results_ttl),
                                 allow_private_urls=dev).start()
+    server = None
+    if metrics_port:
+        from algorail.runtime.metrics import MetricsServer
+
+        server = MetricsServer(dispatcher.metrics, dispatcher.healthy, metrics_host,
+                               metrics_port).start()
     try:
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.stop()
         dispatcher.stop()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -28,11 +30,53 @@ from algorail.registry.supervisor import Supervisor
 
 log = logging.getLogger("algorail.registry")
 
+STRING, OBJECT = {"type": "string"}, {"type": "object"}
+
+
+def _json_body(required: list[str], **properties) -> dict:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+# Request bodies, referenced from the handlers' docstrings as #/components/requestBodies/X.
+REQUEST_BODIES = {
+    "Push": _json_body(["document"], document=OBJECT, bindings=OBJECT),
+    "Blank": _json_body(["name"], name=STRING, version=STRING, description=STRING),
+    "Clone": _json_body(["to"], to=STRING),
+    "AlgoVersion": _json_body(
+        ["version", "runtime"],
+        version=STRING,
+        runtime=STRING,
+        settings=OBJECT,
+        published={"type": "boolean"},
+        description=STRING,
+    ),
+    "Connection": _json_body(["name", "bootstrapServers"], name=STRING, bootstrapServers=STRING),
+    "Grant": _json_body(
+        ["algo", "connection", "topic", "direction"],
+        algo=STRING,
+        connection=STRING,
+        topic=STRING,
+        direction={"type": "string", "enum": ["publish", "subscribe"]},
+    ),
+    "Deploy": _json_body(
+        ["pipeline", "name"],
+        pipeline=STRING,
+        name=STRING,
+        target={"type": "string", "enum": ["local", "kubernetes"]},
+        settings=OBJECT,
+    ),
+    "Update": _json_body([], pipeline=STRING, settings=OBJECT),
+}
+
 SCHEMAS = SchemaGenerator(
     {
         "openapi": "3.0.3",
         "info": {"title": "algorail registry", "version": __version__},
-        "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "requestBodies": REQUEST_BODIES,
+        },
         "security": [{"apiKey": []}],
     }
 )
@@ -62,17 +106,33 @@ async def _reply(func, *args, status: int = 200) -> JSONResponse:
 async def _body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
-    except json.JSONDecodeError as exc:
-        raise Invalid(f"the request body is not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise Invalid(f"the request body is not UTF-8 JSON: {reason}") from None
     if not isinstance(body, dict):
         raise Invalid("the request body must be a JSON object")
     return body
 
 
-def _field(body: dict, name: str) -> Any:
-    if body.get(name) in (None, ""):
-        raise Invalid(f"the request body needs {name!r}")
-    return body[name]
+KIND_NAMES = {str: "string", dict: "JSON object", bool: "boolean"}
+
+
+def _field(
+    body: dict, name: str, kind: type = str, default: Any = None, required: bool = True
+) -> Any:
+    """A body field of the right JSON type; a missing optional one gives `default`."""
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"the request body needs {name!r}")
+        return default
+    if not isinstance(value, kind):
+        raise Invalid(f"{name!r} must be a {KIND_NAMES[kind]}")
+    return value
+
+
+def _optional(body: dict, name: str, kind: type = str, default: Any = None) -> Any:
+    return _field(body, name, kind, default, required=False)
 
 
 def _registry(request: Request) -> Registry:
@@ -99,6 +159,7 @@ async def pipelines(request: Request) -> JSONResponse:
         200: {description: "[{owner, name, versions, latest}]"}
     post:
       summary: Store a validated, immutable pipeline version
+      requestBody: {$ref: "#/components/requestBodies/Push"}
       description: "Body: {document: <pipeline>, bindings?: {...}}; owner/name/version come
         from the document's metadata."
       responses:
@@ -110,10 +171,8 @@ async def pipelines(request: Request) -> JSONResponse:
     if request.method == "GET":
         return await _reply(reg.list_pipelines, who)
     body = await _body(request)
-    document = _field(body, "document")
-    if not isinstance(document, dict):
-        raise Invalid("'document' must be a pipeline object")
-    return await _reply(reg.push, who, document, body.get("bindings"), status=201)
+    document = _field(body, "document", dict)
+    return await _reply(reg.push, who, document, _optional(body, "bindings", dict), status=201)
 
 
 async def pipeline_versions(request: Request) -> JSONResponse:
@@ -152,6 +211,7 @@ async def clone_version(request: Request) -> JSONResponse:
     """Store a copy of a version under a new version tag.
     ---
     summary: Clone a pipeline version
+    requestBody: {$ref: "#/components/requestBodies/Clone"}
     description: "Body: {to: NEW_VERSION}"
     responses:
       201: {description: The new version}
@@ -173,6 +233,7 @@ async def blank_pipeline(request: Request) -> JSONResponse:
     """Start a pipeline from nothing.
     ---
     summary: Create a blank pipeline version
+    requestBody: {$ref: "#/components/requestBodies/Blank"}
     description: "Body: {name, version?, description?}"
     responses:
       201: {description: The new, empty version}
@@ -182,8 +243,8 @@ async def blank_pipeline(request: Request) -> JSONResponse:
         _registry(request).new_blank,
         await _who(request),
         _field(body, "name"),
-        body.get("version") or "1.0.0",
-        body.get("description"),
+        _optional(body, "version", str, "1.0.0"),
+        _optional(body, "description"),
         status=201,
     )
 
@@ -208,6 +269,7 @@ async def algo_versions(request: Request) -> JSONResponse:
         404: {description: No such algo for this key's owner}
     post:
       summary: Add (and by default publish) an algo version
+      requestBody: {$ref: "#/components/requestBodies/AlgoVersion"}
       description: "Body: {version, runtime, settings?, published? (default true), description?}"
       responses:
         201: {description: The new version}
@@ -224,9 +286,9 @@ async def algo_versions(request: Request) -> JSONResponse:
         p["name"],
         _field(body, "version"),
         _field(body, "runtime"),
-        body.get("settings"),
-        bool(body.get("published", True)),
-        body.get("description"),
+        _optional(body, "settings", dict),
+        _optional(body, "published", bool, True),
+        _optional(body, "description"),
         status=201,
     )
 
@@ -241,6 +303,7 @@ async def connections(request: Request) -> JSONResponse:
         403: {description: Not an admin key}
     post:
       summary: Connect an external Kafka broker
+      requestBody: {$ref: "#/components/requestBodies/Connection"}
       description: "Body: {name, bootstrapServers}"
       responses:
         201: {description: The connection}
@@ -259,6 +322,7 @@ async def grant_event_flow(request: Request) -> JSONResponse:
     """Grant a published algo version publish or subscribe on a connected topic (admin).
     ---
     summary: Grant an event flow
+    requestBody: {$ref: "#/components/requestBodies/Grant"}
     description: "Body: {algo: OWNER/NAME:VERSION, connection, topic, direction:
       publish|subscribe}"
     responses:
@@ -299,6 +363,7 @@ async def deployments(request: Request) -> JSONResponse:
         200: {description: Deployments with their state}
     post:
       summary: Deploy a pipeline version
+      requestBody: {$ref: "#/components/requestBodies/Deploy"}
       description: "Body: {pipeline: OWNER/NAME:VERSION, name, target: local|kubernetes,
         settings?: {port, workdir, bootstrapServers, namespace, release, chart, values}}"
       responses:
@@ -313,8 +378,8 @@ async def deployments(request: Request) -> JSONResponse:
         who,
         _field(body, "pipeline"),
         _field(body, "name"),
-        body.get("target") or "local",
-        body.get("settings"),
+        _optional(body, "target", str, "local"),
+        _optional(body, "settings", dict),
     )
     return JSONResponse(result, status_code=201)
 
@@ -329,6 +394,7 @@ async def deployment(request: Request) -> JSONResponse:
         404: {description: No such deployment for this key's owner}
     patch:
       summary: Update a deployment
+      requestBody: {$ref: "#/components/requestBodies/Update"}
       description: "Body: {pipeline?: OWNER/NAME:VERSION, settings?: {...}}; restarts it"
       responses:
         200: {description: The deployment}
@@ -344,7 +410,12 @@ async def deployment(request: Request) -> JSONResponse:
         return await _reply(reg.terminate, who, p["owner"], p["name"])
     body = await _body(request)
     return await _reply(
-        reg.update, who, p["owner"], p["name"], body.get("pipeline"), body.get("settings")
+        reg.update,
+        who,
+        p["owner"],
+        p["name"],
+        _optional(body, "pipeline"),
+        _optional(body, "settings", dict),
     )
 
 
@@ -352,14 +423,22 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def openapi(request: Request) -> JSONResponse:
-    """The OpenAPI document; a handler serving several methods documents each under its
-    method's name, so each operation takes its own part."""
-    schema = SCHEMAS.get_schema(routes=request.app.routes)
-    for methods in schema["paths"].values():
+def openapi_document(routes=None) -> dict:
+    """The OpenAPI document. A handler serving several methods documents each under its
+    method's name, so each operation takes its own part; path parameters are strings."""
+    schema = SCHEMAS.get_schema(routes=routes or ROUTES)
+    for path, methods in schema["paths"].items():
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": STRING}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
         for method, operation in methods.items():
-            methods[method] = operation.get(method, operation)
-    return JSONResponse(schema)
+            methods[method] = {**operation.get(method, operation), "parameters": parameters}
+    return schema
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document(request.app.routes))
 
 
 async def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
@@ -368,6 +447,13 @@ async def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
 
 async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "problems": []}, status_code=401)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Unknown paths and methods answer JSON like every other error."""
+    return JSONResponse(
+        {"error": exc.detail, "problems": []}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def _other_error(request: Request, exc: AlgorailError) -> JSONResponse:
@@ -401,6 +487,7 @@ def create_app(registry: Registry) -> Starlette:
             RegistryError: _registry_error,
             AuthError: _auth_error,
             AlgorailError: _other_error,
+            HTTPException: _http_error,
         },
     )
     app.state.registry = registry
@@ -438,8 +525,9 @@ class BackgroundServer:
 
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(create_app(registry), host=host, port=self.port,
-                                log_level="warning")
+        config = uvicorn.Config(
+            create_app(registry), host=host, port=self.port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,7 @@ TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 DIRECTIONS = ("publish", "subscribe")
 TARGETS = ("local", "kubernetes")
 ENDED = ("terminated", "failed")
+ACTIVE = ("starting", "running", "stopping")
 
 
 class RegistryError(AlgorailError):
@@ -157,7 +159,7 @@ class Registry:
             )
         check_version(version)
         text = json.dumps(canonical, sort_keys=True)
-        pipeline_id = self._pipeline_id(owner, name)
+        pipeline_id = self._row_id(m.Pipeline, owner, name)
         with self._session() as s:
             pv = m.PipelineVersion(
                 pipeline_id=pipeline_id, version=version, description=meta.get("description"),
@@ -177,22 +179,22 @@ class Registry:
         self.cache.invalidate(owner)
         return result
 
-    def _pipeline_id(self, owner: str, name: str) -> int:
-        """Find or create the pipeline row; a concurrent creator may win the insert."""
+    def _row_id(self, model, owner: str, name: str, **extra) -> int:
+        """Find or create the (owner, name) row; a concurrent creator may win the insert."""
         for _ in range(2):
             with self._session() as s:
-                found = s.scalar(select(m.Pipeline.id).where(
-                    m.Pipeline.owner == owner, m.Pipeline.name == name))
+                found = s.scalar(select(model.id).where(model.owner == owner,
+                                                        model.name == name))
                 if found is not None:
                     return found
-                row = m.Pipeline(owner=owner, name=name)
+                row = model(owner=owner, name=name, **extra)
                 s.add(row)
                 try:
                     s.commit()
                     return row.id
                 except IntegrityError:
                     s.rollback()
-        raise Conflict(f"could not create pipeline {owner}/{name}: try again")
+        raise Conflict(f"could not create {owner}/{name}: try again")
 
     def list_pipelines(self, who: Principal) -> list[dict]:
         def load():
@@ -269,7 +271,7 @@ class Registry:
         check_version(version)
         if not runtime:
             raise Invalid("an algo version needs a runtime, e.g. python or http")
-        algo_id = self._algo_id(owner, name, description)
+        algo_id = self._row_id(m.Algo, owner, name, description=description)
         with self._session() as s:
             av = m.AlgoVersion(algo_id=algo_id, version=version, runtime=runtime,
                                settings=settings or {}, published=published)
@@ -284,22 +286,6 @@ class Registry:
             result = algo_version_dict(av)
         self.cache.invalidate(owner)
         return result
-
-    def _algo_id(self, owner: str, name: str, description: str | None) -> int:
-        for _ in range(2):
-            with self._session() as s:
-                found = s.scalar(select(m.Algo.id).where(m.Algo.owner == owner,
-                                                         m.Algo.name == name))
-                if found is not None:
-                    return found
-                row = m.Algo(owner=owner, name=name, description=description)
-                s.add(row)
-                try:
-                    s.commit()
-                    return row.id
-                except IntegrityError:
-                    s.rollback()
-        raise Conflict(f"could not create algo {owner}/{name}: try again")
 
     def list_algos(self, who: Principal) -> list[dict]:
         def load():
@@ -421,25 +407,41 @@ class Registry:
         if target not in TARGETS:
             raise Invalid(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
         supervisor = self._supervisor()
+        wanted = {"target": target, "settings": settings or {}}
         with self._session() as s:
             pv = self._find_version(s, owner, pname, version)
             d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
                                                     m.Deployment.name == name))
-            if d is not None and d.state not in ENDED:
-                raise Conflict(f"deployment {owner}/{name} exists ({d.state}): use "
-                               "`algorail deployments update` or terminate it first")
             if d is None:
-                d = m.Deployment(owner=owner, name=name, runtime={})
+                d = m.Deployment(owner=owner, name=name, runtime={}, state="starting",
+                                 pipeline_version_id=pv.id, **wanted)
                 s.add(d)
-            d.pipeline_version_id, d.target, d.settings = pv.id, target, settings or {}
-            d.state, d.message = "starting", None
-            try:
-                s.commit()
-            except IntegrityError:
-                raise Conflict(f"deployment {owner}/{name} is being created by another "
-                               "request") from None
+                try:
+                    s.commit()
+                except IntegrityError:
+                    raise Conflict(f"deployment {owner}/{name} is being created by another "
+                                   "request") from None
+            else:
+                self._claim(s, d, ENDED, "starting", pipeline_version_id=pv.id, **wanted)
             self._start(s, d, supervisor, json.loads(pv.document))
             return deployment_dict(d)
+
+    @staticmethod
+    def _claim(s: Session, d: m.Deployment, allowed: tuple[str, ...], state: str,
+               **values) -> None:
+        """Move `d` to `state` only if it is still in one of the `allowed` states, so of
+        concurrent requests changing one deployment exactly one goes ahead."""
+        done = s.execute(
+            sql_update(m.Deployment)
+            .where(m.Deployment.id == d.id, m.Deployment.state.in_(allowed))
+            .values(state=state, message=None, updated_at=m.utcnow(), **values)
+            .execution_options(synchronize_session=False))
+        s.commit()
+        s.refresh(d)
+        if done.rowcount != 1:
+            raise Conflict(f"deployment {d.owner}/{d.name} is {d.state}: "
+                           + ("use `algorail deployments update` or terminate it first"
+                              if d.state in ACTIVE else "another request is changing it"))
 
     @staticmethod
     def _start(s: Session, d: m.Deployment, supervisor, document: dict) -> None:
@@ -483,10 +485,17 @@ class Registry:
     def terminate(self, who: Principal, owner: str, name: str) -> dict:
         with self._session() as s:
             d = self._deployment(s, who, owner, name)
-            if d.state != "terminated":
+            if d.state == "terminated":
+                return deployment_dict(d)
+            self._claim(s, d, ("running", "failed"), "stopping")
+            try:
                 self._supervisor().stop(d.target, d.runtime)
-                d.state, d.message = "terminated", None
+            except AlgorailError as exc:
+                d.state, d.message = "failed", f"could not stop: {exc}"
                 s.commit()
+                raise
+            d.state = "terminated"
+            s.commit()
             return deployment_dict(d)
 
     def update(self, who: Principal, owner: str, name: str, pipeline: str | None = None,
@@ -495,16 +504,15 @@ class Registry:
         supervisor = self._supervisor()
         with self._session() as s:
             d = self._deployment(s, who, owner, name)
+            changes = {"settings": {**d.settings, **(settings or {})}}
             if pipeline:
                 p_owner, pname, version = parse_ref(pipeline)
                 self._own(who, p_owner, f"pipeline {pipeline}")
-                d.pipeline_version_id = self._find_version(s, p_owner, pname, version).id
-            if settings is not None:
-                d.settings = {**d.settings, **settings}
+                pv = self._find_version(s, p_owner, pname, version)
+                changes["pipeline_version_id"] = pv.id
+            self._claim(s, d, ("running", "failed"), "starting", **changes)
             if d.target == "local":
                 supervisor.stop(d.target, d.runtime)
-            s.commit()
-            s.refresh(d)
             self._start(s, d, supervisor, json.loads(d.pipeline_version.document))
             return deployment_dict(d)
 
@@ -513,9 +521,9 @@ class Registry:
         seen = {}
         with self._session() as s:
             for d in s.scalars(select(m.Deployment).where(
-                    m.Deployment.state.in_(("running", "starting")))).all():
-                if d.state == "starting":
-                    d.state, d.message = "failed", "the registry stopped while it was starting"
+                    m.Deployment.state.in_(ACTIVE))).all():
+                if d.state != "running":
+                    d.state, d.message = "failed", f"the registry stopped while {d.state}"
                     s.commit()
                 else:
                     self._observe(s, d)

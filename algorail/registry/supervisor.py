@@ -18,8 +18,6 @@ from pathlib import Path
 
 from algorail.errors import AlgorailError
 
-CHART_NAME = "algorail-pipeline"
-
 
 class DeploymentError(AlgorailError):
     """A deployment could not be started or stopped."""
@@ -134,26 +132,6 @@ class LocalTarget:
         raise DeploymentError(f"processes of deployment (pid {pid}) did not stop")
 
 
-def default_chart() -> Path:
-    """The chart shipped in the source tree (charts/algorail-pipeline)."""
-    return Path(__file__).resolve().parents[2] / "charts" / CHART_NAME
-
-
-def pipeline_values(document: dict, deployment: str, settings: dict) -> dict:
-    """Chart values for a deployment: the compiled plan plus the user's overrides."""
-    from algorail.plan import compile_plan
-    from algorail.spec import parse_pipeline
-
-    plan = compile_plan(parse_pipeline(document), deployment=deployment)
-    try:
-        from algorail.render import plan_values
-    except ImportError:
-        values = {"plan": plan.to_dict()}
-    else:
-        values = plan_values(plan)
-    return {**values, **settings.get("values", {})}
-
-
 class KubernetesTarget:
     """Installs, upgrades and uninstalls a chart release with the helm CLI."""
 
@@ -162,14 +140,21 @@ class KubernetesTarget:
         self.helm = helm or os.environ.get("ALGORAIL_HELM", "helm")
 
     def release(self, owner: str, name: str, document: dict, settings: dict) -> dict:
-        """What `start` installs: release name, namespace, chart and values."""
-        release = settings.get("release") or f"{owner}-{name}"
+        """What `start` installs: release name, namespace, chart, and values (the compiled
+        plan as `algorail render` gives it, with `settings.values` merged on top)."""
+        from algorail import render
+        from algorail.plan import compile_plan
+        from algorail.spec import parse_pipeline
+
+        plan = compile_plan(parse_pipeline(document), deployment=name)
+        release = settings.get("release") or render.release_name(plan)
         if len(release) > 53:
             raise DeploymentError(f"Helm release name {release!r} is longer than 53 characters: "
                                   "pass settings.release")
+        chart = settings.get("chart") or str(render.chart_dir(render.PIPELINE_CHART))
+        values = render.deep_merge(render.pipeline_values(plan), settings.get("values", {}))
         return {"release": release, "namespace": settings.get("namespace", "algorail"),
-                "chart": settings.get("chart") or str(default_chart()),
-                "values": pipeline_values(document, name, settings)}
+                "chart": chart, "values": values}
 
     def _run(self, args: list[str]) -> str:
         binary = shutil.which(self.helm)

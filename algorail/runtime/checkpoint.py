@@ -8,7 +8,9 @@ A checkpoint runs after every poll batch, on shutdown and before partitions are 
    re-read after a restart and the deduplicator drops what was already written.
 3. Commit, per partition, the offset of the first input that is not resolved yet (an
    input held by a join window or a batch is unresolved), so a crash re-reads exactly
-   the inputs whose runs were not completed.
+   the inputs whose runs were not completed. In transactional mode the offsets are
+   committed inside the producer's transaction, which is then committed and a new one
+   begun, for brokers that hide aborted records from read_committed consumers.
 """
 
 from __future__ import annotations
@@ -67,15 +69,22 @@ class OffsetTracker:
 class Checkpoint:
     """Flushes the producer and commits the consumer's resolved offsets."""
 
-    def __init__(self, consumer: Any, producer: Any, tracker: OffsetTracker):
+    def __init__(self, consumer: Any, producer: Any, tracker: OffsetTracker,
+                 transactional: bool = False):
         self.consumer = consumer
         self.producer = producer
         self.tracker = tracker
+        self.transactional = transactional
         self.committed: dict[Any, int] = {}
         self.failure: BaseException | None = None
+        self.unsent_commit = False  # sends since the last commit (transactional mode)
+        if transactional:
+            producer.init_transactions()
+            producer.begin_transaction()
 
     def sent(self, future: Any) -> Any:
         """Register a send so a failure is noticed before its input is committed."""
+        self.unsent_commit = True
         return future.add_errback(self._failed)
 
     def _failed(self, exc: BaseException) -> None:
@@ -98,6 +107,10 @@ class Checkpoint:
         # Step 3: commit the first unresolved offset of each partition that moved.
         offsets = {tp: o for tp, o in self.tracker.committable().items()
                    if self.committed.get(tp) != o}
+        if self.transactional:
+            if offsets or self.unsent_commit:
+                self._commit_transaction(offsets)
+            return offsets
         if offsets:
             try:
                 self.consumer.commit({tp: OffsetAndMetadata(o, "", -1)
@@ -110,6 +123,22 @@ class Checkpoint:
                 raise CommitFailed(f"committing offsets failed: {exc}") from exc
             self.committed.update(offsets)
         return offsets
+
+    def _commit_transaction(self, offsets: dict[Any, int]) -> None:
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                    self.consumer.group_metadata())
+            self.producer.commit_transaction()
+            self.producer.begin_transaction()
+        except KafkaError as exc:
+            raise CommitFailed(f"committing the transaction failed: {exc}") from exc
+        self.committed.update(offsets)
+        self.unsent_commit = False
 
     def forget(self) -> None:
         """Partitions were lost: their state is re-read by whoever gets them."""

@@ -199,15 +199,6 @@ def run_connector(plan: Any, component: str, bootstrap_servers: str,
     return True
 
 
-def _consumer_settings() -> dict[str, Any]:
-    return {
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "session_timeout_ms": 6000,
-        "heartbeat_interval_ms": 1000,
-    }
-
-
 class SinkLoop:
     """Consumes a sink's inputs and writes them through a `SinkWriter` (steps 1-4 above)."""
 
@@ -224,14 +215,12 @@ class SinkLoop:
         self.dead_lettered = 0
 
     def run(self, stop: threading.Event) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
+        from algorail.runtime import kafka_io
 
-        self.consumer = KafkaConsumer(
-            *self.inputs, bootstrap_servers=self.bootstrap_servers,
-            group_id=self.cp.consumer_group, **_consumer_settings(),
-        )
-        self.producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
-        log.info("sink %r consuming %s", self.cp.name, ", ".join(self.inputs))
+        self.consumer = kafka_io.make_consumer(self.bootstrap_servers, self.cp.consumer_group,
+                                               client_id=self.cp.id)
+        self.consumer.subscribe(sorted(self.inputs))
+        self.producer = kafka_io.make_producer(self.bootstrap_servers)
         try:
             self._loop(stop)
         finally:
@@ -244,9 +233,14 @@ class SinkLoop:
         pending: list[SinkRecord] = []
         offsets: dict[Any, Any] = {}
         started = 0.0
+        ready = False
         while not stop.is_set():
             room = max(1, self.writer.flush_size - len(pending))
-            for tp, messages in self.consumer.poll(timeout_ms=100, max_records=room).items():
+            polled = self.consumer.poll(timeout_ms=100, max_records=room)
+            if not ready and self.consumer.assignment():
+                ready = True
+                log.info("sink %r ready: consuming %s", self.cp.name, ", ".join(self.inputs))
+            for tp, messages in polled.items():
                 for message in messages:
                     if not offsets:
                         started = time.monotonic()
@@ -344,12 +338,13 @@ class SourceLoop:
         self.produced = 0
 
     def run(self, stop: threading.Event) -> None:
-        from kafka import KafkaProducer
+        from algorail.runtime import kafka_io
 
         self.reader.resume_from(last_source_offset(self.bootstrap_servers,
                                                    list(self.cp.outputs.values())))
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
-        log.info("source %r producing to %s", self.cp.name, ", ".join(self.cp.outputs.values()))
+        producer = kafka_io.make_producer(self.bootstrap_servers)
+        log.info("source %r ready: producing to %s", self.cp.name,
+                 ", ".join(self.cp.outputs.values()))
         try:
             self._loop(producer, stop)
         finally:
@@ -398,15 +393,11 @@ class SourceLoop:
 def last_source_offset(bootstrap_servers: str, topics: list[str],
                        timeout_s: float = 5.0) -> str | None:
     """The ``algorail-source-offset`` header of the newest record on `topics`, if any."""
-    from kafka import KafkaConsumer, TopicPartition
+    from algorail.runtime import kafka_io
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = kafka_io.make_consumer(bootstrap_servers)
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = kafka_io.partitions_of(consumer, topics)
         if not partitions:
             return None
         ends = {tp: end for tp, end in consumer.end_offsets(partitions).items() if end > 0}

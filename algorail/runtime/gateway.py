@@ -22,6 +22,8 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
 from algorail.plan import Plan, RoutePlan
 from algorail.runtime import messages, openapi
+from algorail.runtime.convention import is_json
 from algorail.runtime.objectstore import FILE_REFERENCE, new_key
 from algorail.runtime.results import ResultsStore, run_view
 
@@ -69,19 +72,23 @@ def load_api_keys(path: str | Path) -> set[str]:
     return keys
 
 
-def is_json(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
 class KafkaSender:
-    """Produces from the event loop without blocking it: `send` runs in a worker thread
-    and its acknowledgement is awaited through the producer's future callbacks."""
+    """Produces from the event loop without blocking it. `send` only blocks while it looks
+    up a topic's partitions, so topics looked up at start are sent to directly and others
+    from a worker thread; the acknowledgement is awaited through the future's callbacks."""
 
-    def __init__(self, bootstrap_servers: str):
+    def __init__(self, bootstrap_servers: str, topics: list[str] = ()):
         from algorail.runtime import kafka_io
 
         self.producer = kafka_io.make_producer(bootstrap_servers, linger_ms=0,
                                                max_block_ms=10_000)
+        self.known: set[str] = set()
+        for topic in topics:
+            try:
+                if self.producer.partitions_for(topic):
+                    self.known.add(topic)
+            except Exception as exc:  # sent through a worker thread then; maybe created later
+                log.warning("topic %s is not known to the broker yet: %s", topic, exc)
 
     async def send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         loop = asyncio.get_running_loop()
@@ -91,8 +98,11 @@ class KafkaSender:
             if not done.done():
                 done.set_exception(error) if error else done.set_result(result)
 
-        future = await loop.run_in_executor(
-            None, lambda: self.producer.send(topic, value=value, headers=headers))
+        if topic in self.known:
+            future = self.producer.send(topic, value=value, headers=headers)
+        else:
+            future = await loop.run_in_executor(
+                None, lambda: self.producer.send(topic, value=value, headers=headers))
         future.add_callback(lambda md: loop.call_soon_threadsafe(settle, md))
         future.add_errback(lambda exc: loop.call_soon_threadsafe(settle, None, exc))
         await done
@@ -172,7 +182,7 @@ class Gateway:
         return f"request body is larger than the limit of {self.max_body_bytes} bytes"
 
     def check_body(self, route: RoutePlan, media_type: str, body: bytes) -> None:
-        if media_type != route.content_type.lower():
+        if media_type != route.content_type.split(";")[0].strip().lower():
             raise Rejected(415, f"{route.url} takes Content-Type {route.content_type}, "
                                 f"got {media_type or 'none'}")
         validator = self.validators.get(route.content_type)
@@ -220,7 +230,27 @@ class Gateway:
             self.metrics.request(route.url, exc.status, started)
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         run_id = messages.new_run_id()
-        self.results.start_run(run_id, route.hooks)
+        try:
+            await self.start(request, route, run_id, body, media_type)
+        except Exception as exc:  # the broker, results or object store is unreachable
+            log.error("%s: run %s not started: %s", route.url, run_id, exc)
+            self.metrics.request(route.url, 503, started)
+            return JSONResponse({"error": f"the run could not be started ({exc}); nothing "
+                                          "entered the pipeline: try again later"},
+                                status_code=503)
+        if timeout is None:
+            self.metrics.request(route.url, 202, started)
+            return JSONResponse({"runId": run_id, "status": "pending"}, status_code=202)
+        view, done = await self.results.wait(run_id, timeout)
+        view = view or run_view(run_id, {"expected": route.hooks})
+        status = 200 if done else 504
+        self.metrics.request(route.url, status, started)
+        return JSONResponse(view, status_code=status)
+
+    async def start(self, request: Request, route: RoutePlan, run_id: str, body: bytes,
+                    media_type: str) -> None:
+        """Note the run, store a file body, and produce the message."""
+        await self.results_call(self.results.start_run, run_id, route.hooks)
         value, content_type = body, route.content_type
         if route.message_data_type == "fileReference":
             value, content_type = await self.store_file(route, run_id, body, media_type)
@@ -230,14 +260,12 @@ class Gateway:
             traceparent=request.headers.get("traceparent", ""),
         )
         await self.sender.send(route.topic, value, envelope.to_headers())
-        if timeout is None:
-            self.metrics.request(route.url, 202, started)
-            return JSONResponse({"runId": run_id, "status": "pending"}, status_code=202)
-        view, done = await self.results.wait(run_id, timeout)
-        view = view or run_view(run_id, {"expected": route.hooks})
-        status = 200 if done else 504
-        self.metrics.request(route.url, status, started)
-        return JSONResponse(view, status_code=status)
+
+    async def results_call(self, method, *args) -> Any:
+        """Call the results store; from a worker thread when it does network I/O."""
+        if not self.results.blocking:
+            return method(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
     async def store_file(self, route: RoutePlan, run_id: str, body: bytes,
                          media_type: str) -> tuple[bytes, str]:
@@ -252,8 +280,7 @@ class Gateway:
         except Rejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         run_id = request.path_params["run_id"]
-        loop = asyncio.get_running_loop()
-        record = await loop.run_in_executor(None, self.results.get, run_id)
+        record = await self.results_call(self.results.get, run_id)
         if record is None:
             return JSONResponse({"error": f"no run {run_id!r} in {self.plan.owner}/"
                                           f"{self.plan.deployment} (unknown or expired)"},
@@ -284,14 +311,18 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
     routes = _routes(plan, gateway)
     context = StartupContext(service="gateway", plan=plan, routes=[],
                              metrics=gateway.metrics.registry)
-    _call_startup(context)
+    from algorail.plugin_manager import call_startup
+
+    call_startup(context)
     routes.extend(context.routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         opened = None
         if gateway.sender is None:
-            opened = gateway.sender = await asyncio.to_thread(KafkaSender, bootstrap_servers)
+            topics = [r.topic for r in plan.routes if r.type == "http"]
+            opened = gateway.sender = await asyncio.to_thread(KafkaSender, bootstrap_servers,
+                                                              topics)
         log.info("gateway for %s/%s ready", plan.owner, plan.deployment)
         try:
             yield
@@ -329,14 +360,6 @@ def _poster(gateway: Gateway, route: RoutePlan):
     return post
 
 
-def _call_startup(context: StartupContext) -> None:
-    from algorail import plugin_manager
-
-    call_startup = getattr(plugin_manager, "call_startup", None)
-    if call_startup is not None:
-        call_startup(context)
-
-
 def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 8080,
           results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
           hooks: bool = True, api_keys: set[str] | None = None,
@@ -356,6 +379,11 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
         dispatcher.start()
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:
+        # make that a no-op so the dispatcher below is stopped and the exit status is 0
+        signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                       lifespan="on")).run()

@@ -44,6 +44,9 @@ from algorail.runtime.results import (
 log = logging.getLogger("algorail.hooks")
 
 SKIP = object()  # an input with no value for this run
+# A sync caller waits on this hop. Some brokers (Tansu) hold a fetch for its whole wait
+# even when records arrive meanwhile, so a short wait keeps the round trip short.
+FETCH_MAX_WAIT_MS = 10
 
 
 class Stopping(Exception):
@@ -87,6 +90,28 @@ def apply_input(inp: InputPlan, payload: Any) -> Any:
     return SKIP if skipped else payload
 
 
+class HookMetrics:
+    """Deliveries by hook and outcome, attempts, dead letters; served by `MetricsServer`."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.outcomes = Counter("algorail_hook_outcomes", "Runs per hook by outcome: "
+                                "delivered, skipped or failed", ["hook", "state"], registry=r)
+        self.retries = Counter("algorail_hook_retries", "Delivery attempts retried",
+                               ["hook"], registry=r)
+        self.dead_letters = Counter("algorail_hook_dead_letters",
+                                    "Payloads sent to the dead-letter topic", ["hook"], registry=r)
+        self.delivery_seconds = Histogram("algorail_hook_delivery_seconds",
+                                          "Duration of one delivery attempt", ["hook"], registry=r)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
 class HookDispatcher:
     """Runs the plan's hooks in background threads: `start()`, `wait_ready()`, `stop()`."""
 
@@ -95,6 +120,7 @@ class HookDispatcher:
         self.plan, self.bootstrap_servers, self.results = plan, bootstrap_servers, results
         self.allow_private_urls = allow_private_urls
         self.registry = registry
+        self.metrics = HookMetrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ready: list[threading.Event] = []
@@ -107,9 +133,7 @@ class HookDispatcher:
 
         if self.registry is None:
             self.registry = plugin_manager.get_registry()
-        call_startup = getattr(plugin_manager, "call_startup", None)
-        if call_startup is not None:
-            call_startup(StartupContext(service="hooks", plan=self.plan))
+        plugin_manager.call_startup(StartupContext(service="hooks", plan=self.plan))
         self.producer = kafka_io.make_producer(self.bootstrap_servers, linger_ms=0)
         for hook in self.plan.hooks:
             topics = sorted({i.topic for i in hook.inputs})
@@ -126,6 +150,10 @@ class HookDispatcher:
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """True once every consumer has its partitions assigned."""
         return all(event.wait(timeout) for event in self._ready)
+
+    def healthy(self) -> bool:
+        """Every consumer thread is still running."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -148,7 +176,8 @@ class HookDispatcher:
     def _consume(self, topics: list[str], group: str, handle, ready: threading.Event) -> None:
         """Poll, handle each record, commit what was handled; on a failure, rewind to the
         failed record and try it again after a pause."""
-        consumer = kafka_io.make_consumer(self.bootstrap_servers, group, fetch_max_wait_ms=10)
+        consumer = kafka_io.make_consumer(self.bootstrap_servers, group,
+                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         try:
             consumer.subscribe(topics)
             while not self._stop.is_set():
@@ -216,6 +245,7 @@ class HookDispatcher:
 
     def _record_skipped(self, run_id: str, hook: HookPlan) -> None:
         self.results.record_hook(run_id, hook.name, {"state": SKIPPED, "attempts": 0})
+        self.metrics.outcomes.labels(hook.name, SKIPPED).inc()
 
     def deliver(self, hook: HookPlan, payload: Any, envelope: messages.Envelope) -> None:
         hook_type = self.registry.hook_types.get(hook.type)
@@ -230,11 +260,14 @@ class HookDispatcher:
                 allow_private_urls=self.allow_private_urls,
             )
             try:
-                result = hook_type.deliver(hook, payload, context)
+                with self.metrics.delivery_seconds.labels(hook.name).time():
+                    result = hook_type.deliver(hook, payload, context)
             except DeliveryFailed as exc:
                 error = str(exc)
-                if attempt < policy.attempts and self._stop.wait(policy.delay(attempt)):
-                    raise Stopping() from exc
+                if attempt < policy.attempts:
+                    self.metrics.retries.labels(hook.name).inc()
+                    if self._stop.wait(policy.delay(attempt)):
+                        raise Stopping() from exc
                 continue
             except Exception as exc:  # not worth retrying: a refused URL, a 4xx, a bug
                 error = f"{type(exc).__name__}: {exc}"
@@ -243,6 +276,7 @@ class HookDispatcher:
                 self._publish(hook, result, envelope)
             self.results.record_hook(envelope.run_id, hook.name,
                                      {"state": DELIVERED, "attempts": attempt}, result)
+            self.metrics.outcomes.labels(hook.name, DELIVERED).inc()
             return
         self._dead_letter(hook, payload, envelope, error, attempt)
 
@@ -268,6 +302,8 @@ class HookDispatcher:
             "source": envelope.source, "deadLetterTopic": hook.dead_letter_topic})
         self.results.record_hook(envelope.run_id, hook.name, {
             "state": DELIVERY_FAILED, "attempts": attempts, "error": error})
+        self.metrics.dead_letters.labels(hook.name).inc()
+        self.metrics.outcomes.labels(hook.name, DELIVERY_FAILED).inc()
 
     def handle_error(self, record: Any) -> None:
         """A runner's error report: the run failed."""

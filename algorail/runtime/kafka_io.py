@@ -23,7 +23,6 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "session_timeout_ms": 6000,
     "heartbeat_interval_ms": 1000,
     "max_poll_records": 500,
-    "fetch_max_wait_ms": 100,
 }
 PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 1}
 

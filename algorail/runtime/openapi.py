@@ -63,6 +63,7 @@ def _post(route: RoutePlan, max_sync_timeout: float) -> dict[str, Any]:
             "413": _error("body too large"),
             "415": _error("wrong Content-Type"),
             "422": _error("body does not match the path's schema"),
+            "503": _error("broker, results or object store unreachable: nothing started"),
             "504": _run("sync: timed out; what arrived so far"),
         },
     }

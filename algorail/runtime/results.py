@@ -55,6 +55,8 @@ class ResultsStore:
     ``{"expected": [hook], "results": {hook: value}, "hooks": {hook: delivery},
     "errors": {key: error}, "parts": {hook: {input: payload}}}``."""
 
+    blocking = True  # calls do network I/O: an event loop calls them from a worker thread
+
     def __init__(self) -> None:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._waiters_lock = threading.Lock()
@@ -147,6 +149,8 @@ class ResultsStore:
 
 class MemoryResultsStore(ResultsStore):
     """Dev mode: records in this process's memory, the oldest dropped past `max_runs`."""
+
+    blocking = False
 
     def __init__(self, max_runs: int = 10_000):
         super().__init__()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -65,8 +66,9 @@ def open_algo(runner: RunnerPlan) -> Any:
 class Runner:
     def __init__(self, plan: Plan, component: str, bootstrap_servers: str, *,
                  metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
-                 algo: Any = None, object_store: Any = None):
+                 algo: Any = None, object_store: Any = None, transactional: bool = False):
         self.plan = plan
+        self.transactional = transactional
         try:
             self.spec = plan.runner(component)
         except KeyError as exc:
@@ -111,10 +113,14 @@ class Runner:
 
         if self.algo is None:
             self.algo = open_algo(self.spec)
-        self.producer = kafka_io.make_producer(self.bootstrap_servers)
+        producer_options = {}
+        if self.transactional:
+            producer_options["transactional_id"] = transactional_id(self.spec)
+        self.producer = kafka_io.make_producer(self.bootstrap_servers, **producer_options)
         self.consumer = kafka_io.make_consumer(self.bootstrap_servers, self.spec.consumer_group,
                                                client_id=self.spec.id)
-        self.checkpoint = Checkpoint(self.consumer, self.producer, self.tracker)
+        self.checkpoint = Checkpoint(self.consumer, self.producer, self.tracker,
+                                     transactional=self.transactional)
         runner = self
 
         class Listener(ConsumerRebalanceListener):
@@ -438,19 +444,32 @@ class Runner:
                                         metrics=self.metrics.registry))
 
 
+def transactional_id(spec: RunnerPlan) -> str:
+    """Stable per replica (its host name, e.g. a StatefulSet pod), so a restarted replica
+    fences its previous incarnation; ALGORAIL_TRANSACTIONAL_ID overrides it."""
+    import os
+    import socket
+
+    return os.environ.get("ALGORAIL_TRANSACTIONAL_ID") or (
+        f"{spec.consumer_group}.{socket.gethostname()}")
+
+
 def _child_trace(traceparent: str) -> str:
-    """Continue the caller's trace with a new span id."""
+    """Continue the caller's trace with a new span id (not os.urandom: a syscall per
+    message costs throughput, and span ids need no cryptographic randomness)."""
     parts = traceparent.split("-")
-    return messages.new_traceparent(parts[1] if len(parts) == 4 else None)
+    trace_id = parts[1] if len(parts) == 4 else f"{random.getrandbits(128):032x}"
+    return f"00-{trace_id}-{random.getrandbits(64):016x}-01"
 
 
 def run_runner(plan: Plan, component: str, bootstrap_servers: str, *,
-               metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+               metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
+               transactional: bool = False) -> None:
     """Run one runner in this process until SIGTERM/SIGINT (what `algorail runner` does)."""
     import signal
 
     runner = Runner(plan, component, bootstrap_servers, metrics_port=metrics_port,
-                    metrics_host=metrics_host)
+                    metrics_host=metrics_host, transactional=transactional)
 
     def stop(*_: Any) -> None:
         runner.stop()

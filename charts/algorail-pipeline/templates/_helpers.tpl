@@ -87,10 +87,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The Kafka bootstrap servers every runner connects to. */}}
-{{- define "algorail-pipeline.bootstrapEnv" -}}
+{{/* What every runner reads from its environment: the broker, and where to serve /metrics. */}}
+{{- define "algorail-pipeline.runnerEnv" -}}
 - name: ALGORAIL_BOOTSTRAP_SERVERS
   value: {{ .Values.kafka.bootstrapServers | quote }}
+- name: ALGORAIL_METRICS_PORT
+  value: {{ .Values.runner.metricsPort | quote }}
+- name: ALGORAIL_METRICS_HOST
+  value: "0.0.0.0"
 {{- end -}}
 
 {{/*

@@ -3,11 +3,9 @@
 from pathlib import Path
 
 import pytest
-
 from algorail.plugin_manager import get_registry
 from algorail.spec import load_pipeline
 from algorail.testing import run_algo
-
 from {{ cookiecutter.package }}.plugin import ENTRYPOINT
 
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"
@@ -16,7 +14,7 @@ PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"
 def test_plugin_is_registered():
     registry = get_registry()
     assert registry.algos["{{ cookiecutter.name }}"].entrypoint == ENTRYPOINT
-    assert not [p.name for p in registry.plugins.values() if p.error]
+    assert registry.plugins["{{ cookiecutter.distribution }}"].status == "ok"
 
 
 def test_scores_text_through_the_python_runtime():

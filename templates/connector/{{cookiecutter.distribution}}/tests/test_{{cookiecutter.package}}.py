@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from algorail.errors import PipelineError
 from algorail.plugin_manager import get_registry
 from algorail.runtime.connect import SinkRecord
@@ -19,7 +18,7 @@ PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"
 def test_plugin_is_registered():
     registry = get_registry()
     assert "{{ cookiecutter.name }}" in registry.connectors
-    assert not [p.name for p in registry.plugins.values() if p.error]
+    assert registry.plugins["{{ cookiecutter.distribution }}"].status == "ok"
 
 
 def test_renders_its_kafka_connect_config():

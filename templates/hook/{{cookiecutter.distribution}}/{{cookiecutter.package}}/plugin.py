@@ -28,11 +28,13 @@ class {{ cookiecutter.class_name }}(HookType):
 
     def deliver(self, hook: Any, payload: Any, context: DeliveryContext) -> Any:
         path = Path(os.path.expanduser(hook.config["path"]))
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8", "replace")
         line = {
             "runId": context.run_id,
             "deployment": context.deployment,
             "source": context.source,
-            "payload": payload if not isinstance(payload, bytes) else payload.decode("utf-8", "replace"),
+            "payload": payload,
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

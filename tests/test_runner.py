@@ -227,5 +227,7 @@ def test_errors_go_to_the_error_topic_and_dead_letters(deploy, module_broker):
     assert 'algorail_runner_retries_total{component="flaky"} 6.0' in text
     assert 'algorail_runner_messages_out_total{component="flaky",kind="data",port="out"} 6.0' \
         in text
-    assert f'algorail_runner_consumer_lag{{component="flaky",partition="0",topic="{endpoint(plan, "in")}"}}' in text
+    lag = ('algorail_runner_consumer_lag{component="flaky",partition="0",'
+           f'topic="{endpoint(plan, "in")}"}}')
+    assert lag in text
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200

@@ -104,7 +104,7 @@ def registry() -> None:
 @DATABASE_OPTION
 @click.option("--redis-url", envvar="ALGORAIL_REGISTRY_REDIS_URL",
               help="Cache hot reads in this Redis (redis://HOST:PORT/DB).")
-@click.option("--state-dir", type=click.Path(file_okay=False),
+@click.option("--state-dir", type=click.Path(file_okay=False), envvar="ALGORAIL_REGISTRY_STATE_DIR",
               help="Where deployments keep specs and logs (default ~/.algorail/state).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from algorail.errors import AlgorailError, PipelineError
 from algorail.registry import models as m
 from algorail.registry.auth import Principal
 from algorail.registry.cache import NoCache
+
+log = logging.getLogger("algorail.registry")
 
 TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 DIRECTIONS = ("publish", "subscribe")
@@ -439,9 +442,10 @@ class Registry:
         s.commit()
         s.refresh(d)
         if done.rowcount != 1:
-            raise Conflict(f"deployment {d.owner}/{d.name} is {d.state}: "
-                           + ("use `algorail deployments update` or terminate it first"
-                              if d.state in ACTIVE else "another request is changing it"))
+            hint = (": use `algorail deployments update`, or terminate it first"
+                    if allowed == ENDED else "")
+            raise Conflict(f"deployment {d.owner}/{d.name} is {d.state}, and this needs it "
+                           f"{' or '.join(allowed)}{hint}")
 
     @staticmethod
     def _start(s: Session, d: m.Deployment, supervisor, document: dict) -> None:
@@ -450,6 +454,9 @@ class Registry:
             d.state, d.message = "running", None
         except AlgorailError as exc:
             d.state, d.message = "failed", str(exc)
+        except Exception as exc:  # a target's bug must not leave the deployment "starting"
+            log.exception("deployment %s/%s failed to start", d.owner, d.name)
+            d.state, d.message = "failed", f"{type(exc).__name__}: {exc}"
         s.commit()
 
     def _deployment(self, s: Session, who: Principal, owner: str, name: str) -> m.Deployment:

@@ -6,6 +6,7 @@ import pytest
 from algorail.plugin_manager import get_registry
 from algorail.spec import load_pipeline
 from algorail.testing import run_algo
+
 from {{ cookiecutter.package }}.plugin import ENTRYPOINT
 
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"

@@ -97,8 +97,8 @@ def startup(context: Any) -> None:
     `algorail.plugin_manager.call_startup`.
 
     ``context`` is an `algorail.extensions.StartupContext`: its ``service`` names the
-    service (``"gateway"``, ``"runner"`` or ``"hooks"``), ``plan`` is the deployment plan it serves, ``routes`` takes extra gateway
-    routes (Starlette ``Route`` objects), ``metrics`` is the Prometheus registry the
-    service exposes on /metrics. Return value is ignored; raising marks the plugin broken
-    and the service starts anyway.
+    service (``"gateway"``, ``"runner"`` or ``"hooks"``), ``plan`` is the deployment plan
+    it serves, ``routes`` takes extra gateway routes (Starlette ``Route`` objects),
+    ``metrics`` is the Prometheus registry the service exposes on /metrics. The return
+    value is ignored; raising marks the plugin broken and the service starts anyway.
     """

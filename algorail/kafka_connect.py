@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from algorail import naming
 from algorail.errors import AlgorailError
 
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
@@ -47,7 +46,7 @@ def connector_plugin(cp: Any, registry: Any = None) -> Any:
 
 
 def connector_name(plan: Any, cp: Any) -> str:
-    return naming.kafka_connector_name(plan.owner, plan.deployment, cp.name)
+    return cp.connect_name
 
 
 def render_config(plan: Any, cp: Any, registry: Any = None) -> dict[str, str]:

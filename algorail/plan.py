@@ -114,6 +114,7 @@ class ConnectorPlan(PlanModel):
     index: int
     kind: Literal["source", "sink"]
     connector: str
+    connect_name: str  # its name on Kafka Connect and as a Strimzi KafkaConnector
     config: dict[str, Any] = Field(default_factory=dict)
     inputs: list[InputPlan] = Field(default_factory=list)  # sinks
     outputs: dict[str, str] = Field(default_factory=dict)  # sources: port -> topic
@@ -350,6 +351,7 @@ class _Compiler:
             index=self.index[src.name],
             kind="source",
             connector=src.connector,
+            connect_name=naming.kafka_connector_name(self.owner, self.deployment, src.name),
             config=src.config,
             outputs=self._outputs(src.name, {p.name: p.content_type for p in src.outputs}),
             dead_letter_topic=self._dead_letter(src.name),
@@ -363,6 +365,7 @@ class _Compiler:
             index=self.index[sink.name],
             kind="sink",
             connector=sink.connector,
+            connect_name=naming.kafka_connector_name(self.owner, self.deployment, sink.name),
             config=sink.config,
             inputs=[self._input(e, e.target.port) for e in self.graph.edges_into(sink.name)],
             dead_letter_topic=self._dead_letter(sink.name),

@@ -65,19 +65,11 @@ def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, A
     to set `connect.enabled=false` and run it with `algorail connect` instead."""
     if not plan.connectors:
         return {}
-    if registry is None:
-        from algorail.plugin_manager import get_registry
+    from algorail.kafka_connect import connector_plugin
 
-        registry = get_registry()
     configs = {}
     for connector in plan.connectors:
-        plugin = registry.connectors.get(connector.connector)
-        if plugin is None:
-            known = ", ".join(sorted(registry.connectors)) or "none"
-            raise RenderError(
-                f"{connector.name}: no connector plugin named {connector.connector!r} "
-                f"(installed: {known}); `algorail connectors` lists them"
-            )
+        plugin = connector_plugin(connector, registry)
         try:
             props = dict(plugin.kafka_connect_config(connector))
         except NotImplementedError:

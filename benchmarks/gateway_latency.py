@@ -1,6 +1,7 @@
 """Sync round trip latency: gateway -> one pass-through algo -> response hook, on loopback.
 
     python benchmarks/gateway_latency.py [--requests 2000] [--concurrency 16]
+                                         [--runner-fetch-wait-ms 10]
 
 Starts an embedded broker, `algorail gateway --with-hooks` and one runner (each its own
 process), and a bare uvicorn echo endpoint as the baseline; drives both with the same
@@ -37,8 +38,12 @@ PIPELINE = {
     },
 }
 
-RUNNER = ("import sys; from algorail.plan import Plan; from algorail.runtime.runner import "
-          "run_runner; run_runner(Plan.from_file(sys.argv[1]), 'echo', sys.argv[2])")
+# The runner as `algorail runner` runs it; with a third argument, its consumers' fetch
+# wait (ms) is set first: the broker holds a fetch that long when no record is waiting.
+RUNNER = ("import sys; from algorail.plan import Plan; from algorail.runtime import kafka_io; "
+          "from algorail.runtime.runner import run_runner; "
+          "sys.argv[3:] and kafka_io.CONSUMER_DEFAULTS.update(fetch_max_wait_ms=int(sys.argv[3]));"
+          " run_runner(Plan.from_file(sys.argv[1]), 'echo', sys.argv[2])")
 
 
 async def echo_app(scope, receive, send):
@@ -121,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--runner-fetch-wait-ms", type=int,
+                        help="set the runner's consumer fetch_max_wait_ms (default: as shipped)")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
@@ -145,8 +152,9 @@ def main() -> None:
             echo_port, gateway_port = free_port(), free_port()
             procs.append(spawn([sys.executable, __file__, "--serve-echo", str(echo_port)],
                                work / "echo.log"))
+            wait = [str(args.runner_fetch_wait_ms)] if args.runner_fetch_wait_ms else []
             procs.append(spawn([sys.executable, "-c", RUNNER, str(plan_file),
-                                broker.bootstrap_servers], work / "runner.log"))
+                                broker.bootstrap_servers, *wait], work / "runner.log"))
             procs.append(spawn([sys.executable, "-m", "algorail.cli", "gateway", "--plan",
                                 str(plan_file), "--bootstrap-servers",
                                 broker.bootstrap_servers, "--port", str(gateway_port),
@@ -173,6 +181,7 @@ def main() -> None:
         "p99_ms": round(cuts[98] * 1000, 2),
         "requests": args.requests,
         "concurrency": args.concurrency,
+        "runner_fetch_wait_ms": args.runner_fetch_wait_ms,
         "logs": str(work),
     }))
 

@@ -72,7 +72,8 @@ def _with_sink(plan: Plan) -> Plan:
     runner = plan.runner("combine")
     sink = ConnectorPlan(
         name="Archive", id=f"{plan.owner}/Archive:{plan.version}[9]", index=9, kind="sink",
-        connector="table-sink", config={"table": "reviews"},
+        connector="table-sink", connect_name=f"{plan.owner}.{plan.deployment}.archive",
+        config={"table": "reviews"},
         inputs=[runner.inputs[0].model_copy(update={"topic": runner.outputs["result"]})],
         dead_letter_topic=f"{plan.owner}.{plan.deployment}.Archive.dead-letter",
         consumer_group=f"algorail.{plan.owner}.{plan.deployment}.Archive",
@@ -279,7 +280,8 @@ def test_connectors_come_from_the_connector_plugin():
     plan = PLANS["reviews-with-sink"]()
     (connector,) = _kind(_render(PIPELINE_CHART, pipeline_values(plan, Registry())),
                          "KafkaConnector")
-    assert connector["metadata"]["name"] == f"demo-archive-{_short_hash('Archive')}"
+    # The same name `algorail connectors apply` uses against a Kafka Connect REST API.
+    assert connector["metadata"]["name"] == plan.connectors[0].connect_name
     assert connector["spec"]["class"] == "io.example.TableSinkConnector"
     assert connector["spec"]["tasksMax"] == 2
     assert connector["spec"]["config"] == {
@@ -422,8 +424,11 @@ def test_long_release_and_component_names_stay_unique_and_short():
                   for i, r in enumerate(plan.runners)]
     plan = plan.model_copy(update={"runners": long_names})
     objects = _render(PIPELINE_CHART, pipeline_values(plan, Registry()), release="r" * 53)
-    names = [(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] != "KafkaTopic"]
+    subdomains = ("KafkaTopic", "KafkaConnector")
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] not in subdomains]
     assert all(DNS_LABEL.match(n) and len(n) <= 63 for _, n in names), names
+    connectors = [o["metadata"]["name"] for o in objects if o["kind"] == "KafkaConnector"]
+    assert all(DNS_SUBDOMAIN.match(n) and len(n) <= 253 for n in connectors), connectors
     assert len(set(names)) == len(names)
 
 

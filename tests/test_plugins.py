@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from algorail import hookspecs, plugin_manager
-from algorail.extensions import StartupContext
+from algorail.extensions import ContentType, StartupContext
 from algorail.hookspecs import hookimpl
 from algorail.plugin_manager import PluginConflict, PluginInfo, build_registry, new_plugin_manager
 
@@ -265,40 +266,80 @@ class FailingStartup:
         raise ValueError("no licence key")
 
 
+class CsvPlugin:
+    """Checks text/csv bodies: every row needs two columns."""
+
+    class Csv(ContentType):
+        media_type = "text/csv"
+
+        def check(self, body):
+            bad = [n for n, row in enumerate(body.decode().splitlines(), 1) if row.count(",") != 1]
+            return f"rows {bad} do not have two columns" if bad else None
+
+    @hookimpl
+    def register_content_types(self, register):
+        register(self.Csv())
+
+
 @pytest.fixture
 def startup_registry(monkeypatch):
-    registry = _registry({"route": RoutePlugin(), "failing": FailingStartup()})
+    registry = _registry({"route": RoutePlugin(), "failing": FailingStartup(), "csv": CsvPlugin()})
     monkeypatch.setattr(plugin_manager, "_registry", registry)
     return registry
 
 
+CSV_PIPELINE = """
+apiVersion: algorail.io/v1
+kind: Pipeline
+metadata: {owner: alice, name: csv}
+spec:
+  endpoints: [{name: api, paths: [{name: rows, contentType: text/csv}]}]
+  hooks: [{name: out, type: response}]
+  pipes: [{from: api.rows, to: out}]
+"""
+
+
 @pytest.fixture(scope="module")
-def hello_plan():
+def csv_plan():
+    """Compiled with the installed plugins, before a test swaps the registry."""
     from algorail.plan import compile_plan
-    from algorail.spec import load_pipeline
+    from algorail.spec import validate_document
 
-    return compile_plan(load_pipeline(HELLO))
+    return compile_plan(validate_document(yaml.safe_load(CSV_PIPELINE)))
 
 
-def test_startup_lets_a_plugin_add_a_gateway_route(hello_plan, startup_registry, capsys):
+def _gateway_request(plan, method: str, url: str, **kw) -> httpx.Response:
+    """One request to an in-process gateway app built for `plan` (no broker needed)."""
     import asyncio
 
     from algorail.runtime.gateway import create_app
     from algorail.runtime.results import MemoryResultsStore
 
-    app = create_app(hello_plan, results=MemoryResultsStore(), bootstrap_servers="127.0.0.1:9")
+    app = create_app(plan, results=MemoryResultsStore(), bootstrap_servers="127.0.0.1:9")
 
-    async def ping():
+    async def send():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            return await client.get("/plugin/ping")
+            return await client.request(method, url, **kw)
 
-    response = asyncio.run(ping())
+    return asyncio.run(send())
+
+
+def test_startup_lets_a_plugin_add_a_gateway_route(csv_plan, startup_registry, capsys):
+    response = _gateway_request(csv_plan, "GET", "/plugin/ping")
     assert (response.status_code, response.text) == (200, "pong")
     assert startup_registry.plugins["failing"].error == (
         "startup raised ValueError: no licence key"
     )
     assert "plugin 'failing' is broken" in capsys.readouterr().err
+
+
+def test_a_content_type_plugin_checks_request_bodies(csv_plan, startup_registry):
+    response = _gateway_request(csv_plan, "POST", "/alice/csv/rows", content=b"a,1\nb\n",
+                                headers={"content-type": "text/csv"})
+    assert response.status_code == 422
+    assert "rows [2] do not have two columns" in response.text
+    assert startup_registry.plugins["csv"].provides == {"content types": ["text/csv"]}
 
 
 def test_call_startup_runs_every_plugin_even_after_one_fails(startup_registry):

@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+from conftest import wait_until
 
 from algorail.runtime.testing import plan_from_yaml, produce, read_topic, start_runners
 
@@ -228,6 +229,6 @@ def test_errors_go_to_the_error_topic_and_dead_letters(deploy, module_broker):
     assert 'algorail_runner_messages_out_total{component="flaky",kind="data",port="out"} 6.0' \
         in text
     lag = ('algorail_runner_consumer_lag{component="flaky",partition="0",'
-           f'topic="{endpoint(plan, "in")}"}}')
-    assert lag in text
+           f'topic="{endpoint(plan, "in")}"}} 0.0')
+    assert wait_until(lambda: lag in httpx.get(f"http://127.0.0.1:{port}/metrics").text, 10)
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200

@@ -47,9 +47,8 @@ def _show(result, as_json: bool) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     if isinstance(result, dict):
-        for key, value in result.items():
-            if not isinstance(value, dict | list):
-                click.echo(f"{key}: {'' if value is None else value}")
+        for key, value in _flat(result):
+            click.echo(f"{key}: {'' if value is None else value}")
         return
     rows = result
     if not rows:
@@ -63,6 +62,17 @@ def _show(result, as_json: bool) -> None:
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)
+
+
+def _flat(result: dict) -> list[tuple[str, object]]:
+    """Scalar fields, and those one level down as `key.sub` (e.g. runtime.url)."""
+    out = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out += [(f"{key}.{k}", v) for k, v in value.items() if not isinstance(v, dict | list)]
+        elif not isinstance(value, list):
+            out.append((key, value))
+    return out
 
 
 def _ref(ref: str) -> tuple[str, str, str]:

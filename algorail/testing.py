@@ -266,6 +266,10 @@ class DevPipeline:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop dev mode and remove its log."""
         self.stop()
         self.log.unlink(missing_ok=True)
 
@@ -297,4 +301,4 @@ def algorail_dev() -> Iterator[Callable[..., DevPipeline]]:
 
     yield start
     for pipeline in started:
-        pipeline.stop()
+        pipeline.close()

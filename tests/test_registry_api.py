@@ -31,6 +31,9 @@ args = sys.argv[1:]
 values = json.load(open(args[args.index("--values") + 1])) if "--values" in args else None
 with open({log!r}, "a") as log:
     log.write(json.dumps({{"args": args, "values": values}}) + "\\n")
+if "slow" in " ".join(args):  # holds a deployment in "starting" so racing requests meet it
+    import time
+    time.sleep(1)
 if "refuse" in " ".join(args):
     sys.exit("Error: INSTALLATION FAILED: namespace refuse is forbidden")
 """
@@ -304,7 +307,7 @@ def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
 
 
 def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, clients):
-    alice, name = clients["alice"], unique("hello")
+    alice, name = clients["alice"], unique("slow")
     alice.push(hello(name))
     ref = f"alice/{name}:1.0.0"
     assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from conftest import wait_until
 
+from algorail.runtime import kafka_io
+from algorail.runtime.messages import Envelope
 from algorail.runtime.testing import plan_from_yaml, produce, read_topic, start_runners
 
 ALGOS = '''
@@ -210,21 +212,27 @@ def test_errors_go_to_the_error_topic_and_dead_letters(deploy, module_broker):
     """, metrics_port=0)
     items = [(f"r{i}", {"n": i, "fail": i % 3 == 0}) for i in range(9)]
     produce(bs, endpoint(plan, "in"), items)
+    producer = kafka_io.make_producer(bs)  # a poison message: not JSON at all
+    producer.send(endpoint(plan, "in"), b"{not json", headers=Envelope("poison").to_headers())
+    producer.close()
     out = read_topic(bs, topic(plan, "flaky", "out"), 6)
     assert sorted(r["run_id"] for r in out) == [f"r{i}" for i in range(9) if i % 3]
-    errors = read_topic(bs, plan.error_topic, 3)
-    assert sorted(e["value"]["runId"] for e in errors) == ["r0", "r3", "r6"]
+    errors = read_topic(bs, plan.error_topic, 4)
+    assert sorted(e["value"]["runId"] for e in errors) == ["poison", "r0", "r3", "r6"]
+    poison = next(e["value"] for e in errors if e["value"]["runId"] == "poison")
+    assert "cannot read the message" in poison["error"]
     error = next(e["value"] for e in errors if e["value"]["runId"] == "r3")
     assert error["component"] == "flaky" and "bad input 3" in error["error"]
     assert error["topic"] == endpoint(plan, "in") and error["offset"] == 3
     assert error["source"] == "test.in" and error["partition"] == 0
-    dead = read_topic(bs, plan.runner("flaky").dead_letter_topic, 3)
-    assert sorted(d["value"]["n"] for d in dead) == [0, 3, 6]
+    dead = read_topic(bs, plan.runner("flaky").dead_letter_topic, 4)
+    assert sorted(d["value"]["n"] for d in dead[:3]) == [0, 3, 6]
+    assert (dead[3]["run_id"], dead[3]["value"]) == ("poison", b"{not json")
     assert "bad input" in dead[0]["headers"]["algorail-error"]
     runner = threads[0].runner
     port = runner.metrics_server.port
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    assert 'algorail_runner_errors_total{component="flaky"} 3.0' in text
+    assert 'algorail_runner_errors_total{component="flaky"} 4.0' in text
     assert 'algorail_runner_retries_total{component="flaky"} 6.0' in text
     assert 'algorail_runner_messages_out_total{component="flaky",kind="data",port="out"} 6.0' \
         in text

@@ -186,7 +186,7 @@ class HookDispatcher:
                     ready.set()
                 failed = self._handle_batch(batch, handle, consumer)
                 if batch:
-                    consumer.commit()
+                    self._commit(consumer)
                 if failed:
                     self._stop.wait(1.0)
         except Exception:
@@ -203,17 +203,24 @@ class HookDispatcher:
                     break
                 try:
                     handle(record)
-                except Stopping:
-                    consumer.seek(tp, record.offset)
-                    failed = True
-                    break
                 except Exception as exc:
-                    log.error("%s[%d] offset %d: %s; will try again", record.topic,
-                              record.partition, record.offset, exc)
+                    if not isinstance(exc, Stopping):
+                        log.error("%s[%d] offset %d: %s; will try again", record.topic,
+                                  record.partition, record.offset, exc)
                     consumer.seek(tp, record.offset)
                     failed = True
                     break
         return failed
+
+    @staticmethod
+    def _commit(consumer) -> None:
+        """Commit the positions; a commit lost to a rebalance only means those records are
+        handled again, which recording idempotently makes harmless."""
+        try:
+            consumer.commit()
+        except Exception as exc:
+            log.warning("offset commit failed (%s); records since the last commit will be "
+                        "handled again", exc)
 
     # -- one message ----------------------------------------------------------------------
 

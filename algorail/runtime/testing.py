@@ -112,7 +112,7 @@ class TopicReader:
 
 def read_topic(bootstrap_servers: str, topic: str, count: int = 0, timeout: float = 20.0,
                settle: float = 0.0) -> list[dict[str, Any]]:
-    """Records as dicts: run_id, skip, value (decoded JSON or None), headers."""
+    """Records as dicts: run_id, skip, value (decoded JSON, raw bytes or None), headers."""
     reader = TopicReader(bootstrap_servers, topic)
     try:
         return [as_dict(r) for r in reader.read(count, timeout, settle)]
@@ -122,6 +122,9 @@ def read_topic(bootstrap_servers: str, topic: str, count: int = 0, timeout: floa
 
 def as_dict(record: Any) -> dict[str, Any]:
     headers = kafka_io.header_dict(record.headers)
-    value = json.loads(record.value) if record.value else None
+    try:
+        value = json.loads(record.value) if record.value else None
+    except ValueError:
+        value = record.value  # not JSON (e.g. a poison message in a dead-letter topic)
     return {"run_id": headers.get(messages.RUN_ID), "skip": headers.get(messages.SKIP) == "1",
             "value": value, "headers": headers, "offset": record.offset}

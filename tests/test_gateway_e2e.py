@@ -1,23 +1,40 @@
 """End to end with real runners: gateway -> runner(s) -> hook dispatcher -> gateway, over
-a real broker and HTTP on loopback, for examples/hello.yaml and the Seldon conditional
-example (a branch not taken reaches the response hook as a skip marker)."""
+a real broker and HTTP on loopback, for examples/hello.yaml, the Seldon conditional
+example (a branch not taken reaches the response hook as a skip marker), and a `kafka`
+endpoint path that clients produce to directly."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
 from conftest import EXAMPLES, AsgiServer
 
 from algorail.plan import compile_plan
+from algorail.runtime import messages
 from algorail.runtime.gateway import create_app
 from algorail.runtime.hooks import HookDispatcher
-from algorail.runtime.kafka_io import ensure_topics
+from algorail.runtime.kafka_io import ensure_topics, make_producer
 from algorail.runtime.results import MemoryResultsStore
 from algorail.runtime.runner import Runner
-from algorail.spec import load_bindings, load_pipeline
+from algorail.spec import load_bindings, load_pipeline, validate_document
+
+# A `kafka` endpoint path: clients produce to its topic themselves.
+KAFKA_ENDPOINT = {
+    "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+    "metadata": {"owner": "e2e", "name": "streamed", "version": "1.0.0"},
+    "spec": {
+        "endpoints": [{"name": "api", "paths": [{"name": "events", "type": "kafka"}]}],
+        "algos": [{"name": "echo", "runtime": "python", "entrypoint": "copy:copy",
+                   "inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}],
+        "hooks": [{"name": "result", "type": "response"}],
+        "pipes": [{"from": "api.events", "to": "echo.in"}, {"from": "echo.out", "to": "result"}],
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +46,7 @@ def deployed(module_broker):
         compile_plan(load_pipeline(EXAMPLES / "hello.yaml")),
         compile_plan(load_pipeline(seldon / "conditional.yaml",
                                    bindings=load_bindings(seldon / "bindings.yaml"))),
+        compile_plan(validate_document(KAFKA_ENDPOINT)),
     ]
     runners, threads, dispatchers, servers = [], [], [], []
     for plan in plans:
@@ -43,7 +61,8 @@ def deployed(module_broker):
         app = create_app(plan, results=results, bootstrap_servers=bootstrap)
         servers.append(AsgiServer(app).start())
     assert all(d.wait_ready(30) for d in dispatchers)
-    yield {plan.pipeline: server.url for plan, server in zip(plans, servers, strict=True)}
+    urls = {plan.pipeline: server.url for plan, server in zip(plans, servers, strict=True)}
+    yield {**urls, "bootstrap": bootstrap, "streamed-plan": plans[2]}
     for server in servers:
         server.stop()
     for runner in runners:
@@ -82,3 +101,24 @@ def test_seldon_conditional_sync_returns_the_branch_taken(deployed, choice, expe
     assert answer.status_code == 200, answer.text
     assert time.monotonic() - started < 20
     assert answer.json()["results"] == {"outputs": {"OUTPUT": expected}}
+
+
+def test_a_kafka_endpoint_run_is_read_through_the_gateway(deployed):
+    plan, base = deployed["streamed-plan"], deployed["streamed"]
+    [route] = plan.routes
+    assert httpx.post(f"{base}{route.url}", json={}).status_code in (404, 405)
+    listed = httpx.get(f"{base}/openapi.json").json()["x-algorail-kafka-endpoints"]
+    assert listed == [{"path": "events", "topic": route.topic,
+                       "contentType": "application/json"}]
+    run_id = uuid.uuid4().hex
+    producer = make_producer(deployed["bootstrap"])
+    producer.send(route.topic, value=json.dumps({"event": 1}).encode(),
+                  headers=messages.Envelope(run_id=run_id).to_headers()).get(timeout=10)
+    producer.close()
+    run_url = f"{base}/e2e/streamed/runs/{run_id}"
+    deadline = time.monotonic() + 30
+    while (answer := httpx.get(run_url)).status_code == 404 or (
+            answer.json()["status"] != "complete"):
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.1)
+    assert answer.json()["results"] == {"result": {"event": 1}}

@@ -16,7 +16,7 @@ import pytest
 from algorail.plugins.hooks import WebhookHook, WebhookRefused, check_url_allowed, sign
 from conftest import read_topic, wait_until
 
-from algorail.extensions import DeliveryContext
+from algorail.extensions import DeliveryContext, DeliveryFailed
 from algorail.plan import compile_plan
 from algorail.runtime import messages
 from algorail.runtime.broker import free_port
@@ -31,8 +31,8 @@ SECRET = "s3cret"
 class Target:
     """A webhook receiver: records (headers, body) of each POST; `start()` opens the port."""
 
-    def __init__(self, port: int):
-        self.port, self.received = port, []
+    def __init__(self, port: int, status: int = 204):
+        self.port, self.received, self.status = port, [], status
         self.server = None
         target = self
 
@@ -40,7 +40,7 @@ class Target:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
                 target.received.append((dict(self.headers), body))
-                self.send_response(204)
+                self.send_response(target.status)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -239,3 +239,19 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
         delays = [policy.delay(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+@pytest.mark.parametrize("status, error", [(400, WebhookRefused), (404, WebhookRefused),
+                                           (429, DeliveryFailed), (503, DeliveryFailed)])
+def test_client_errors_are_final_and_server_errors_are_retried(status, error):
+    target = Target(free_port(), status=status)
+    target.start()
+    try:
+        hook = SimpleNamespace(name="h", config={"urls": [f"http://127.0.0.1:{target.port}/"]})
+        context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out",
+                                  allow_private_urls=True)
+        with pytest.raises(error, match=str(status)):
+            WebhookHook().deliver(hook, {"x": 1}, context)
+        assert len(target.received) == 1
+    finally:
+        target.stop()

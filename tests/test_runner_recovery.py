@@ -11,6 +11,8 @@ import subprocess
 import sys
 import uuid
 
+from conftest import wait_until
+
 from algorail.runtime import kafka_io
 from algorail.runtime.testing import (
     TopicReader,
@@ -21,7 +23,19 @@ from algorail.runtime.testing import (
     start_runners,
 )
 
-ALGO = "import time\n\ndef slow_copy(p):\n    time.sleep(0.0004)\n    return p\n"
+ALGO = """
+import os
+import time
+
+def slow_copy(p):
+    # Hang once on message 1777, mid poll batch: outputs before it are written, its
+    # batch is not committed; the test kills the runner there.
+    marker = os.environ.get("HANG_MARKER")
+    if marker and p["i"] == 1777 and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(120)
+    return p
+"""
 
 PIPELINE = """
 apiVersion: algorail.io/v1
@@ -43,12 +57,13 @@ def deploy(tmp_path, bs):
     return plan, plan_path
 
 
-def spawn_runner(plan_path, bs, log_path):
+def spawn_runner(plan_path, bs, log_path, marker):
     log = open(log_path, "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "algorail.cli", "runner", "--plan", str(plan_path),
          "--component", "copy", "--bootstrap-servers", bs],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "HANG_MARKER": str(marker)})
 
 
 def committed_offset(bs, plan, topic):
@@ -68,18 +83,20 @@ def test_kill_9_mid_stream_then_restart_gives_exactly_one_output_per_input(broke
     total = 5000
     produce(bs, source, [(f"r{i}", {"i": i, "pad": "x" * 100}) for i in range(total)])
     log_path = tmp_path / "runner.log"
-    first = spawn_runner(plan_path, bs, log_path)
+    marker = tmp_path / "hung"
+    first = spawn_runner(plan_path, bs, log_path, marker)
     reader = TopicReader(bs, out_topic)
     try:
-        reader.read(1700, timeout=90)  # inside a poll batch of 500: after a commit at 1500
-        assert len(reader.records) >= 1700, "the first runner produced too little"
+        reader.read(1777, timeout=90)
+        assert wait_until(marker.exists, 30), "the first runner never reached message 1777"
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         before = len(reader.read(0, timeout=1, settle=1))
         committed = committed_offset(bs, plan, source)
         assert before < total, "killed too late: everything was already done"
+        assert before == 1777
         assert committed < before, "the kill must leave outputs written but not committed"
-        second = spawn_runner(plan_path, bs, log_path)
+        second = spawn_runner(plan_path, bs, log_path, marker)
         try:
             reader.read(total, timeout=120, settle=3)
         finally:

@@ -60,9 +60,9 @@ class WebhookHook(HookType):
 
     def __init__(self) -> None:
         self._client = None
-        # URLs already reached per (run, hook), so a retry after a partial failure
-        # does not deliver twice to the URLs that answered
-        self._reached: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
+        # URL -> status of the URLs already reached per (run, hook), so a retry after a
+        # partial failure does not deliver twice to the URLs that answered
+        self._reached: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def validate(self, hook: Any, pipeline: Any) -> list[str]:
@@ -100,7 +100,6 @@ class WebhookHook(HookType):
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         reached = self._reached_for(context.run_id, hook.name)
-        answers = []
         for url in config["urls"]:
             if url in reached:
                 continue
@@ -117,11 +116,10 @@ class WebhookHook(HookType):
             if response.status_code >= 300:
                 raise WebhookRefused(f"{url} answered {response.status_code}: "
                                      f"{response.text[:200]}")
-            reached.add(url)
-            answers.append({"url": url, "status": response.status_code})
+            reached[url] = response.status_code
         with self._lock:
             self._reached.pop((context.run_id, hook.name), None)
-        return {"delivered": answers}
+        return {"delivered": [{"url": url, "status": status} for url, status in reached.items()]}
 
     @staticmethod
     def _secret(config: dict[str, Any]) -> str | None:
@@ -135,9 +133,9 @@ class WebhookHook(HookType):
                                  "the hook dispatcher's environment")
         return os.environ[name]
 
-    def _reached_for(self, run_id: str, hook: str) -> set[str]:
+    def _reached_for(self, run_id: str, hook: str) -> dict[str, int]:
         with self._lock:
-            reached = self._reached.setdefault((run_id, hook), set())
+            reached = self._reached.setdefault((run_id, hook), {})
             while len(self._reached) > 10_000:
                 self._reached.popitem(last=False)
             return reached

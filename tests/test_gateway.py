@@ -20,7 +20,7 @@ from algorail.plan import compile_plan
 from algorail.runtime import messages
 from algorail.runtime.gateway import create_app
 from algorail.runtime.hooks import HookDispatcher
-from algorail.runtime.kafka_io import ensure_topics
+from algorail.runtime.kafka_io import ensure_topics, make_consumer, make_producer
 from algorail.runtime.results import RedisResultsStore
 from algorail.spec import validate_document
 
@@ -75,13 +75,10 @@ class StandInRouter:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0)
-        consumer = KafkaConsumer(
-            self.runner.inputs[0].topic, bootstrap_servers=self.bootstrap,
-            group_id=self.runner.consumer_group, auto_offset_reset="earliest",
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, fetch_max_wait_ms=50)
+        producer = make_producer(self.bootstrap, linger_ms=0)
+        consumer = make_consumer(self.bootstrap, self.runner.consumer_group,
+                                 enable_auto_commit=True, fetch_max_wait_ms=10)
+        consumer.subscribe([self.runner.inputs[0].topic])
         while not self.stop_event.is_set():
             for records in consumer.poll(timeout_ms=100).values():
                 for record in records:

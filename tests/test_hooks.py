@@ -21,8 +21,8 @@ from algorail.plan import compile_plan
 from algorail.runtime import messages
 from algorail.runtime.broker import free_port
 from algorail.runtime.hooks import HookDispatcher, RetryPolicy
-from algorail.runtime.kafka_io import ensure_topics
-from algorail.runtime.results import RedisResultsStore, run_view
+from algorail.runtime.kafka_io import ensure_topics, make_producer
+from algorail.runtime.results import MemoryResultsStore, RedisResultsStore, run_view
 from algorail.spec import validate_document
 
 SECRET = "s3cret"
@@ -102,9 +102,7 @@ def hooks(module_broker):
     prefix = f"algorail-test-hooks-{uuid.uuid4().hex[:8]}:"
     results = RedisResultsStore("redis://127.0.0.1:6379/0", ttl=120, prefix=prefix)
     dispatcher = HookDispatcher(plan, bootstrap, results, allow_private_urls=True).start()
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer = make_producer(bootstrap, linger_ms=0)
     assert dispatcher.wait_ready(30)
     yield SimpleNamespace(plan=plan, bootstrap=bootstrap, results=results, target=target,
                           producer=producer, out=plan.runner("src").outputs,
@@ -254,4 +252,60 @@ def test_client_errors_are_final_and_server_errors_are_retried(status, error):
             WebhookHook().deliver(hook, {"x": 1}, context)
         assert len(target.received) == 1
     finally:
+        target.stop()
+
+
+def test_a_retry_skips_the_urls_that_already_answered():
+    ok, flaky = Target(free_port()), Target(free_port(), status=503)
+    ok.start()
+    flaky.start()
+    try:
+        urls = [f"http://127.0.0.1:{t.port}/" for t in (ok, flaky)]
+        hook, webhook = SimpleNamespace(name="h", config={"urls": urls}), WebhookHook()
+        context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out",
+                                  allow_private_urls=True)
+        with pytest.raises(DeliveryFailed):
+            webhook.deliver(hook, {"x": 1}, context)
+        flaky.status = 200
+        assert webhook.deliver(hook, {"x": 1}, context) == {
+            "delivered": [{"url": urls[0], "status": 204}, {"url": urls[1], "status": 200}]}
+        assert (len(ok.received), len(flaky.received)) == (1, 2)
+    finally:
+        ok.stop()
+        flaky.stop()
+
+
+def test_a_dispatcher_stopped_mid_retry_leaves_the_message_to_the_next_one(module_broker):
+    """At-least-once: nothing is committed for a payload still being retried."""
+    target = Target(free_port())
+    document = pipeline(target.port, free_port())
+    document["metadata"]["name"] = "restarted"
+    document["spec"]["hooks"] = [document["spec"]["hooks"][0]]
+    document["spec"]["pipes"] = [p for p in document["spec"]["pipes"]
+                                 if p["to"] in ("src.x", "notify")]
+    plan = compile_plan(validate_document(document))
+    bootstrap = module_broker.bootstrap_servers
+    ensure_topics(bootstrap, plan.created_topics())
+    results = MemoryResultsStore()
+    first = HookDispatcher(plan, bootstrap, results, allow_private_urls=True).start()
+    producer = make_producer(bootstrap)
+    try:
+        assert first.wait_ready(30)
+        headers = messages.Envelope(run_id="restart-1", source="src.out").to_headers()
+        producer.send(plan.runner("src").outputs["out"], value=b'{"n": 1}',
+                      headers=headers).get(timeout=10)
+        assert wait_until(lambda: first.metrics.registry.get_sample_value(
+            "algorail_hook_retries_total", {"hook": "notify"}), timeout=20)
+        first.stop()
+        assert results.hook_state("restart-1", "notify") is None
+        target.start()
+        second = HookDispatcher(plan, bootstrap, results, allow_private_urls=True).start()
+        try:
+            assert wait_until(lambda: results.hook_state("restart-1", "notify") == "delivered",
+                              timeout=40)
+        finally:
+            second.stop()
+        assert target.run_ids() == ["restart-1"]
+    finally:
+        producer.close()
         target.stop()

@@ -15,8 +15,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from algorail.errors import AlgorailError
 from algorail.plan import Plan, RunnerPlan
@@ -42,13 +41,14 @@ class AlgoError(Exception):
     """A run failed after its retries; the message is reported on the error topic."""
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where an arrival came from; keeps the record for the dead-letter topic."""
+class Position(NamedTuple):
+    """Where an arrival came from, with its record (for the dead-letter topic) and
+    envelope (for the run's outputs)."""
 
     tp: Any
     offset: int
     record: Any
+    env: messages.Envelope
 
 
 def open_algo(runner: RunnerPlan) -> Any:
@@ -197,10 +197,11 @@ class Runner:
 
         tp = TopicPartition(record.topic, record.partition)
         self.tracker.track(tp, record.offset)
-        position = Position(tp, record.offset, record)
-        env = messages.Envelope.from_headers(record.headers)
-        if not any(k == messages.RUN_ID for k, _ in record.headers or ()):
+        headers = record.headers or ()
+        env = messages.Envelope.from_headers(headers)
+        if not any(k == messages.RUN_ID for k, _ in headers):  # stable across re-reads
             env.run_id = f"{record.topic}:{record.partition}:{record.offset}"
+        position = Position(tp, record.offset, record, env)
         arrivals = []
         for sub in self.slots.get(record.topic, ()):
             self._ins[sub.name].inc()
@@ -232,17 +233,17 @@ class Runner:
         if decision.kind == "late":
             self._resolve(decision)
             return
-        if decision.kind == "expired":
-            self.metrics.join_expired.labels(self.spec.component).inc()
-            self._report(decision, decision.reason)
-            return
-        key = self.dedup.key(decision.run_id, origin_of(self._positions(decision)))
-        if key in self.dedup:
+        origin = origin_of(self._positions(decision))
+        if self.dedup.key(decision.run_id, origin) in self.dedup:  # written before a restart
             self.metrics.duplicates.labels(self.spec.component).inc()
             self._resolve(decision)
             return
+        if decision.kind == "expired":
+            self.metrics.join_expired.labels(self.spec.component).inc()
+            self._report(decision, decision.reason, origin)
+            return
         if decision.kind == "skip":
-            self._emit(decision, {})
+            self._emit(decision, {}, origin)
             return
         payload = convention.call_payload(self.input_names, decision.values,
                                           self.spec.input_mode)
@@ -253,9 +254,9 @@ class Runner:
         try:
             outputs = convention.split_outputs(self.ports, self._call(payload))
         except (AlgoError, convention.ConventionError) as exc:
-            self._report(decision, str(exc))
+            self._report(decision, str(exc), origin)
             return
-        self._emit(decision, outputs)
+        self._emit(decision, outputs, origin)
 
     def _run_batch(self, batch: list[BatchItem]) -> None:
         if self.batcher.rolling:
@@ -297,10 +298,11 @@ class Runner:
 
     # -- output ----------------------------------------------------------------------------
 
-    def _emit(self, decision: Decision, outputs: dict[str, Any]) -> None:
+    def _emit(self, decision: Decision, outputs: dict[str, Any], origin: str | None = None
+              ) -> None:
         """Write each port's payload, or a skip marker for a port that produced nothing."""
-        env = self._envelope(decision)
-        origin = origin_of(self._positions(decision))
+        env = decision.arrivals[0].position.env
+        origin = origin or origin_of(self._positions(decision))
         key = decision.run_id.encode()
         for port, topic in self.spec.outputs.items():
             content_type = self.spec.output_content_types[port]
@@ -315,13 +317,13 @@ class Runner:
         self.dedup.add(self.dedup.key(decision.run_id, origin))
         self._resolve(decision)
 
-    def _report(self, decision: Decision, error: str) -> None:
+    def _report(self, decision: Decision, error: str, origin: str | None = None) -> None:
         """The run failed: an error message for the run, its inputs to the dead letters."""
         component = self.spec.component
         self.metrics.errors.labels(component).inc()
         first = decision.arrivals[0].position
-        env = self._envelope(decision)
-        origin = origin_of(self._positions(decision))
+        env = first.env
+        origin = origin or origin_of(self._positions(decision))
         body = {
             "runId": decision.run_id, "component": component, "error": error,
             "source": env.source, "topic": first.tp.topic, "partition": first.tp.partition,
@@ -357,9 +359,6 @@ class Runner:
     @staticmethod
     def _positions_full(decision: Decision) -> list[Position]:
         return [a.position for a in decision.arrivals]
-
-    def _envelope(self, decision: Decision) -> messages.Envelope:
-        return messages.Envelope.from_headers(decision.arrivals[0].position.record.headers)
 
     def _decode(self, value: bytes | None, content_type: str) -> Any:
         if content_type == convention.FILE_REFERENCE:

@@ -31,6 +31,9 @@ class WebhookRefused(AlgorailError):
     """A delivery that trying again will not fix: a forbidden URL, a 4xx answer, no secret."""
 
 
+SECRETS_DIR_ENV = "ALGORAIL_WEBHOOK_SECRETS_DIR"
+
+
 def sign(secret: str, body: bytes) -> str:
     """The `X-Algorail-Signature` value: ``sha256=`` and the HMAC-SHA256 of the body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -96,7 +99,7 @@ class WebhookHook(HookType):
                    **{k: str(v) for k, v in config.get("headers", {}).items()}}
         if context.headers.get("traceparent"):
             headers["traceparent"] = context.headers["traceparent"]
-        secret = self._secret(config)
+        secret = self._secret(hook)
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         reached = self._reached_for(context.run_id, hook.name)
@@ -122,11 +125,19 @@ class WebhookHook(HookType):
         return {"delivered": [{"url": url, "status": status} for url, status in reached.items()]}
 
     @staticmethod
-    def _secret(config: dict[str, Any]) -> str | None:
+    def _secret(hook: Any) -> str | None:
+        """Inline `secret` (dev), `secretEnv`, or the file named after the hook in
+        $ALGORAIL_WEBHOOK_SECRETS_DIR (a Kubernetes Secret mounted by the chart)."""
+        config = hook.config
         if config.get("secret"):
             return str(config["secret"])
         name = config.get("secretEnv")
         if not name:
+            folder = os.environ.get(SECRETS_DIR_ENV)
+            path = os.path.join(folder, hook.name) if folder else None
+            if path and os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    return f.read().strip()
             return None
         if not os.environ.get(name):
             raise WebhookRefused(f"the webhook's secretEnv names {name}, which is not set in "

@@ -230,6 +230,24 @@ def test_secret_from_environment(monkeypatch):
         WebhookHook().deliver(hook, {}, context)
 
 
+def test_secret_from_the_mounted_secrets_folder(monkeypatch, tmp_path):
+    """The chart mounts a Secret with one key per hook name and points the env var at it."""
+    (tmp_path / "notify").write_text("from-a-file\n")
+    monkeypatch.setenv("ALGORAIL_WEBHOOK_SECRETS_DIR", str(tmp_path))
+    target = Target(free_port())
+    target.start()
+    try:
+        hook = SimpleNamespace(name="notify",
+                               config={"urls": [f"http://127.0.0.1:{target.port}/"]})
+        context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out",
+                                  allow_private_urls=True)
+        WebhookHook().deliver(hook, {"x": 1}, context)
+        ((headers, body),) = target.received
+        assert headers["X-Algorail-Signature"] == sign("from-a-file", body)
+    finally:
+        target.stop()
+
+
 def test_backoff_doubles_up_to_the_cap_with_jitter():
     policy = RetryPolicy.from_config({"retries": 5, "backoffMs": 100, "maxBackoffMs": 500})
     assert policy.attempts == 6

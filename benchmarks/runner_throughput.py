@@ -2,13 +2,13 @@
 
     python benchmarks/runner_throughput.py [--count 50000] [--size 1024] [--latency-count 1000]
 
-Starts its own embedded broker. For each contender, in turn, in its own process
-(alternating for `--rounds`, reporting medians, since a shared machine is noisy):
-the baseline (poll -> produce each record -> flush -> commit, the least a correct
-consume-produce loop does) and `algorail runner` with a pass-through python algo.
-Throughput comes from the producer timestamps of the first and last output of `count`
-pre-loaded messages; latency from `latency-count` messages sent one every 2 ms, timed
-from send to receipt by the same reader. The last line printed is JSON with
+Starts its own embedded broker. Two contenders, each in its own process: the baseline
+(poll -> produce each record -> flush -> commit, the least a correct consume-produce
+loop does) and `algorail runner` with a pass-through python algo. Throughput: each alone,
+from the producer timestamps of the first and last output of `count` pre-loaded
+messages. Latency: both running, every one of `latency-count` messages (one every 2 ms)
+sent to both, timed from send to receipt, so a busy machine slows both alike. Rounds
+repeat all of it; medians are reported. The last line printed is JSON with
 baseline_msgs_s, algorail_msgs_s, ratio, p50_added_ms, p99_added_ms.
 """
 
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from algorail.runtime import kafka_io, messages
@@ -87,62 +88,92 @@ def throughput(bootstrap_servers: str, topic: str, count: int, timeout: float) -
     return (count - 1) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
 
 
-def latencies(bootstrap_servers: str, source: str, target: str, start: int, count: int,
-              size: int) -> list[float]:
-    """Milliseconds from send to receipt, one message every 2 ms."""
+@dataclass
+class Contender:
+    name: str
+    command: list[str]
+    source: str
+    target: str
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+
+def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start: int,
+                     count: int, size: int) -> dict[str, list[float]]:
+    """Milliseconds from send to receipt per contender. Each message goes to both, in
+    alternating order, one pair every 2 ms, so machine noise hits both alike."""
     from kafka import TopicPartition
 
-    consumer = kafka_io.make_consumer(bootstrap_servers, fetch_max_wait_ms=5)
-    tp = TopicPartition(target, 0)
-    consumer.assign([tp])
-    consumer.seek(tp, start)
-    received: dict[int, float] = {}
+    received: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
 
-    def read() -> None:
-        deadline = time.monotonic() + 60
-        while len(received) < count and time.monotonic() < deadline:
+    def read(contender: Contender) -> None:
+        consumer = kafka_io.make_consumer(bootstrap_servers, fetch_max_wait_ms=5)
+        tp = TopicPartition(contender.target, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        got = received[contender.name]
+        deadline = time.monotonic() + 60 + count * 0.002
+        while len(got) < count and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=50).values():
                 now = time.perf_counter()
                 for r in records:
-                    received[json.loads(r.value)["i"]] = now
+                    got[json.loads(r.value)["i"]] = now
+        consumer.close()
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    readers = [threading.Thread(target=read, args=(c,)) for c in contenders]
+    for reader in readers:
+        reader.start()
+    time.sleep(1)  # let the readers reach their positions
     producer = kafka_io.make_producer(bootstrap_servers, linger_ms=0)
     pad = "x" * max(size - 40, 0)
-    sent: dict[int, float] = {}
+    sent: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
     for i in range(count):
+        value = json.dumps({"i": i, "pad": pad}).encode()
         headers = messages.Envelope(f"l{i}", "bench", "api.in").to_headers()
-        sent[i] = time.perf_counter()
-        producer.send(source, json.dumps({"i": i, "pad": pad}).encode(), headers=headers)
+        for c in contenders if i % 2 else contenders[::-1]:
+            sent[c.name][i] = time.perf_counter()
+            producer.send(c.source, value, headers=headers)
+        producer.flush()
         time.sleep(0.002)
-    producer.flush()
-    reader.join()
+    for reader in readers:
+        reader.join()
     producer.close()
-    consumer.close()
-    return [(received[i] - sent[i]) * 1000 for i in sent if i in received]
+    return {name: [(received[name][i] - t) * 1000 for i, t in times.items()
+                   if i in received[name]] for name, times in sent.items()}
 
 
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def contender(name: str, command: list[str], bootstrap_servers: str, source: str, target: str,
-              args: argparse.Namespace) -> tuple[float, list[float]]:
-    """One round: pre-load, start the process, measure throughput then latency, stop it."""
-    kafka_io.ensure_topics(bootstrap_servers, [source, target])
-    preload(bootstrap_servers, source, args.count, args.size)
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def one_round(contenders: list[Contender], bootstrap_servers: str,
+              args: argparse.Namespace) -> dict[str, tuple[float, list[float]]]:
+    """Throughput of each alone (pre-loaded messages), then their latency side by side."""
+    rates = {}
     try:
-        rate = throughput(bootstrap_servers, target, args.count, args.timeout)
-        lat = latencies(bootstrap_servers, source, target, args.count, args.latency_count,
-                        args.size)
+        for c in contenders:
+            kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
+            preload(bootstrap_servers, c.source, args.count, args.size)
+            c.start()
+            rates[c.name] = throughput(bootstrap_servers, c.target, args.count, args.timeout)
+        lats = paired_latencies(bootstrap_servers, contenders, args.count, args.latency_count,
+                                args.size)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    print(f"{name}: {rate:,.0f} msgs/s, latency p50 {percentile(lat, 50):.2f} ms, "
-          f"p99 {percentile(lat, 99):.2f} ms", file=sys.stderr)
-    return rate, lat
+        for c in contenders:
+            c.stop()
+    for c in contenders:
+        lat = lats[c.name]
+        print(f"{c.name}: {rates[c.name]:,.0f} msgs/s, latency p50 {percentile(lat, 50):.2f}"
+              f" ms, p99 {percentile(lat, 99):.2f} ms ({len(lat)} samples)", file=sys.stderr)
+    return {c.name: (rates[c.name], lats[c.name]) for c in contenders}
 
 
 def main() -> None:
@@ -150,7 +181,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000, help="messages for throughput")
     parser.add_argument("--size", type=int, default=1024, help="bytes per message")
     parser.add_argument("--latency-count", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--bare-loop", nargs=4, metavar=("SERVERS", "IN", "OUT", "GROUP"),
                         help=argparse.SUPPRESS)
@@ -164,18 +195,19 @@ def main() -> None:
         Path(tmp, "benchalgo.py").write_text("def copy(payload):\n    return payload\n")
         for n in range(args.rounds):
             plan = plan_from_yaml(PIPELINE, Path(tmp), bs, deployment=f"passthrough{n}")
-            plan_path = Path(tmp, "plan.json")
+            plan_path = Path(tmp, f"plan{n}.json")
             plan_path.write_text(plan.to_json())
-            bare = [f"bench.bare{n}.in", f"bench.bare{n}.out"]
-            results["bare"].append(contender(
-                f"round {n + 1}: bare kafka-python loop",
-                [sys.executable, __file__, "--bare-loop", bs, *bare, f"bench-bare{n}"],
-                bs, *bare, args))
-            results["algorail"].append(contender(
-                f"round {n + 1}: algorail runner",
-                [sys.executable, "-m", "algorail.cli", "runner", "--plan", str(plan_path),
-                 "--component", "copy", "--bootstrap-servers", bs],
-                bs, plan.routes[0].topic, plan.runner("copy").outputs["out"], args))
+            bare = Contender(
+                "bare", [sys.executable, __file__, "--bare-loop", bs, f"bench.bare{n}.in",
+                         f"bench.bare{n}.out", f"bench-bare{n}"],
+                f"bench.bare{n}.in", f"bench.bare{n}.out")
+            runner = Contender(
+                "algorail", [sys.executable, "-m", "algorail.cli", "runner", "--plan",
+                             str(plan_path), "--component", "copy", "--bootstrap-servers", bs],
+                plan.routes[0].topic, plan.runner("copy").outputs["out"])
+            print(f"round {n + 1} of {args.rounds}", file=sys.stderr)
+            for name, result in one_round([bare, runner], bs, args).items():
+                results[name].append(result)
 
     def median_rate(name: str) -> float:
         return statistics.median(rate for rate, _ in results[name])

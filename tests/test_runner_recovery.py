@@ -67,9 +67,13 @@ def spawn_runner(plan_path, bs, log_path, marker):
 
 
 def committed_offset(bs, plan, topic):
+    return committed_offset_of(bs, plan, topic, "copy")
+
+
+def committed_offset_of(bs, plan, topic, component="pair"):
     from kafka import TopicPartition
 
-    consumer = kafka_io.make_consumer(bs, plan.runner("copy").consumer_group)
+    consumer = kafka_io.make_consumer(bs, plan.runner(component).consumer_group)
     try:
         return consumer.committed(TopicPartition(topic, 0)) or 0
     finally:
@@ -150,3 +154,42 @@ def test_transactional_mode_commits_outputs_and_offsets_together(broker, tmp_pat
         runner.stop()
     assert sorted(o["run_id"] for o in outputs) == sorted(f"t{i}" for i in range(30))
     assert committed_offset(bs, plan, source) == 30
+
+
+JOIN_PIPELINE = """
+apiVersion: algorail.io/v1
+kind: Pipeline
+metadata: {owner: rt, name: joinrestart}
+spec:
+  endpoints: [{name: api, paths: [{name: a}, {name: b}]}]
+  algos:
+    - name: pair
+      runtime: python
+      entrypoint: "pairalgo:pair"
+      inputs: [{name: a}, {name: b}]
+      join: {type: inner, windowMs: 20000}
+  pipes:
+    - {from: api.a, to: pair.a}
+    - {from: api.b, to: pair.b}
+"""
+
+
+def test_a_join_half_done_before_a_restart_completes_after_it(broker, tmp_path):
+    bs = broker.bootstrap_servers
+    (tmp_path / "pairalgo.py").write_text("def pair(p):\n    return [p['a'], p['b']]\n")
+    plan = plan_from_yaml(JOIN_PIPELINE, tmp_path, bs)
+    topic_a, topic_b = (r.topic for r in plan.routes)
+    [runner] = start_runners(plan, bs)
+    produce(bs, topic_a, [(f"j{i}", i) for i in range(10)])
+    assert wait_until(lambda: len(runner.runner.engine.pending) == 10, 20)
+    runner.stop()  # the pending runs' inputs must not be committed
+    assert committed_offset_of(bs, plan, topic_a) == 0
+    [again] = start_runners(plan, bs)
+    try:
+        produce(bs, topic_b, [(f"j{i}", -i) for i in range(10)])
+        out = read_topic(bs, plan.runner("pair").outputs["out"], 10, settle=1)
+    finally:
+        again.stop()
+    assert sorted((o["run_id"], o["value"][0], o["value"][1]) for o in out) == sorted(
+        (f"j{i}", i, -i) for i in range(10))
+    assert committed_offset_of(bs, plan, topic_a) == 10

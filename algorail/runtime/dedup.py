@@ -10,14 +10,16 @@ oldest uncommitted input and remembers those keys; memory is bounded (oldest dro
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
 ORIGIN = "algorail-origin"
 DEFAULT_CAPACITY = 200_000
 
 
-def origin_of(positions: Iterable[tuple[Any, int]]) -> str:
+def origin_of(positions: list[tuple[Any, int]]) -> str:
+    if len(positions) == 1:  # the common case, kept cheap
+        tp, offset = positions[0]
+        return f"{tp.topic}:{tp.partition}:{offset}"
     return ",".join(sorted({f"{tp.topic}:{tp.partition}:{offset}" for tp, offset in positions}))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,16 +25,20 @@ from typing import Any
 
 from algorail.plan import Plan
 
-READY_WORD = "ready"
+READY = re.compile(r"(?<!not )\bready\b")  # what a child prints once it serves
 STOP_TIMEOUT = 5.0
 
 
-def _die_with_parent() -> None:
-    """Linux: deliver SIGTERM to this child when its parent dies (PR_SET_PDEATHSIG)."""
+def _death_signal() -> Callable[[], None] | None:
+    """Linux: a preexec function asking for SIGTERM when the parent dies (PR_SET_PDEATHSIG).
+    libc is looked up here, in the parent: the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
 
 
 @dataclass
@@ -61,6 +66,7 @@ class DevSupervisor:
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self._preexec = _death_signal()
 
     @property
     def plan_path(self) -> Path:
@@ -100,7 +106,7 @@ class DevSupervisor:
                "PYTHONUNBUFFERED": "1"}
         child.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+            env=env, preexec_fn=self._preexec)
         self.children.append(child)
         self._state(child, f"starting (pid {child.process.pid})")
         threading.Thread(target=self._read, args=(child,), daemon=True,
@@ -110,7 +116,7 @@ class DevSupervisor:
         for raw in child.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
             child.lines = [*child.lines[-50:], line]
-            if child.state.startswith("starting") and READY_WORD in line:
+            if child.state.startswith("starting") and READY.search(line):
                 self._state(child, "running")
             else:
                 self.echo(f"  {child.name} | {line}")

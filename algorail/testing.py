@@ -229,10 +229,8 @@ class DevPipeline:
 
     def _announced_ready(self) -> bool:
         """Dev mode prints a line starting with its ready word once every component runs."""
-        try:
-            from algorail.runtime.dev import READY_WORD
-        except ImportError:
-            return True
+        from algorail.runtime.dev import READY_WORD
+
         return any(line.startswith(f"{READY_WORD}:") for line in self.output().splitlines())
 
     def output(self) -> str:

@@ -98,3 +98,16 @@ def test_dev_against_an_existing_broker_starts_none(module_broker):
     finally:
         code, rest = dev.stop()
     assert code == 0 and "broker: stopped" not in rest
+
+
+def test_a_killed_dev_mode_leaves_no_broker_or_runner_behind():
+    dev = Dev(str(EXAMPLES / "hello.yaml"))
+    output = dev.wait_ready()
+    pids = [int(p) for p in re.findall(r"pid (\d+)", output)]
+    assert len(pids) == 2, output  # the broker and one runner
+    dev.proc.kill()
+    dev.proc.wait(10)
+    gone_by = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < gone_by:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)], "orphaned processes after SIGKILL"

@@ -21,17 +21,11 @@ import json
 from typing import Any
 
 from algorail.errors import AlgorailError
-
-FILE_REFERENCE = "application/vnd.algorail.file-reference+json"
+from algorail.graph import is_json
 
 
 class ConventionError(AlgorailError):
     """An algo returned something the calling convention cannot route."""
-
-
-def is_json(content_type: str) -> bool:
-    base = content_type.split(";", 1)[0].strip().lower()
-    return base == "application/json" or base.endswith("+json")
 
 
 def decode(value: bytes | None, content_type: str) -> Any:

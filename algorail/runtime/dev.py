@@ -9,7 +9,6 @@ dies, so nothing is orphaned.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import signal
@@ -24,21 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from algorail.plan import Plan
+from algorail.runtime.broker import death_signal_preexec
 
 READY = re.compile(r"(?<!not )\bready\b")  # what a child prints once it serves
+READY_WORD = "ready"  # dev mode's own line once every component runs: "ready: ..."
 STOP_TIMEOUT = 5.0
-
-
-def _death_signal() -> Callable[[], None] | None:
-    """Linux: a preexec function asking for SIGTERM when the parent dies (PR_SET_PDEATHSIG).
-    libc is looked up here, in the parent: the child only makes the call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
 
 
 @dataclass
@@ -66,7 +55,7 @@ class DevSupervisor:
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._preexec = _death_signal()
+        self._preexec = death_signal_preexec()
 
     @property
     def plan_path(self) -> Path:
@@ -183,7 +172,7 @@ def run_dev(plan: Plan, *, bootstrap_servers: str | None, host: str, port: int,
             if supervisor.wait_ready(ready_timeout) and wait_for_port(host, port, ready_timeout):
                 for url in supervisor.urls():
                     echo(url)
-                echo(f"ready: {plan.owner}/{plan.pipeline}:{plan.version} — Ctrl-C to stop")
+                echo(f"{READY_WORD}: {plan.owner}/{plan.pipeline}:{plan.version} — Ctrl-C to stop")
             elif not supervisor.stopping.is_set():
                 late = [c.name for c in supervisor.children if c.state != "running"]
                 echo(f"not ready after {ready_timeout:.0f}s: {', '.join(late)}")

@@ -24,6 +24,7 @@ from algorail.runtime.checkpoint import Checkpoint, OffsetTracker
 from algorail.runtime.dedup import ORIGIN, Deduplicator, origin_of
 from algorail.runtime.join import Arrival, Batcher, BatchItem, Decision, JoinEngine
 from algorail.runtime.metrics import MetricsServer, RunnerMetrics
+from algorail.runtime.objectstore import FILE_REFERENCE
 
 log = logging.getLogger("algorail.runner")
 
@@ -361,7 +362,7 @@ class Runner:
         return [a.position for a in decision.arrivals]
 
     def _decode(self, value: bytes | None, content_type: str) -> Any:
-        if content_type == convention.FILE_REFERENCE:
+        if content_type == FILE_REFERENCE:
             ref = json.loads(value)
             if self.spec.file_input == "reference":
                 return ref

@@ -187,9 +187,9 @@ class _Compiler:
         routes = [self._route(ep, p) for ep in spec.endpoints for p in ep.paths]
         for ext in spec.external_inputs:
             self._topic(self._external_topic(ext), "external", ext.name, "out", external=True)
-        connectors = [self._source(s) for s in spec.data_sources]
+        connectors = [self._connector(s, "source") for s in spec.data_sources]
         runners = [self._runner(a) for a in spec.algos]
-        connectors += [self._sink(s) for s in spec.data_sinks]
+        connectors += [self._connector(s, "sink") for s in spec.data_sinks]
         output_topic = None
         if any(h.type == "response" for h in spec.hooks):
             output_topic = naming.pipeline_output_topic(self.owner, self.deployment)
@@ -344,32 +344,26 @@ class _Compiler:
             base_dir=self.pipeline.base_dir,
         )
 
-    def _source(self, src: Any) -> ConnectorPlan:
+    def _connector(self, comp: Any, kind: Literal["source", "sink"]) -> ConnectorPlan:
+        """A data source (it produces to its output topics) or sink (it subscribes)."""
+        if kind == "source":
+            wiring: dict[str, Any] = {
+                "outputs": self._outputs(comp.name, {p.name: p.content_type for p in comp.outputs})
+            }
+        else:
+            edges = self.graph.edges_into(comp.name)
+            wiring = {"inputs": [self._input(e, e.target.port) for e in edges]}
         return ConnectorPlan(
-            name=src.name,
-            id=self._id(src.name),
-            index=self.index[src.name],
-            kind="source",
-            connector=src.connector,
-            connect_name=naming.kafka_connector_name(self.owner, self.deployment, src.name),
-            config=src.config,
-            outputs=self._outputs(src.name, {p.name: p.content_type for p in src.outputs}),
-            dead_letter_topic=self._dead_letter(src.name),
-            consumer_group=self._group(src.name),
-        )
-
-    def _sink(self, sink: Any) -> ConnectorPlan:
-        return ConnectorPlan(
-            name=sink.name,
-            id=self._id(sink.name),
-            index=self.index[sink.name],
-            kind="sink",
-            connector=sink.connector,
-            connect_name=naming.kafka_connector_name(self.owner, self.deployment, sink.name),
-            config=sink.config,
-            inputs=[self._input(e, e.target.port) for e in self.graph.edges_into(sink.name)],
-            dead_letter_topic=self._dead_letter(sink.name),
-            consumer_group=self._group(sink.name),
+            name=comp.name,
+            id=self._id(comp.name),
+            index=self.index[comp.name],
+            kind=kind,
+            connector=comp.connector,
+            connect_name=naming.kafka_connector_name(self.owner, self.deployment, comp.name),
+            config=comp.config,
+            dead_letter_topic=self._dead_letter(comp.name),
+            consumer_group=self._group(comp.name),
+            **wiring,
         )
 
     def _hook(self, hook: Any, output_topic: str | None) -> HookPlan:

@@ -7,6 +7,7 @@ Loading checks shape (keys, types, enums). The rules that span components live i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -297,7 +298,17 @@ def load_pipeline(
 ) -> Pipeline:
     """Load and fully validate a pipeline file. Raises `PipelineError` listing every problem."""
     file = str(path)
-    return validate_document(read_document(path), file=file, bindings=bindings, registry=registry)
+    data = read_document(path)
+    try:
+        return validate_document(data, file=file, bindings=bindings, registry=registry)
+    except PipelineError as exc:
+        lines = component_lines(Path(path).read_text(encoding="utf-8"))
+        raise PipelineError(
+            [
+                replace(p, line=lines.get(p.component)) if p.line is None else p
+                for p in exc.problems
+            ]
+        ) from None
 
 
 def validate_document(
@@ -322,6 +333,42 @@ def load_bindings(path: str | Path | None) -> dict[str, Any] | None:
         return None
     data = read_document(path)
     return data.get("bindings", data)
+
+
+def component_lines(text: str) -> dict[str, int]:
+    """Line of each component in a YAML/JSON pipeline, keyed like `Problem.component`
+    ("algo 'upper'", "pipe a.out -> b.in", "step 'model1'"), so problems can say where."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    spec = _mapping_value(root, "spec")
+    lists = {**_KIND_OF_LIST, "steps": "step"}
+    lines: dict[str, int] = {}
+    for key, value in spec.value if isinstance(spec, yaml.MappingNode) else []:
+        kind = lists.get(key.value)
+        if kind is None or not isinstance(value, yaml.SequenceNode):
+            continue
+        for item in value.value:
+            if kind == "pipe":
+                label = f"pipe {_scalar(item, 'from')} -> {_scalar(item, 'to')}"
+            else:
+                label = f"{kind} {_scalar(item, 'name')!r}"
+            lines.setdefault(label, item.start_mark.line + 1)
+    return lines
+
+
+def _mapping_value(node: Any, key: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _scalar(node: Any, key: str) -> str | None:
+    value = _mapping_value(node, key)
+    return value.value if isinstance(value, yaml.ScalarNode) else None
 
 
 _KIND_OF_LIST = {

@@ -28,7 +28,10 @@ def test_validate_reports_every_problem_and_fails(tmp_path):
     bad.write_text(text.replace("runtime: python", "runtime: cobol").replace("1.0.0\n", "one\n", 1))
     result = run("validate", bad, EXAMPLES / "hello.yaml")
     assert result.exit_code == 1
-    assert f"{bad}: algo 'upper': [unknown-runtime] no runtime named 'cobol'" in result.output
+    line = text.splitlines().index("    - name: upper") + 1
+    assert f"{bad}:{line}: algo 'upper': [unknown-runtime] no runtime named 'cobol'" in (
+        result.output
+    )
     assert "[version]" in result.output
     assert "hello.yaml: ok" in result.output
     assert "Traceback" not in result.output

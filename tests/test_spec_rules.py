@@ -395,3 +395,45 @@ def test_hook_config_is_checked_by_the_hook_type():
 def test_all_problems_reported_at_once():
     found = problems(doc(**{"metadata.version": "x", "spec.algos.0.runtime": "cobol"}))
     assert {p.rule for p in found} == {"version", "unknown-runtime"}
+
+
+def test_problems_in_a_file_name_the_line_of_their_component(tmp_path):
+    from algorail.spec import load_pipeline
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "apiVersion: algorail.io/v1\n"
+        "kind: Pipeline\n"
+        "metadata: {owner: alice, name: hello}\n"
+        "spec:\n"
+        "  endpoints:\n"
+        "    - name: api\n"
+        "      paths: [{name: in}]\n"
+        "  algos:\n"
+        "    - name: upper\n"
+        "      runtime: cobol\n"
+        "  hooks:\n"
+        "    - {name: result, type: response, config: {}}\n"
+        "  pipes:\n"
+        "    - {from: api.in, to: upper}\n"
+        "    - {from: upper, to: result}\n"
+    )
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(path)
+    (problem,) = info.value.problems
+    assert (problem.component, problem.line) == ("algo 'upper'", 9)
+    assert str(problem).startswith(f"{path}:9: algo 'upper': [unknown-runtime]")
+
+
+def test_seldon_problems_name_the_line_of_their_step(tmp_path):
+    from algorail.spec import load_pipeline
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p}\n"
+        "spec:\n  steps:\n    - name: a\n    - name: b\n      inputs: [c]\n"
+    )
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(path)
+    (problem,) = info.value.problems
+    assert (problem.component, problem.line) == ("step 'b'", 7)

@@ -95,3 +95,24 @@ def test_deployments_commands_report_state(env, tmp_path):
 def test_client_commands_need_a_key():
     result = CliRunner().invoke(cli, ["pipelines", "list"], env={"ALGORAIL_API_KEY": ""})
     assert result.exit_code == 1 and "registry keys create" in result.output
+
+
+def test_a_revoked_key_stops_working_at_once(tmp_path):
+    database = f"sqlite:///{tmp_path / 'registry.db'}"
+    runner = CliRunner()
+    key = runner.invoke(cli, ["registry", "keys", "create", "--owner", "alice",
+                              "--database-url", database]).output.strip()
+    server = BackgroundServer(open_registry(database, state_dir=tmp_path / "state")).start()
+    try:
+        variables = {"ALGORAIL_REGISTRY_URL": server.url, "ALGORAIL_API_KEY": key}
+        assert runner.invoke(cli, ["pipelines", "list"], env=variables).exit_code == 0
+        revoked = runner.invoke(cli, ["registry", "keys", "revoke", key[:12],
+                                      "--database-url", database])
+        assert revoked.exit_code == 0 and "owner alice" in revoked.output, revoked.output
+        refused = runner.invoke(cli, ["pipelines", "list"], env=variables)
+        assert refused.exit_code == 1 and "unknown API key" in refused.output, refused.output
+        again = runner.invoke(cli, ["registry", "keys", "revoke", key[:12],
+                                    "--database-url", database])
+        assert again.exit_code == 1 and "no key with prefix" in again.output
+    finally:
+        server.stop()

@@ -170,6 +170,20 @@ def keys_list(database_url) -> None:
         _show(auth.list_keys(session), as_json=False)
 
 
+@keys.command("revoke")
+@DATABASE_OPTION
+@click.argument("prefix")
+def keys_revoke(database_url, prefix) -> None:
+    """Revoke the key with PREFIX (as `keys list` shows it); it stops working at once."""
+    from algorail.registry import auth, db
+
+    engine = db.open_engine(database_url)
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        revoked = auth.revoke_key(session, prefix)
+    click.echo(f"revoked {revoked['prefix']}... (owner {revoked['owner']})")
+
+
 # ---- pipelines -------------------------------------------------------------------------
 
 

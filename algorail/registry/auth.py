@@ -49,6 +49,19 @@ def list_keys(session: Session) -> list[dict]:
              "createdAt": k.created_at.isoformat()} for k in rows]
 
 
+def revoke_key(session: Session, prefix: str) -> dict:
+    """Delete the key whose listed prefix is `prefix`; requests with it fail at once."""
+    rows = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).all()
+    if len(rows) != 1:
+        found = "no key" if not rows else f"{len(rows)} keys"
+        raise AlgorailError(f"{found} with prefix {prefix!r}; `algorail registry keys list` "
+                            "shows each key's prefix")
+    row = rows[0]
+    session.delete(row)
+    session.commit()
+    return {"prefix": row.prefix, "owner": row.owner, "admin": row.admin, "label": row.label}
+
+
 def principal_for(session: Session, key: str | None) -> Principal:
     if not key:
         raise AuthError("no API key: send `Authorization: Bearer KEY` (or set ALGORAIL_API_KEY)")

@@ -66,15 +66,13 @@ def _algos(plan: Any, cp: Any) -> list[str]:
 def plan_from_file(path: str | Path, deployment: str | None = None,
                    bindings: dict[str, Any] | None = None) -> Any:
     """A plan from a plan JSON file or a pipeline file (compiled); None for other files."""
-    from algorail.plan import PLAN_API_VERSION, Plan, compile_plan
-    from algorail.spec import load_pipeline, read_document
+    from algorail.plan import PLAN_API_VERSION, load_plan
+    from algorail.spec import read_document
 
     document = read_document(path)
-    if document.get("api_version") == PLAN_API_VERSION:
-        return Plan.model_validate(document)
-    if document.get("kind") == "Pipeline":
-        return compile_plan(load_pipeline(path, bindings=bindings), deployment=deployment)
-    return None
+    if document.get("api_version") != PLAN_API_VERSION and document.get("kind") != "Pipeline":
+        return None
+    return load_plan(path, deployment, bindings)
 
 
 def load_plans(paths: list[str]) -> list[Any]:

@@ -18,11 +18,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algorail import naming
+from algorail.errors import AlgorailError
 from algorail.graph import Edge, PipelineGraph
-from algorail.spec import Batch, Join, Pipeline, Retry
+from algorail.spec import Batch, Join, Pipeline, Retry, load_pipeline, read_document
 
 PLAN_API_VERSION = "algorail.io/plan/v1"
 
@@ -164,6 +165,22 @@ class Plan(PlanModel):
     def created_topics(self) -> list[str]:
         """Topics this deployment owns and creates (not other pipelines' topics)."""
         return [t.name for t in self.topics if not t.external]
+
+
+def load_plan(
+    path: str | Path, deployment: str | None = None, bindings: dict[str, Any] | None = None
+) -> Plan:
+    """A plan JSON written by `algorail plan -o` as it is; a pipeline file, compiled."""
+    document = read_document(path)
+    if document.get("api_version") != PLAN_API_VERSION:
+        return compile_plan(load_pipeline(path, bindings=bindings), deployment=deployment)
+    try:
+        return Plan.model_validate(document)
+    except ValidationError as exc:
+        raise AlgorailError(
+            f"{path}: not a plan this algorail can read; recompile it with "
+            f"`algorail plan PIPELINE.yaml -o {path}`:\n{exc}"
+        ) from None
 
 
 def compile_plan(pipeline: Pipeline, deployment: str | None = None) -> Plan:

@@ -93,3 +93,23 @@ def test_unknown_runner_names_the_known_ones():
 
 def test_base_dir_points_at_the_pipeline_folder():
     assert reviews_plan().base_dir == str(EXAMPLES.resolve())
+
+
+def test_load_plan_takes_a_plan_file_as_it_is_or_compiles_a_pipeline(tmp_path):
+    import json
+
+    import pytest
+
+    from algorail.errors import AlgorailError
+    from algorail.plan import load_plan
+
+    compiled = reviews_plan(deployment="canary")
+    path = tmp_path / "plan.json"
+    path.write_text(compiled.to_json())
+    assert load_plan(path) == compiled
+    assert load_plan(EXAMPLES / "reviews.yaml", deployment="canary") == compiled
+    stale = compiled.to_dict()
+    stale["routes"][0]["topicc"] = stale["routes"][0].pop("topic")
+    path.write_text(json.dumps(stale))
+    with pytest.raises(AlgorailError, match="recompile it with `algorail plan PIPELINE.yaml"):
+        load_plan(path)

@@ -10,14 +10,10 @@ from algorail.cli import bindings_option
 
 
 def _plan(file: str, deployment: str | None = None, bindings: str | None = None):
-    from algorail.errors import AlgorailError
-    from algorail.eventflows import plan_from_file
+    from algorail.plan import load_plan
     from algorail.spec import load_bindings
 
-    plan = plan_from_file(file, deployment, load_bindings(bindings))
-    if plan is None:
-        raise AlgorailError(f"{file}: neither a pipeline nor a plan file")
-    return plan
+    return load_plan(file, deployment, load_bindings(bindings))
 
 
 def plan_argument(func):

@@ -5,12 +5,9 @@ Helm (CLI or SDK) is imported only when the command runs.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
-from algorail.cli import bindings_option, load
+from algorail.cli import bindings_option
 
 
 @click.command()
@@ -53,20 +50,7 @@ def render(file: str, out_dir: str, values_files: tuple[str, ...], set_values: t
 
 
 def _plan(file: str, bindings: str | None, deployment: str | None):
-    """A plan JSON written by `algorail plan -o` as it is; anything else is compiled."""
-    from pydantic import ValidationError
+    from algorail.plan import load_plan
+    from algorail.spec import load_bindings
 
-    from algorail.errors import AlgorailError
-    from algorail.plan import PLAN_API_VERSION, Plan, compile_plan
-
-    if file.endswith(".json"):
-        data = json.loads(Path(file).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and data.get("api_version") == PLAN_API_VERSION:
-            try:
-                return Plan.model_validate(data)
-            except ValidationError as exc:
-                raise AlgorailError(
-                    f"{file}: not a plan this algorail can read; recompile it with "
-                    f"`algorail plan PIPELINE.yaml -o {file}`:\n{exc}"
-                ) from exc
-    return compile_plan(load(file, bindings), deployment=deployment)
+    return load_plan(file, deployment, load_bindings(bindings))

@@ -13,3 +13,8 @@ def route_by_length(payload):
     """Conditional routing: only one of the two outputs appears."""
     text = str(payload["text"])
     return {"short": {"text": text}} if len(text) < 20 else {"long": {"text": text}}
+
+
+def shout(payload):
+    """Keep every field, upper-case the text."""
+    return {**payload, "text": str(payload["text"]).upper()}

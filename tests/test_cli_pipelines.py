@@ -22,6 +22,13 @@ def test_validate_ok():
     assert "hello.yaml: ok (alice/hello:1.0.0)" in result.output
 
 
+def test_every_example_validates():
+    examples = sorted(str(p) for p in EXAMPLES.glob("*.yaml"))
+    assert len(examples) >= 3
+    result = run("validate", *examples)
+    assert result.exit_code == 0, result.output
+
+
 def test_validate_reports_every_problem_and_fails(tmp_path):
     bad = tmp_path / "bad.yaml"
     text = (EXAMPLES / "hello.yaml").read_text()

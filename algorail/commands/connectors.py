@@ -162,18 +162,18 @@ def connect(plan_file: str, component: str, bootstrap_servers: str,
 
     Checks the config and the database, bucket or queue first; a connector without a
     Python implementation prints that it needs Kafka Connect and exits 0."""
-    import logging
     import os
     import signal
     import threading
 
+    from algorail.commands import service_logging
     from algorail.connections import CONNECTIONS_ENV
     from algorail.plan import Plan
     from algorail.runtime.connect import run_connector
 
     if connections:
         os.environ[CONNECTIONS_ENV] = connections
-    logging.basicConfig(level=logging.INFO, format="algorail connect: %(message)s")
+    service_logging("algorail connect: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

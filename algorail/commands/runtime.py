@@ -5,16 +5,10 @@ Nothing heavy is imported at module level, so `algorail --help` stays fast.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from algorail.cli import bindings_option, load
-
-
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+from algorail.commands import service_logging
 
 
 @click.command()
@@ -38,7 +32,7 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
     from algorail.commands.serve import _load_plan
     from algorail.runtime.runner import run_runner
 
-    _logging()
+    service_logging()
     run_runner(_load_plan(plan_path), component, bootstrap_servers,
                metrics_port=metrics_port or None, metrics_host=metrics_host,
                transactional=transactional)
@@ -58,7 +52,7 @@ def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
     from algorail.plan import compile_plan
     from algorail.runtime.dev import run_dev
 
-    _logging()
+    service_logging()
     plan = compile_plan(load(file, bindings), deployment=deployment)
     run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
             echo=lambda line: click.echo(line))

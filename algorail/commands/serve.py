@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from algorail.errors import AlgorailError
+from algorail.runtime.wal import DEFAULT_MAX_BYTES as WAL_MAX_BYTES  # stdlib only
 
 
 def _common(func):
@@ -55,8 +56,15 @@ def _load_plan(path: str):
               envvar="ALGORAIL_MAX_BODY_BYTES")
 @click.option("--with-hooks/--no-hooks", default=False, show_default=True,
               help="Also run the hook dispatcher in this process.")
+@click.option("--wal-dir", envvar="ALGORAIL_WAL_DIR", type=click.Path(file_okay=False),
+              help="Write-ahead log folder: requests are kept there until the broker has "
+                   "them, so a broker outage or a crash loses none (default: off).")
+@click.option("--wal-max-bytes", type=int, default=WAL_MAX_BYTES, show_default=True,
+              envvar="ALGORAIL_WAL_MAX_BYTES",
+              help="Beyond this many bytes waiting in the log, answer 503.")
 def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, port,
-            object_store_url, api_keys_file, max_body_bytes, with_hooks) -> None:
+            object_store_url, api_keys_file, max_body_bytes, with_hooks, wal_dir,
+            wal_max_bytes) -> None:
     """Serve a plan's endpoints over HTTP: POST to start runs, GET runs/{runId}, sync mode."""
     import logging
 
@@ -73,7 +81,7 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
           object_store=open_object_store(object_store_url) if object_store_url else None,
           dev=dev, hooks=with_hooks,
           api_keys=load_api_keys(api_keys_file) if api_keys_file else None,
-          max_body_bytes=max_body_bytes)
+          max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes)
 
 
 @click.command()

@@ -5,9 +5,11 @@ An ASGI app (Starlette, served by uvicorn) with, per http endpoint path of the p
 - ``POST /{owner}/{deployment}/{path}``: checks the body (415 wrong content type, 422 not
   valid for the path's validator or JSON Schema, 413 too large; nothing enters the pipeline
   then), produces it to the path's topic under a new run id and answers
-  ``202 {"runId", "status": "pending"}``. With ``?sync=true&timeout=S`` it holds the request
-  until every hook reachable from the path has reported or was skipped (200, the GET body),
-  or answers 504 with what arrived. The results store wakes it; nothing polls.
+  ``202 {"runId", "status": "pending"}`` (with a write-ahead log, see wal.py, once the
+  request is on disk, even while the broker is down). With ``?sync=true&timeout=S`` it
+  holds the request until every hook reachable from the path has reported or was skipped
+  (200, the GET body), or answers 504 with what arrived. The results store wakes it;
+  nothing polls.
 - ``GET /{owner}/{deployment}/runs/{runId}``: the run's results, or 404.
 - ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``.
 
@@ -40,6 +42,7 @@ from algorail.runtime import messages, openapi
 from algorail.runtime.convention import is_json
 from algorail.runtime.objectstore import FILE_REFERENCE, new_key
 from algorail.runtime.results import ResultsStore, run_view
+from algorail.runtime.wal import DEFAULT_MAX_BYTES as DEFAULT_WAL_MAX_BYTES
 
 log = logging.getLogger("algorail.gateway")
 
@@ -122,6 +125,14 @@ class GatewayMetrics:
                                 ["route", "status"], registry=self.registry)
         self.latency = Histogram("algorail_gateway_request_seconds", "Request latency",
                                  ["route"], registry=self.registry)
+
+    def watch_wal(self, wal: Any) -> None:
+        from prometheus_client import Gauge
+
+        Gauge("algorail_gateway_wal_records", "Requests in the write-ahead log not yet taken "
+              "by the broker", registry=self.registry).set_function(lambda: wal.pending)
+        Gauge("algorail_gateway_wal_bytes", "Bytes of those requests",
+              registry=self.registry).set_function(lambda: wal.pending_bytes)
 
     def request(self, route: str, status: int, started: float) -> None:
         self.requests.labels(route, str(status)).inc()
@@ -291,9 +302,11 @@ class Gateway:
 def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | None = None,
                sender: Any = None, object_store: Any = None, dev: bool = False,
                api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
-               max_sync_timeout: float = MAX_SYNC_TIMEOUT) -> Starlette:
+               max_sync_timeout: float = MAX_SYNC_TIMEOUT, wal_dir: str | Path | None = None,
+               wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
-    when the app starts) or a ready `sender`. API keys are off unless given."""
+    when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
+    requests are logged there before the 202 and a replayer sends them to the broker."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -302,6 +315,9 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                                "object store (--object-store-url s3://BUCKET?endpoint=URL)")
     gateway = Gateway(plan, sender, results, object_store, api_keys, max_body_bytes,
                       max_sync_timeout)
+    wal = _open_wal(wal_dir, wal_max_bytes, max_body_bytes, bootstrap_servers)
+    if wal is not None:
+        gateway.metrics.watch_wal(wal)
     if object_store is None and dev:
         import tempfile
 
@@ -318,8 +334,13 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        opened = None
-        if gateway.sender is None:
+        opened = replayer = None
+        if wal is not None:
+            from algorail.runtime.wal import WalReplayer, WalSender
+
+            replayer = WalReplayer(wal, bootstrap_servers).start()
+            gateway.sender = WalSender(wal)
+        elif gateway.sender is None:
             topics = [r.topic for r in plan.routes if r.type == "http"]
             opened = gateway.sender = await asyncio.to_thread(KafkaSender, bootstrap_servers,
                                                               topics)
@@ -327,13 +348,32 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
         try:
             yield
         finally:
+            if replayer is not None:
+                await asyncio.to_thread(replayer.stop)
+                wal.close()
             if opened is not None:
                 await asyncio.to_thread(opened.close)
                 gateway.sender = None
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
+    app.state.wal = wal
     return app
+
+
+def _open_wal(wal_dir: str | Path | None, max_bytes: int, max_body_bytes: int,
+              bootstrap_servers: str | None) -> Any:
+    if wal_dir is None:
+        return None
+    if bootstrap_servers is None:
+        raise GatewayError("a gateway with a write-ahead log needs --bootstrap-servers for "
+                           "its replayer")
+    if max_bytes < max_body_bytes:
+        raise GatewayError(f"--wal-max-bytes ({max_bytes}) must be at least --max-body-bytes "
+                           f"({max_body_bytes}) or a large request could never be logged")
+    from algorail.runtime.wal import WriteAheadLog
+
+    return WriteAheadLog(wal_dir, max_bytes)
 
 
 def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
@@ -363,7 +403,8 @@ def _poster(gateway: Gateway, route: RoutePlan):
 def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 8080,
           results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
           hooks: bool = True, api_keys: set[str] | None = None,
-          max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+          max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
+          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it)."""
     import uvicorn
@@ -374,7 +415,7 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     results = results if results is not None else MemoryResultsStore()
     app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
                      object_store=object_store, dev=dev, api_keys=api_keys,
-                     max_body_bytes=max_body_bytes)
+                     max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes)
     dispatcher = None
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)

@@ -1,0 +1,369 @@
+"""The gateway's write-ahead log: a request accepted with 202 is on disk before the answer,
+so a broker outage or a gateway crash loses no request.
+
+On disk, in one directory per gateway (a lock file keeps a second gateway out):
+
+- segments ``{id:020d}.wal``, each a run of records ``length, crc32, JSON`` where the JSON
+  holds the run id, topic, key, value and headers (base64) of one Kafka message;
+- ``checkpoint.json``, the position (segment, offset) of the first record the broker has
+  not acknowledged; it is replaced atomically, and segments wholly before it are deleted.
+
+A `WalReplayer` thread produces the records after the checkpoint, in order, and moves the
+checkpoint past each acknowledged batch. Delivery is at-least-once: a crash between the
+broker's acknowledgement and the checkpoint sends a batch again with the same run ids and
+headers, and runners drop such duplicates.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from algorail.errors import AlgorailError
+
+log = logging.getLogger("algorail.gateway.wal")
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
+ROTATE_BYTES = 1024 * 1024
+FRAME = struct.Struct(">II")  # payload length, crc32 of the payload
+
+
+class WalError(AlgorailError):
+    pass
+
+
+class WalFull(WalError):
+    """The log holds `max_bytes` of records the broker has not taken yet."""
+
+
+@dataclass(frozen=True)
+class Position:
+    segment: int
+    offset: int
+
+
+@dataclass
+class WalRecord:
+    """One Kafka message waiting to be produced, and where the next record starts."""
+
+    run_id: str
+    topic: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    key: bytes | None = None
+    end: Position | None = None
+
+    def encode(self) -> bytes:
+        payload = json.dumps({
+            "runId": self.run_id, "topic": self.topic, "key": _b64(self.key),
+            "value": _b64(self.value), "headers": [[k, _b64(v)] for k, v in self.headers],
+        }, separators=(",", ":")).encode()
+        return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+    @classmethod
+    def decode(cls, payload: bytes, end: Position) -> WalRecord:
+        data = json.loads(payload)
+        return cls(run_id=data["runId"], topic=data["topic"], key=_unb64(data["key"]),
+                   value=_unb64(data["value"]) or b"",
+                   headers=[(k, _unb64(v) or b"") for k, v in data["headers"]], end=end)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
+class WriteAheadLog:
+    """Append (fsync'd), read from the checkpoint, acknowledge. Thread-safe."""
+
+    def __init__(self, directory: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES):
+        self.directory = Path(directory)
+        self.max_bytes, self.segment_bytes = max_bytes, segment_bytes
+        # a drained segment is replaced by an empty one once it is this big
+        self.rotate_bytes = min(segment_bytes, ROTATE_BYTES)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.directory / "lock", "a+b")  # noqa: SIM115 (held open)
+        except OSError as exc:
+            raise WalError(f"cannot use {self.directory} as the write-ahead log directory: "
+                           f"{exc.strerror}; give --wal-dir a writable folder") from exc
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise WalError(f"another gateway is using the write-ahead log in {self.directory}: "
+                           "give each gateway its own --wal-dir") from None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.checkpoint = self._read_checkpoint()
+        self.pending, self.pending_bytes = 0, 0
+        self._recover()
+        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _segment_path(self, segment: int) -> Path:
+        return self.directory / f"{segment:020d}.wal"
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.directory.glob("*.wal") if p.stem.isdigit())
+
+    def _read_checkpoint(self) -> Position:
+        try:
+            data = json.loads((self.directory / "checkpoint.json").read_text())
+            return Position(int(data["segment"]), int(data["offset"]))
+        except FileNotFoundError:
+            return Position(0, 0)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WalError(f"{self.directory / 'checkpoint.json'} is damaged ({exc}): move it "
+                           "away to replay every record in the log again") from exc
+
+    def _recover(self) -> None:
+        """Delete segments before the checkpoint, cut a torn last record (a crash during an
+        append, never answered 202) and count what is waiting."""
+        segments = self._segments()
+        for segment in segments:
+            if segment < self.checkpoint.segment:
+                self._segment_path(segment).unlink()
+        segments = [s for s in segments if s >= self.checkpoint.segment]
+        self._active_id = segments[-1] if segments else self.checkpoint.segment
+        for segment in segments:
+            start = self.checkpoint.offset if segment == self.checkpoint.segment else 0
+            count, valid_end = 0, start
+            for record in self._scan(segment, start):
+                count, valid_end = count + 1, record.end.offset
+            path = self._segment_path(segment)
+            if path.stat().st_size > valid_end:
+                log.warning("write-ahead log %s: dropping a torn record at offset %d", path,
+                            valid_end)
+                os.truncate(path, valid_end)
+            self.pending += count
+            self.pending_bytes += valid_end - start
+        if self.pending:
+            log.info("write-ahead log %s: %d records to replay", self.directory, self.pending)
+
+    def _scan(self, segment: int, offset: int, limit: int | None = None):
+        """Records of one segment from `offset`, stopping at the first incomplete one."""
+        try:
+            handle = open(self._segment_path(segment), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(offset)
+            while limit is None or limit > 0:
+                head = handle.read(FRAME.size)
+                if len(head) < FRAME.size:
+                    return
+                length, crc = FRAME.unpack(head)
+                payload = handle.read(length)
+                if len(payload) < length or zlib.crc32(payload) != crc:
+                    return
+                offset += FRAME.size + length
+                yield WalRecord.decode(payload, Position(segment, offset))
+                if limit is not None:
+                    limit -= 1
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, record: WalRecord) -> None:
+        """Write and fsync one record; raises WalFull when the log is at its limit."""
+        data = record.encode()
+        with self._lock:
+            if self.pending_bytes + len(data) > self.max_bytes:
+                raise WalFull(
+                    f"the gateway's write-ahead log is full ({self.pending} requests, "
+                    f"{self.pending_bytes} bytes waiting for the broker, limit "
+                    f"{self.max_bytes}): the broker has been unreachable; try again later, "
+                    "or raise --wal-max-bytes")
+            if self._active.tell() >= self.segment_bytes:
+                self._start_segment(self._active_id + 1)
+            self._active.write(data)
+            self._active.flush()
+            os.fsync(self._active.fileno())
+            self.pending += 1
+            self.pending_bytes += len(data)
+            self._changed.notify_all()
+
+    def _start_segment(self, segment: int) -> None:
+        self._active.close()
+        self._active_id = segment
+        self._active = open(self._segment_path(segment), "ab")  # noqa: SIM115
+        self._sync_directory()
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- replaying -----------------------------------------------------------------------------
+
+    def wait_pending(self, max_records: int, timeout: float) -> list[WalRecord]:
+        """Up to `max_records` records after the checkpoint, in order; waits up to `timeout`
+        seconds for one to be appended when there are none."""
+        with self._lock:
+            if not self.pending:
+                self._changed.wait(timeout)
+            position = self.checkpoint
+            active = self._active_id
+        records: list[WalRecord] = []
+        while len(records) < max_records:
+            batch = list(self._scan(position.segment, position.offset,
+                                    max_records - len(records)))
+            records += batch
+            if batch:
+                position = batch[-1].end
+            elif position.segment < active:
+                position = Position(position.segment + 1, 0)
+            else:
+                break
+        return records
+
+    def acknowledge(self, records: list[WalRecord]) -> None:
+        """The broker has these records (the first ones after the checkpoint): move the
+        checkpoint past them; when nothing is left waiting and the segment has grown past
+        `rotate_bytes`, start an empty one so the drained one can be deleted."""
+        if not records:
+            return
+        with self._lock:
+            end = records[-1].end
+            self.pending -= len(records)
+            self.pending_bytes = max(0, self.pending_bytes - self._span(self.checkpoint, end))
+            if self.pending == 0 and self._active.tell() >= self.rotate_bytes:
+                self._start_segment(self._active_id + 1)
+                end = Position(self._active_id, 0)
+            self._write_checkpoint(end)
+            for segment in self._segments():
+                if segment < end.segment:
+                    self._segment_path(segment).unlink(missing_ok=True)
+
+    def _span(self, start: Position, end: Position) -> int:
+        if start.segment == end.segment:
+            return end.offset - start.offset
+        first = self._segment_path(start.segment)
+        size = first.stat().st_size if first.exists() else start.offset
+        middle = sum(self._segment_path(s).stat().st_size for s in self._segments()
+                     if start.segment < s < end.segment)
+        return size - start.offset + middle + end.offset
+
+    def _write_checkpoint(self, position: Position) -> None:
+        temporary = self.directory / "checkpoint.json.tmp"
+        with open(temporary, "w") as handle:
+            json.dump({"segment": position.segment, "offset": position.offset}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.directory / "checkpoint.json")
+        self._sync_directory()
+        self.checkpoint = position
+
+    def close(self) -> None:
+        with self._lock:
+            self._changed.notify_all()
+            self._active.close()
+            self._lock_file.close()
+
+
+class WalReplayer:
+    """A thread that produces the log's records to Kafka in order, retrying with backoff
+    while the broker is unreachable; it logs one line when the broker goes and comes back."""
+
+    def __init__(self, wal: WriteAheadLog, bootstrap_servers: str, batch_size: int = 200,
+                 max_backoff: float = 5.0):
+        self.wal, self.bootstrap_servers = wal, bootstrap_servers
+        self.batch_size, self.max_backoff = batch_size, max_backoff
+        self.stopping = threading.Event()
+        self.drain_deadline = 0.0
+        self.producer: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="algorail-wal")
+
+    def start(self) -> WalReplayer:
+        self.thread.start()
+        return self
+
+    def stop(self, drain_seconds: float = 5.0) -> None:
+        """Give waiting records `drain_seconds` to reach the broker, then stop; what is
+        left is replayed when the gateway starts again."""
+        self.drain_deadline = time.monotonic() + drain_seconds
+        self.stopping.set()
+        self.thread.join(drain_seconds + 20)
+        self._close_producer()
+
+    def _run(self) -> None:
+        backoff, failing = 0.1, False
+        while True:
+            if self.stopping.is_set() and (failing or not self.wal.pending
+                                           or time.monotonic() > self.drain_deadline):
+                return
+            records = self.wal.wait_pending(self.batch_size, timeout=0.5)
+            if not records:
+                continue
+            try:
+                self._produce(records)
+            except Exception as exc:  # the broker is down or lost the topic: retry later
+                self._close_producer()
+                if not failing:
+                    log.warning("broker unreachable (%s); %d requests wait in the write-ahead "
+                                "log, retrying with backoff", exc, self.wal.pending)
+                failing = True
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            self.wal.acknowledge(records)
+            if failing:
+                log.info("broker reachable again; replaying the write-ahead log")
+            backoff, failing = 0.1, False
+
+    def _produce(self, records: list[WalRecord]) -> None:
+        if self.producer is None:
+            from algorail.runtime import kafka_io
+
+            self.producer = kafka_io.make_producer(
+                self.bootstrap_servers, linger_ms=0, bootstrap_timeout_ms=2000,
+                max_block_ms=5000, request_timeout_ms=5000, delivery_timeout_ms=10_000)
+        futures = [self.producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
+                   for r in records]
+        self.producer.flush(timeout=15)
+        for future in futures:
+            future.get(timeout=0)
+
+    def _close_producer(self) -> None:
+        """Closed without waiting, so records it still holds are dropped rather than sent
+        later beside their replay."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:  # closing a producer whose broker is gone
+                log.debug("closing the replay producer: %s", exc)
+
+
+class WalSender:
+    """The gateway's sender when the log is on: a request is safe once it is logged, and
+    the replayer takes it to the broker."""
+
+    def __init__(self, wal: WriteAheadLog):
+        self.wal = wal
+
+    async def send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        import asyncio
+
+        from algorail.runtime.messages import RUN_ID
+
+        run_id = dict(headers).get(RUN_ID, b"").decode()
+        await asyncio.to_thread(self.wal.append, WalRecord(run_id, topic, value, headers))

@@ -1,0 +1,263 @@
+"""The gateway's write-ahead log: on real files, and with a real broker that is stopped and
+started again on the same port (Tansu keeps topics in memory, so they are created again),
+a gateway served by uvicorn on loopback, and `algorail gateway` killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+from conftest import AsgiServer, read_topic, wait_until
+
+from algorail.plan import compile_plan
+from algorail.runtime import messages
+from algorail.runtime.broker import EmbeddedBroker, free_port
+from algorail.runtime.gateway import GatewayError, create_app
+from algorail.runtime.hooks import HookDispatcher
+from algorail.runtime.kafka_io import ensure_topics
+from algorail.runtime.results import MemoryResultsStore
+from algorail.runtime.wal import WalError, WalFull, WalRecord, WriteAheadLog
+from algorail.spec import validate_document
+
+
+def make_plan():
+    """An endpoint piped straight into a response hook, under a deployment of its own."""
+    deployment = f"wal{uuid.uuid4().hex[:8]}"
+    return compile_plan(validate_document({
+        "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+        "metadata": {"owner": "walt", "name": deployment, "version": "1.0.0"},
+        "spec": {"endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
+                 "hooks": [{"name": "echo", "type": "response"}],
+                 "pipes": [{"from": "api.in", "to": "echo"}]}}))
+
+
+def record(n: int) -> WalRecord:
+    run_id = uuid.uuid4().hex
+    headers = messages.Envelope(run_id=run_id, source="api.in").to_headers()
+    return WalRecord(run_id, "walt.t.in", json.dumps({"n": n}).encode(), headers)
+
+
+def run_ids(records) -> list[str]:
+    return [messages.Envelope.from_headers(r.headers).run_id for r in records]
+
+
+def logged(directory, count: int, **options) -> tuple[WriteAheadLog, list[WalRecord]]:
+    """A log in `directory` with `count` records appended."""
+    wal = WriteAheadLog(directory, **options)
+    written = [record(n) for n in range(count)]
+    for r in written:
+        wal.append(r)
+    return wal, written
+
+
+def segment_files(directory) -> list[str]:
+    return sorted(p.name for p in directory.glob("*.wal"))
+
+
+# -- the log on disk -------------------------------------------------------------------------
+
+
+def test_records_survive_reopening_in_order_until_acknowledged(tmp_path):
+    wal, written = logged(tmp_path, 3)
+    wal.close()
+    wal = WriteAheadLog(tmp_path)
+    assert wal.pending == 3
+    replay = wal.wait_pending(10, timeout=0)
+    assert [(r.run_id, r.topic, r.value, r.headers, r.key) for r in replay] == [
+        (r.run_id, r.topic, r.value, r.headers, None) for r in written]
+    wal.acknowledge(replay[:2])
+    wal.close()
+    wal = WriteAheadLog(tmp_path, segment_bytes=100)  # drained segments rotate past 100 B
+    assert [r.run_id for r in wal.wait_pending(10, timeout=0)] == [written[2].run_id]
+    before = segment_files(tmp_path)
+    wal.acknowledge(wal.wait_pending(10, timeout=0))
+    assert (wal.pending, wal.pending_bytes) == (0, 0)
+    after = segment_files(tmp_path)
+    assert len(after) == 1 and after != before  # rotated: the drained segment is gone
+    assert os.path.getsize(tmp_path / after[0]) == 0
+    wal.close()
+
+
+def test_a_torn_last_record_is_cut_and_appending_goes_on(tmp_path):
+    wal, first = logged(tmp_path, 2)
+    wal.close()
+    [segment] = segment_files(tmp_path)
+    with open(tmp_path / segment, "ab") as handle:  # a crash halfway through an append
+        handle.write(record(9).encode()[:25])
+    wal = WriteAheadLog(tmp_path)
+    assert wal.pending == 2
+    last = record(3)
+    wal.append(last)
+    assert [r.run_id for r in wal.wait_pending(10, 0)] == [r.run_id for r in first + [last]]
+    wal.close()
+
+
+def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
+    wal, written = logged(tmp_path, 12, segment_bytes=1000)
+    assert len(segment_files(tmp_path)) > 2
+    replay = wal.wait_pending(5, 0)
+    wal.acknowledge(replay)
+    rest = wal.wait_pending(100, 0)
+    assert run_ids(replay + rest) == [r.run_id for r in written]
+    wal.acknowledge(rest)
+    assert len(segment_files(tmp_path)) == 1 and wal.pending == 0
+    wal.close()
+
+
+def test_the_log_refuses_records_beyond_its_limit_and_one_gateway_holds_it(tmp_path):
+    size = len(record(0).encode())
+    wal, _ = logged(tmp_path, 3, max_bytes=size * 3 + size // 2)
+    with pytest.raises(WalFull, match="write-ahead log is full .*raise --wal-max-bytes"):
+        wal.append(record(3))
+    with pytest.raises(WalError, match="another gateway is using"):
+        WriteAheadLog(tmp_path)
+    wal.acknowledge(wal.wait_pending(1, 0))
+    wal.append(record(4))  # room again
+    assert wal.pending == 3
+    wal.close()
+
+
+def test_a_log_smaller_than_one_request_is_refused(tmp_path):
+    with pytest.raises(GatewayError, match="--wal-max-bytes .* must be at least"):
+        create_app(make_plan(), results=MemoryResultsStore(), bootstrap_servers="127.0.0.1:1",
+                   wal_dir=tmp_path, wal_max_bytes=1000, max_body_bytes=2000)
+
+
+# -- the gateway with a broker that goes away --------------------------------------------------
+
+
+def post(url: str, n: int, query: str = "") -> httpx.Response:
+    return httpx.post(f"{url}{query}", json={"n": n}, timeout=30)
+
+
+def metric(base: str, name: str) -> float:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def topic_run_ids(bootstrap: str, topic: str) -> Counter:
+    return Counter(messages.Envelope.from_headers(r.headers).run_id
+                   for r in read_topic(bootstrap, topic, idle_ms=800))
+
+
+def test_a_broker_outage_loses_no_request_and_doubles_none(tmp_path):
+    plan = make_plan()
+    route = plan.routes[0]
+    broker = EmbeddedBroker(port=free_port()).start()
+    try:
+        ensure_topics(broker.bootstrap_servers, plan.created_topics())
+        results = MemoryResultsStore()
+        dispatcher = HookDispatcher(plan, broker.bootstrap_servers, results).start()
+        app = create_app(plan, results=results, bootstrap_servers=broker.bootstrap_servers,
+                         wal_dir=tmp_path / "wal")
+        with AsgiServer(app) as server:
+            url = server.url + route.url
+            assert dispatcher.wait_ready(30)
+            answer = post(url, 0, "?sync=true&timeout=20")  # sync mode while the broker is up
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["results"] == {"echo": {"n": 0}}
+            dispatcher.stop()
+
+            broker.stop()
+            answers = [post(url, n) for n in range(1, 21)]
+            assert [a.status_code for a in answers] == [202] * 20
+            assert {a.json()["status"] for a in answers} == {"pending"}
+            accepted = {a.json()["runId"] for a in answers}
+            assert metric(server.url, "algorail_gateway_wal_records") == 20
+
+            broker.start()  # same port, empty: the topics are created again
+            ensure_topics(broker.bootstrap_servers, plan.created_topics())
+            assert wait_until(lambda: app.state.wal.pending == 0, timeout=40)
+            assert metric(server.url, "algorail_gateway_wal_records") == 0
+        seen = topic_run_ids(broker.bootstrap_servers, route.topic)
+        assert set(seen) == accepted
+        assert set(seen.values()) == {1}, "a run reached the topic twice"
+    finally:
+        broker.stop()
+
+
+def gateway_process(plan_file, wal_dir, bootstrap: str, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "algorail.cli", "gateway", "--plan", str(plan_file),
+         "--port", str(port)],
+        env={**os.environ, "ALGORAIL_BOOTSTRAP_SERVERS": bootstrap,
+             "ALGORAIL_WAL_DIR": str(wal_dir)},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_records_of_a_killed_gateway_are_produced_when_it_restarts(tmp_path):
+    plan = make_plan()
+    route = plan.routes[0]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.to_json())
+    broker = EmbeddedBroker(port=free_port())  # not started yet: the broker is down
+    port, wal_dir = free_port(), tmp_path / "wal"
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    with open(tmp_path / "log", "ab") as log:
+        first = gateway_process(plan_file, wal_dir, broker.bootstrap_servers, port, log)
+        try:
+            assert wait_until(healthy, timeout=30), (tmp_path / "log").read_text()
+            answers = [post(base + route.url, n) for n in range(10)]
+            assert [a.status_code for a in answers] == [202] * 10
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+        accepted = {a.json()["runId"] for a in answers}
+        left = WriteAheadLog(wal_dir)  # the kill released the lock
+        assert set(run_ids(left.wait_pending(100, 0))) == accepted
+        left.close()
+
+        broker.start()
+        second = None
+        try:
+            ensure_topics(broker.bootstrap_servers, plan.created_topics())
+            second = gateway_process(plan_file, wal_dir, broker.bootstrap_servers, port, log)
+            assert wait_until(lambda: len(topic_run_ids(broker.bootstrap_servers,
+                                                        route.topic)) >= 10, timeout=40)
+            os.kill(second.pid, signal.SIGTERM)
+            assert second.wait(20) == 0
+            seen = topic_run_ids(broker.bootstrap_servers, route.topic)
+            assert set(seen) == accepted and set(seen.values()) == {1}
+            assert WriteAheadLog(wal_dir).pending == 0
+        finally:
+            if second is not None and second.poll() is None:
+                os.kill(second.pid, signal.SIGKILL)
+                second.wait(10)
+            broker.stop()
+
+
+def test_a_full_log_answers_503_and_keeps_what_it_accepted(tmp_path):
+    plan = make_plan()
+    dead = f"127.0.0.1:{free_port()}"  # no broker listens here
+    app = create_app(plan, results=MemoryResultsStore(), bootstrap_servers=dead,
+                     wal_dir=tmp_path, wal_max_bytes=2048, max_body_bytes=1024)
+    with AsgiServer(app) as server:
+        url = server.url + plan.routes[0].url
+        answers = []
+        for n in range(50):
+            answers.append(post(url, n))
+            if answers[-1].status_code != 202:
+                break
+        accepted = [a.json()["runId"] for a in answers if a.status_code == 202]
+        refused = answers[-1]
+        assert refused.status_code == 503 and 2 <= len(accepted) < 50
+        assert "write-ahead log is full" in refused.json()["error"]
+        assert "--wal-max-bytes" in refused.json()["error"]
+        assert metric(server.url, "algorail_gateway_wal_records") == len(accepted)
+        assert run_ids(app.state.wal.wait_pending(100, 0)) == accepted

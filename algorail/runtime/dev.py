@@ -194,4 +194,5 @@ def _serve_gateway(supervisor: DevSupervisor) -> None:
 
     gateway.serve(supervisor.plan, bootstrap_servers=supervisor.bootstrap_servers,
                   host=supervisor.host, port=supervisor.port, results=MemoryResultsStore(),
-                  object_store=LocalObjectStore(supervisor.object_store_dir), dev=True)
+                  object_store=LocalObjectStore(supervisor.object_store_dir), dev=True,
+                  wal_dir=supervisor.workdir / "wal")

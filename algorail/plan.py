@@ -93,6 +93,7 @@ class RoutePlan(PlanModel):
     message_data_type: Literal["embedded", "fileReference"]
     content_type: str
     json_schema: dict[str, Any] | None = None
+    protocol: Literal["json", "v2"] = "json"
     hooks: list[str]  # hooks reachable from this path: what a sync call waits for
 
 
@@ -315,6 +316,7 @@ class _Compiler:
             message_data_type=path.message_data_type,
             content_type=path.content_type,
             json_schema=path.json_schema,
+            protocol=path.protocol,
             hooks=hooks,
         )
 

@@ -1,8 +1,9 @@
 """Seldon Core 2 `Pipeline` manifests, mapped onto the algorail model.
 
 The mapping (documented in docs/pipeline-format.md):
-- the pipeline input is an endpoint `inputs` with one http path `inputs`, so it is
-  served at /{namespace}/{pipeline}/inputs and its topic is {namespace}.{pipeline}.inputs;
+- the pipeline input is an endpoint `inputs` with one http path `inputs` (protocol v2), so
+  it is served at /{namespace}/{pipeline}/inputs and at Seldon's
+  /v2/pipelines/{pipeline}/infer, and its topic is {namespace}.{pipeline}.inputs;
 - each step is an algo named after the step, with one input per upstream component and
   one output port `outputs`; it receives the merged tensors (``inputMode: merged``);
 - a reference to one tensor (`step.outputs.T`) is a pipe with ``fields: [T]``, so data
@@ -371,7 +372,9 @@ class _Converter:
             raise PipelineError(self.problems)
         uses_endpoint = any(p["from"].startswith(f"{INPUT_ENDPOINT}.") for p in pipes)
         endpoints = (
-            [{"name": INPUT_ENDPOINT, "paths": [{"name": INPUT_PATH}]}] if uses_endpoint else []
+            [{"name": INPUT_ENDPOINT, "paths": [{"name": INPUT_PATH, "protocol": "v2"}]}]
+            if uses_endpoint
+            else []
         )
         return {
             "apiVersion": "algorail.io/v1",

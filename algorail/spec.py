@@ -46,6 +46,7 @@ class EndpointPath(Model):
     message_data_type: Literal["embedded", "fileReference"] = "embedded"
     content_type: str = "application/json"
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    protocol: Literal["json", "v2"] = "json"  # v2: also takes V2 inference requests
     description: str | None = None
 
 

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from algorail import v2
 from algorail.errors import AlgorailError
 from algorail.extensions import AlgoCall, AlgoRuntime
 from algorail.hookspecs import hookimpl
@@ -138,7 +139,7 @@ class HttpCall(AlgoCall):
     def __call__(self, payload: Any) -> Any:
         import httpx
 
-        body = v2_request(payload) if self.v2 else payload
+        body = v2.request(payload) if self.v2 else payload
         try:
             response = self.client.post(self.url, json=body)
         except httpx.HTTPError as exc:
@@ -149,67 +150,10 @@ class HttpCall(AlgoCall):
         if not response.content:
             return None
         data = response.json()
-        return v2_response(data) if self.v2 else data
+        return v2.decode(data, "outputs") if self.v2 else data
 
     def close(self) -> None:
         self.client.close()
-
-
-# -- V2 inference protocol --------------------------------------------------------------
-
-def _flatten(value: Any) -> tuple[list[Any], list[int]]:
-    if not isinstance(value, list):
-        return [value], []
-    if not value or not isinstance(value[0], list):
-        return list(value), [len(value)]
-    data: list[Any] = []
-    inner: list[int] = []
-    for item in value:
-        flat, inner = _flatten(item)
-        data.extend(flat)
-    return data, [len(value), *inner]
-
-
-def _datatype(data: list[Any]) -> str:
-    if all(isinstance(x, bool) for x in data):
-        return "BOOL"
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in data):
-        return "INT64"
-    if all(isinstance(x, int | float) for x in data):
-        return "FP64"
-    return "BYTES"
-
-
-def v2_request(tensors: Any) -> dict[str, Any]:
-    """{name: nested list, or {data, shape, datatype}} -> a V2 inference request."""
-    if not isinstance(tensors, dict):
-        raise AlgoFailed("the V2 protocol needs a dict of named tensors as input")
-    inputs = []
-    for name, value in tensors.items():
-        if isinstance(value, dict) and "data" in value:
-            data, shape = _flatten(value["data"])
-            inputs.append({"name": name, "shape": value.get("shape", shape),
-                           "datatype": value.get("datatype", _datatype(data)), "data": data})
-        else:
-            data, shape = _flatten(value)
-            inputs.append({"name": name, "shape": shape, "datatype": _datatype(data),
-                           "data": data})
-    return {"inputs": inputs}
-
-
-def _reshape(data: list[Any], shape: list[int]) -> Any:
-    if len(shape) <= 1:
-        return list(data)
-    step = len(data) // shape[0] if shape[0] else 0
-    return [_reshape(data[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-def v2_response(body: dict[str, Any]) -> dict[str, Any]:
-    """A V2 inference response -> {output name: nested list}."""
-    outputs = body.get("outputs")
-    if not isinstance(outputs, list):
-        raise AlgoFailed("the V2 inference response has no 'outputs' list")
-    return {o["name"]: _reshape(o.get("data", []), o.get("shape") or []) for o in outputs}
 
 
 @hookimpl

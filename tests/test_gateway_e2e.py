@@ -47,6 +47,8 @@ def deployed(module_broker):
         compile_plan(load_pipeline(seldon / "conditional.yaml",
                                    bindings=load_bindings(seldon / "bindings.yaml"))),
         compile_plan(validate_document(KAFKA_ENDPOINT)),
+        compile_plan(load_pipeline(seldon / "error.yaml",
+                                   bindings=load_bindings(seldon / "bindings.yaml"))),
     ]
     runners, threads, dispatchers, servers = [], [], [], []
     for plan in plans:
@@ -101,6 +103,48 @@ def test_seldon_conditional_sync_returns_the_branch_taken(deployed, choice, expe
     assert answer.status_code == 200, answer.text
     assert time.monotonic() - started < 20
     assert answer.json()["results"] == {"outputs": {"OUTPUT": expected}}
+
+
+@pytest.mark.parametrize("choice, expected", [(0, [10, 20]), (1, [11, 12])])
+def test_seldon_clients_speak_v2_at_the_seldon_url(deployed, choice, expected):
+    """A V2 inference request in, a V2 inference response out, as a Seldon client expects."""
+    url = f"{deployed['tfsimple-conditional']}/v2/pipelines/tfsimple-conditional/infer"
+    request = {"inputs": [
+        {"name": "CHOICE", "shape": [1], "datatype": "INT32", "data": [choice]},
+        {"name": "INPUT0", "shape": [2], "datatype": "INT32", "data": [1, 2]},
+    ]}
+    answer = httpx.post(url, json=request, timeout=40)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_name"] == "tfsimple-conditional" and body["id"]
+    assert body["outputs"] == [
+        {"name": "OUTPUT", "shape": [2], "datatype": "INT64", "data": expected}]
+
+
+def test_v2_requests_at_the_path_and_bad_v2_bodies(deployed):
+    base = f"{deployed['tfsimple-conditional']}"
+    request = {"inputs": [{"name": "CHOICE", "shape": [1], "data": [0]},
+                          {"name": "INPUT0", "shape": [2], "data": [3, 4]}]}
+    answer = httpx.post(f"{base}/default/tfsimple-conditional/inputs?sync=true&timeout=30",
+                        json=request, timeout=40)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"] == {"outputs": {"OUTPUT": [30, 40]}}
+    bad = httpx.post(f"{base}/v2/pipelines/tfsimple-conditional/infer",
+                     json={"inputs": [{"shape": [1], "data": [1]}]}, timeout=10)
+    assert bad.status_code == 422 and "each with a name" in bad.json()["error"]
+
+
+def test_seldon_errors_abort_the_run_and_answer_400(deployed):
+    """Seldon's `error` example: the step raises on an outlier; the V2 call says so."""
+    url = f"{deployed['error']}/v2/pipelines/error/infer"
+    fine = httpx.post(url, json={"inputs": [{"name": "INPUT", "shape": [2], "data": [1, 2]}]},
+                      timeout=40)
+    assert fine.status_code == 200, fine.text
+    assert fine.json()["outputs"][0]["data"] == [1, 2]
+    outlier = httpx.post(url, json={"inputs": [{"name": "INPUT", "shape": [1],
+                                                "data": [500]}]}, timeout=40)
+    assert outlier.status_code == 400, outlier.text
+    assert "outlier detected" in outlier.json()["error"]
 
 
 def test_a_kafka_endpoint_run_is_read_through_the_gateway(deployed):

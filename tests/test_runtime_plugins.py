@@ -16,10 +16,9 @@ from algorail.plugins.runtimes import (
     ExecRuntime,
     HttpRuntime,
     PythonRuntime,
-    v2_request,
-    v2_response,
 )
 
+from algorail import v2
 from algorail.plan import RunnerPlan
 from algorail.runtime.testing import plan_from_yaml, produce, read_topic, start_runners
 from algorail.spec import Retry
@@ -76,14 +75,18 @@ def model_server():
 
 
 def test_v2_conversion_round_trip():
-    request = v2_request({"INPUT0": [[1, 2], [3, 4]], "flag": [True], "x": [0.5]})
+    request = v2.request({"INPUT0": [[1, 2], [3, 4]], "flag": [True], "x": [0.5]})
     assert request["inputs"][0] == {"name": "INPUT0", "shape": [2, 2], "datatype": "INT64",
                                     "data": [1, 2, 3, 4]}
     assert [i["datatype"] for i in request["inputs"][1:]] == ["BOOL", "FP64"]
+    assert v2.decode(request, "inputs") == {"INPUT0": [[1, 2], [3, 4]], "flag": [True],
+                                            "x": [0.5]}
     response = {"outputs": [{"name": "OUTPUT0", "shape": [2, 2], "data": [1, 2, 3, 4]}]}
-    assert v2_response(response) == {"OUTPUT0": [[1, 2], [3, 4]]}
-    with pytest.raises(AlgoFailed, match="dict of named tensors"):
-        v2_request([1, 2])
+    assert v2.decode(response, "outputs") == {"OUTPUT0": [[1, 2], [3, 4]]}
+    with pytest.raises(v2.V2FormatError, match="dict of named tensors"):
+        v2.request([1, 2])
+    with pytest.raises(v2.V2FormatError, match="'outputs' list"):
+        v2.decode({"outputs": "nope"}, "outputs")
 
 
 def test_http_runtime_plain_v2_and_errors(model_server):

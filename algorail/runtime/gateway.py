@@ -11,6 +11,9 @@ An ASGI app (Starlette, served by uvicorn) with, per http endpoint path of the p
   (200, the GET body), or answers 504 with what arrived. The results store wakes it;
   nothing polls.
 - ``GET /{owner}/{deployment}/runs/{runId}``: the run's results, or 404.
+- ``POST /v2/pipelines/{deployment}/infer`` when a path has ``protocol: v2`` (Seldon
+  manifests): a V2 inference request in, the run's result as a V2 inference response out,
+  always synchronous. V2 requests are also accepted at the path's own URL.
 - ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``.
 
 `kafka` paths are topics clients produce to directly (listed in the OpenAPI document);
@@ -35,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from algorail import v2
 from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
 from algorail.plan import Plan, RoutePlan
@@ -211,9 +215,10 @@ class Gateway:
                 raise Rejected(422, "body does not match the path's schema: "
                                     + "; ".join(problems))
 
-    def sync_options(self, request: Request) -> float | None:
+    def sync_options(self, request: Request, always_sync: bool = False) -> float | None:
         """The sync timeout in seconds, or None for an async request."""
-        if request.query_params.get("sync", "false").lower() not in ("true", "1", "yes"):
+        sync = request.query_params.get("sync", "false").lower() in ("true", "1", "yes")
+        if not (sync or always_sync):
             return None
         raw = request.query_params.get("timeout")
         if raw is None:
@@ -230,33 +235,55 @@ class Gateway:
     # -- handlers ---------------------------------------------------------------------------
 
     async def post(self, request: Request, route: RoutePlan) -> Response:
+        status, body = await self.run(request, route)
+        return JSONResponse(body, status_code=status)
+
+    async def infer(self, request: Request, route: RoutePlan) -> Response:
+        """Seldon's V2 REST entry: always synchronous, answered with a V2 inference response
+        of the run's result (400 with the error when the pipeline failed)."""
+        status, body = await self.run(request, route, always_sync=True)
+        if status != 200:
+            return JSONResponse(body, status_code=status)
+        if body["status"] == "failed":
+            errors = "; ".join(str(e.get("error", e)) for e in body["errors"]) or "failed"
+            return JSONResponse({"error": errors, "runId": body["runId"]}, status_code=400)
+        tensors: dict[str, Any] = {}
+        for result in body["results"].values():
+            if isinstance(result, dict):
+                tensors.update(result)
+        return JSONResponse(v2.response(tensors, self.plan.deployment, body["runId"]))
+
+    async def run(self, request: Request, route: RoutePlan,
+                  always_sync: bool = False) -> tuple[int, dict[str, Any]]:
+        """Check, start and (when sync) wait for one run: (HTTP status, body)."""
         started = time.perf_counter()
         try:
             self.authorize(request)
-            timeout = self.sync_options(request)
+            timeout = self.sync_options(request, always_sync)
             body = await self.read_body(request)
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             self.check_body(route, media_type, body)
+            if route.protocol == "v2":
+                body = decode_v2_request(body)
         except Rejected as exc:
             self.metrics.request(route.url, exc.status, started)
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return exc.status, {"error": str(exc)}
         run_id = messages.new_run_id()
         try:
             await self.start(request, route, run_id, body, media_type)
         except Exception as exc:  # the broker, results or object store is unreachable
             log.error("%s: run %s not started: %s", route.url, run_id, exc)
             self.metrics.request(route.url, 503, started)
-            return JSONResponse({"error": f"the run could not be started ({exc}); nothing "
-                                          "entered the pipeline: try again later"},
-                                status_code=503)
+            return 503, {"error": f"the run could not be started ({exc}); nothing "
+                                  "entered the pipeline: try again later"}
         if timeout is None:
             self.metrics.request(route.url, 202, started)
-            return JSONResponse({"runId": run_id, "status": "pending"}, status_code=202)
+            return 202, {"runId": run_id, "status": "pending"}
         view, done = await self.results.wait(run_id, timeout)
         view = view or run_view(run_id, {"expected": route.hooks})
         status = 200 if done else 504
         self.metrics.request(route.url, status, started)
-        return JSONResponse(view, status_code=status)
+        return status, view
 
     async def start(self, request: Request, route: RoutePlan, run_id: str, body: bytes,
                     media_type: str) -> None:
@@ -390,7 +417,23 @@ def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
             routes.append(Route(route.url, _poster(gateway, route), methods=["POST"]))
         elif route.type == "grpc":
             log.warning("path %s is a grpc endpoint: not served by this gateway yet", route.url)
+    v2_routes = [r for r in plan.routes if r.type == "http" and r.protocol == "v2"]
+    if v2_routes:
+        routes.append(Route(f"/v2/pipelines/{plan.deployment}/infer",
+                            _inferrer(gateway, v2_routes[0]), methods=["POST"]))
     return routes
+
+
+def decode_v2_request(body: bytes) -> bytes:
+    """A V2 inference request becomes the JSON object of tensors a pipeline carries; any
+    other JSON object passes as it is."""
+    value = json.loads(body)
+    if not v2.is_request(value):
+        return body
+    try:
+        return json.dumps(v2.decode(value, "inputs")).encode()
+    except v2.V2FormatError as exc:
+        raise Rejected(422, str(exc)) from None
 
 
 def _poster(gateway: Gateway, route: RoutePlan):
@@ -398,6 +441,13 @@ def _poster(gateway: Gateway, route: RoutePlan):
         return await gateway.post(request, route)
 
     return post
+
+
+def _inferrer(gateway: Gateway, route: RoutePlan):
+    async def infer(request: Request) -> Response:
+        return await gateway.infer(request, route)
+
+    return infer
 
 
 def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 8080,

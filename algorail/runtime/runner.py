@@ -38,6 +38,10 @@ class RunnerError(AlgorailError):
     pass
 
 
+class MembershipLost(Exception):
+    """The consumer group may have moved this replica's partitions while it was paused."""
+
+
 class AlgoError(Exception):
     """A run failed after its retries; the message is reported on the error topic."""
 
@@ -156,9 +160,13 @@ class Runner:
                     break
                 batch = self.consumer.poll(timeout_ms=100)
                 self._rebalance()
-                for records in batch.values():
-                    for record in records:
-                        self.process(record)
+                try:
+                    for records in batch.values():
+                        for record in records:
+                            self._check_membership()
+                            self.process(record)
+                except MembershipLost:
+                    self._abandon()
                 now = time.monotonic()
                 self.last_turn = now
                 if now >= next_tick:
@@ -302,6 +310,7 @@ class Runner:
     def _emit(self, decision: Decision, outputs: dict[str, Any], origin: str | None = None
               ) -> None:
         """Write each port's payload, or a skip marker for a port that produced nothing."""
+        self._check_membership()
         env = decision.arrivals[0].position.env
         origin = origin or origin_of(self._positions(decision))
         key = decision.run_id.encode()
@@ -320,6 +329,7 @@ class Runner:
 
     def _report(self, decision: Decision, error: str, origin: str | None = None) -> None:
         """The run failed: an error message for the run, its inputs to the dead letters."""
+        self._check_membership()
         component = self.spec.component
         self.metrics.errors.labels(component).inc()
         first = decision.arrivals[0].position
@@ -401,8 +411,43 @@ class Runner:
                      time.monotonic() - started)
             self.ready.set()
 
+    def _check_membership(self) -> None:
+        """Write nothing more for a batch once the group may have handed its partitions to
+        another replica (a pause longer than the session timeout): the new owner's read-back
+        has already run, so whatever this replica wrote now would be a duplicate."""
+        from algorail.runtime import kafka_io
+
+        if kafka_io.membership_expired(self.consumer):
+            raise MembershipLost
+
+    def _abandon(self) -> None:
+        """Drop the rest of the batch and every unfinished run, and rewind to the committed
+        offsets: if the partitions were lost the next poll rejoins the group, and if they were
+        not, the dropped inputs are read again (what was written is dropped as duplicate)."""
+        from kafka.errors import KafkaError
+
+        log.warning("%s: no heartbeat answered for a session timeout; dropping the current "
+                    "batch until the group confirms this replica's partitions",
+                    self.spec.component)
+        self.checkpoint.forget()
+        self.engine.clear()
+        if self.batcher is not None:
+            self.batcher.clear()
+        try:
+            for tp in self.consumer.assignment():
+                offset = self.consumer.committed(tp)
+                if offset is None:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, offset)
+        except KafkaError as exc:  # the group moved on: the next poll rejoins it
+            log.info("%s: rewinding after the pause failed (%s)", self.spec.component, exc)
+
     def _recover(self, assigned: list[Any]) -> int:
-        """Remember what this algo wrote for inputs that are not committed yet."""
+        """Rewind each assigned partition to its committed offset and remember what this algo
+        wrote for the inputs after it. The rewind matters: kafka-python keeps the position of
+        a partition a replica keeps across a rebalance, but the runs it had open were dropped
+        on revocation, and another replica may have moved the partition on meanwhile."""
         from algorail.runtime import kafka_io
 
         if not assigned:
@@ -410,6 +455,10 @@ class Runner:
         committed = {}
         for tp in assigned:
             offset = self.consumer.committed(tp)
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
             committed[tp] = offset if offset is not None else 0
         stamps = kafka_io.first_timestamps(self.bootstrap_servers, committed)
         if not stamps:

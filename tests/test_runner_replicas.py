@@ -42,7 +42,7 @@ def slow_copy(p):
     if marker and calls == 300:
         open(marker, "w").close()
         time.sleep(120)
-    time.sleep(0.004)
+    time.sleep(0.003)
     return p
 """
 
@@ -148,7 +148,7 @@ def committed_everywhere(bs, plan, source, expected: dict[int, int]) -> dict[int
 
 def check_exactly_once(bs, plan, reader: TopicReader, timeout: float = 60) -> None:
     source = plan.routes[0].topic
-    reader.read(TOTAL, timeout=timeout, settle=3)
+    reader.read(TOTAL, timeout=timeout, settle=2)
     outputs = [as_dict(r) for r in reader.records]
     counts = Counter(o["run_id"] for o in outputs)
     doubled = {run: n for run, n in counts.items() if n > 1}
@@ -213,3 +213,4 @@ def test_sigterm_of_one_replica_mid_stream_gives_exactly_one_output_per_input(de
         check_exactly_once(bs, plan, reader)
     finally:
         reader.close()
+

@@ -105,17 +105,6 @@ def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int 
     return created
 
 
-def membership_expired(consumer: Any) -> bool:
-    """True when the group has not answered a heartbeat for a whole session timeout (the
-    process was paused, or cut off from the broker): its partitions may have been given to
-    another replica, so what it still writes could double that replica's outputs.
-    kafka-python keeps this on its coordinator's private heartbeat state; a client without
-    it reports False (the run loop then relies on the next poll alone)."""
-    heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
-    expired = getattr(heartbeat, "session_timeout_expired", None)
-    return bool(expired and expired())
-
-
 def partitions_of(consumer: Any, topics: Iterable[str]) -> list[Any]:
     from kafka import TopicPartition
 

@@ -38,10 +38,6 @@ class RunnerError(AlgorailError):
     pass
 
 
-class MembershipLost(Exception):
-    """The consumer group may have moved this replica's partitions while it was paused."""
-
-
 class AlgoError(Exception):
     """A run failed after its retries; the message is reported on the error topic."""
 
@@ -159,14 +155,11 @@ class Runner:
                 if deadline and time.monotonic() > deadline:
                     break
                 batch = self.consumer.poll(timeout_ms=100)
-                self._rebalance()
-                try:
-                    for records in batch.values():
-                        for record in records:
-                            self._check_membership()
-                            self.process(record)
-                except MembershipLost:
-                    self._abandon()
+                if self._rebalance():
+                    batch = {}  # fetched before the rewind to the committed offsets
+                for records in batch.values():
+                    for record in records:
+                        self.process(record)
                 now = time.monotonic()
                 self.last_turn = now
                 if now >= next_tick:
@@ -310,7 +303,6 @@ class Runner:
     def _emit(self, decision: Decision, outputs: dict[str, Any], origin: str | None = None
               ) -> None:
         """Write each port's payload, or a skip marker for a port that produced nothing."""
-        self._check_membership()
         env = decision.arrivals[0].position.env
         origin = origin or origin_of(self._positions(decision))
         key = decision.run_id.encode()
@@ -329,7 +321,6 @@ class Runner:
 
     def _report(self, decision: Decision, error: str, origin: str | None = None) -> None:
         """The run failed: an error message for the run, its inputs to the dead letters."""
-        self._check_membership()
         component = self.spec.component
         self.metrics.errors.labels(component).inc()
         first = decision.arrivals[0].position
@@ -394,14 +385,12 @@ class Runner:
 
     # -- rebalancing and recovery ----------------------------------------------------------
 
-    def _rebalance(self) -> None:
-        """Act on a rebalance noted by the listener, in the loop's thread."""
+    def _rebalance(self) -> bool:
+        """Act on a rebalance noted by the listener, in the loop's thread; True when partitions
+        were assigned (and rewound)."""
         if self._revoked.is_set():
             self._revoked.clear()
-            self.checkpoint.forget()
-            self.engine.clear()
-            if self.batcher is not None:
-                self.batcher.clear()
+            self._drop_open_runs()
         assigned, self._assigned = self._assigned, None
         if assigned is not None:
             started = time.monotonic()
@@ -410,38 +399,14 @@ class Runner:
                      "(%.1fs)", self.spec.component, len(assigned), scanned,
                      time.monotonic() - started)
             self.ready.set()
+        return assigned is not None
 
-    def _check_membership(self) -> None:
-        """Write nothing more for a batch once the group may have handed its partitions to
-        another replica (a pause longer than the session timeout): the new owner's read-back
-        has already run, so whatever this replica wrote now would be a duplicate."""
-        from algorail.runtime import kafka_io
-
-        if kafka_io.membership_expired(self.consumer):
-            raise MembershipLost
-
-    def _abandon(self) -> None:
-        """Drop the rest of the batch and every unfinished run, and rewind to the committed
-        offsets: if the partitions were lost the next poll rejoins the group, and if they were
-        not, the dropped inputs are read again (what was written is dropped as duplicate)."""
-        from kafka.errors import KafkaError
-
-        log.warning("%s: no heartbeat answered for a session timeout; dropping the current "
-                    "batch until the group confirms this replica's partitions",
-                    self.spec.component)
+    def _drop_open_runs(self) -> None:
+        """Forget uncommitted offsets, open joins and batches: they are read again."""
         self.checkpoint.forget()
         self.engine.clear()
         if self.batcher is not None:
             self.batcher.clear()
-        try:
-            for tp in self.consumer.assignment():
-                offset = self.consumer.committed(tp)
-                if offset is None:
-                    self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, offset)
-        except KafkaError as exc:  # the group moved on: the next poll rejoins it
-            log.info("%s: rewinding after the pause failed (%s)", self.spec.component, exc)
 
     def _recover(self, assigned: list[Any]) -> int:
         """Rewind each assigned partition to its committed offset and remember what this algo

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from algorail.extensions import Connector, schema_problems
 from algorail.runtime.connect import ConnectorConfigError
 
-from .secrets import REFERENCE_HINT, is_reference, secret_problems
+from .secrets import REFERENCE_HINT, is_reference, resolve, secret_problems
 
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
@@ -168,3 +168,15 @@ def require(problems: list[str]) -> None:
     if problems:
         raise ConnectorConfigError("; ".join(problems))
 
+
+def aws_client(service: str, config: dict[str, Any]) -> Any:
+    """A boto3 client for S3 or SQS from a connector's config (endpoint, region, keys)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=config.get("endpointUrl"),
+        region_name=config.get("region", "us-east-1"),
+        aws_access_key_id=resolve(config.get("accessKeyId")),
+        aws_secret_access_key=resolve(config.get("secretAccessKey")),
+    )

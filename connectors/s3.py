@@ -22,11 +22,11 @@ from .base import (
     REFERENCE_SCHEMA,
     FirstPartyConnector,
     PluginArtifact,
+    aws_client,
     check_url,
     config_schema,
     sink_properties,
 )
-from .secrets import resolve
 
 S3_PLUGIN = PluginArtifact(
     name="kafka-connect-s3",
@@ -91,19 +91,11 @@ class S3Sink(FirstPartyConnector):
 
 class S3Writer(SinkWriter):
     def __init__(self, config: dict[str, Any]):
-        import boto3
-
         self.bucket = config["bucket"]
         self.prefix = config.get("prefix", "topics")
         self.flush_size = config.get("flushSize", 1000)
         self.flush_interval_ms = config.get("rotateIntervalMs", 60_000)
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=config.get("endpointUrl"),
-            region_name=config.get("region", "us-east-1"),
-            aws_access_key_id=resolve(config.get("accessKeyId")),
-            aws_secret_access_key=resolve(config.get("secretAccessKey")),
-        )
+        self.client = aws_client("s3", config)
 
     def check(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -21,11 +21,11 @@ from .base import (
     REFERENCE_SCHEMA,
     FirstPartyConnector,
     PluginArtifact,
+    aws_client,
     check_url,
     config_schema,
     source_properties,
 )
-from .secrets import resolve
 
 SQS_VERSION = "1.6.2"
 SQS_PLUGIN = PluginArtifact(
@@ -90,18 +90,10 @@ class SqsReader(SourceReader):
     poll_interval_ms = 0  # receive_message waits itself (long polling)
 
     def __init__(self, config: dict[str, Any]):
-        import boto3
-
         self.queue_url = config["queueUrl"]
         self.max_messages = config.get("maxMessages", 10)
         self.wait_s = config.get("waitTimeSeconds", 1)
-        self.client = boto3.client(
-            "sqs",
-            endpoint_url=config.get("endpointUrl"),
-            region_name=config.get("region", "us-east-1"),
-            aws_access_key_id=resolve(config.get("accessKeyId")),
-            aws_secret_access_key=resolve(config.get("secretAccessKey")),
-        )
+        self.client = aws_client("sqs", config)
 
     def check(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

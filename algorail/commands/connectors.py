@@ -163,20 +163,19 @@ def connect(plan_file: str, component: str, bootstrap_servers: str,
     Checks the config and the database, bucket or queue first; a connector without a
     Python implementation prints that it needs Kafka Connect and exits 0."""
     import os
-    import signal
     import threading
 
     from algorail.commands import service_logging
     from algorail.connections import CONNECTIONS_ENV
     from algorail.plan import Plan
     from algorail.runtime.connect import run_connector
+    from algorail.runtime.signals import stop_on_signals
 
     if connections:
         os.environ[CONNECTIONS_ENV] = connections
     service_logging("algorail connect: %(message)s")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop.set)
     run_connector(Plan.from_file(plan_file), component, bootstrap_servers, stop)
 
 

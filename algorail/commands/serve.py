@@ -66,13 +66,12 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
             object_store_url, api_keys_file, max_body_bytes, with_hooks, wal_dir,
             wal_max_bytes) -> None:
     """Serve a plan's endpoints over HTTP: POST to start runs, GET runs/{runId}, sync mode."""
-    import logging
-
+    from algorail.commands import service_logging
     from algorail.runtime.gateway import load_api_keys, serve
     from algorail.runtime.objectstore import open_object_store
     from algorail.runtime.results import open_results_store
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service_logging("%(asctime)s %(name)s %(message)s")
     plan = _load_plan(plan_path)
     click.echo(f"algorail gateway: {plan.owner}/{plan.deployment} on http://{host}:{port}",
                err=True)
@@ -94,20 +93,20 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
 def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev, metrics_port,
           metrics_host) -> None:
     """Run a plan's hook dispatcher: deliver hook payloads and record run results."""
-    import logging
-    import signal
     import threading
 
+    from algorail.commands import service_logging
     from algorail.runtime.hooks import HookDispatcher
     from algorail.runtime.results import open_results_store
+    from algorail.runtime.signals import stop_on_signals
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service_logging("%(asctime)s %(name)s %(message)s")
     plan = _load_plan(plan_path)
     if results_url is None and not dev:
         click.echo("algorail hooks: no --results-url: results are kept in this process only "
                    "and no gateway can read them", err=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_signals(stop.set)
     dispatcher = HookDispatcher(plan, bootstrap_servers,
                                 open_results_store(results_url, ttl=results_ttl),
                                 allow_private_urls=dev).start()

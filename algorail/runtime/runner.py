@@ -480,7 +480,7 @@ def run_runner(plan: Plan, component: str, bootstrap_servers: str, *,
                metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
                transactional: bool = False) -> None:
     """Run one runner in this process until SIGTERM/SIGINT (what `algorail runner` does)."""
-    import signal
+    from algorail.runtime.signals import stop_on_signals
 
     runner = Runner(plan, component, bootstrap_servers, metrics_port=metrics_port,
                     metrics_host=metrics_host, transactional=transactional)
@@ -489,9 +489,5 @@ def run_runner(plan: Plan, component: str, bootstrap_servers: str, *,
     gc.freeze()  # what is loaded by now lives as long as the process: stop scanning it
     gc.set_threshold(50_000, 20, 20)  # per-message garbage is acyclic; collect rarely
 
-    def stop(*_: Any) -> None:
-        runner.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals(runner.stop)
     runner.run()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
-import socket
 import threading
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import urlsplit
+
+from algorail.connectors.secrets import SecretNotFound, is_reference, resolve
 
 from algorail.errors import AlgorailError
 from algorail.extensions import DeliveryContext, DeliveryFailed, HookType
@@ -39,30 +38,14 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_url_allowed(url: str) -> None:
-    """Refuse URLs whose host resolves to loopback, link-local, private or reserved
-    addresses (a webhook must not reach into the cluster's own network)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise DeliveryFailed(f"cannot resolve {host!r}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if (address.is_loopback or address.is_link_local or address.is_private
-                or address.is_reserved or address.is_multicast or address.is_unspecified):
-            raise WebhookRefused(
-                f"webhook URL {url} resolves to {address}, a loopback/link-local/private "
-                "address; use a public URL (dev mode allows private ones)"
-            )
-
-
 class WebhookHook(HookType):
     name = "webhook"
     description = "POSTs each result as JSON to config.urls, with retries and HMAC signing."
 
-    def __init__(self) -> None:
-        self._client = None
+    def __init__(self, resolver: Any = None, network: Any = None) -> None:
+        # resolver/network: where names are looked up and sockets opened (tests replace them)
+        self._resolver, self._network = resolver, network
+        self._pools: dict[bool, Any] = {}
         # URL -> status of the URLs already reached per (run, hook), so a retry after a
         # partial failure does not deliver twice to the URLs that answered
         self._reached: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
@@ -90,47 +73,57 @@ class WebhookHook(HookType):
         return problems
 
     def deliver(self, hook: Any, payload: Any, context: DeliveryContext) -> Any:
-        import httpx
+        import httpcore
+
+        from algorail.runtime.egress import AddressRefused
 
         config = hook.config
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json", "X-Algorail-Run-Id": context.run_id,
                    "X-Algorail-Hook": hook.name, "X-Algorail-Attempt": str(context.attempt),
-                   **{k: str(v) for k, v in config.get("headers", {}).items()}}
+                   **{k: _resolved(f"config.headers.{k}", v)
+                      for k, v in config.get("headers", {}).items()}}
         if context.headers.get("traceparent"):
             headers["traceparent"] = context.headers["traceparent"]
         secret = self._secret(hook)
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
+        public_only = not (context.allow_private_urls or config.get("allowPrivateUrls") is True)
+        seconds = config.get("timeoutMs", 5000) / 1000
+        timeout = dict.fromkeys(("connect", "read", "write", "pool"), seconds)
         reached = self._reached_for(context.run_id, hook.name)
         for url in config["urls"]:
             if url in reached:
                 continue
-            if not (context.allow_private_urls or config.get("allowPrivateUrls") is True):
-                check_url_allowed(url)
             try:
-                response = self._http().request(config.get("method", "POST"), url,
-                                                 content=body, headers=headers,
-                                                 timeout=config.get("timeoutMs", 5000) / 1000)
-            except httpx.HTTPError as exc:
+                response = self._pool(public_only).request(
+                    config.get("method", "POST"), url, headers=list(headers.items()),
+                    content=body, extensions={"timeout": timeout})
+            except AddressRefused as exc:
+                raise WebhookRefused(f"webhook URL {url}: {exc}; use a public URL (dev mode "
+                                     "and allowPrivateUrls: true allow private ones)") from exc
+            except (httpcore.NetworkError, httpcore.TimeoutException,
+                    httpcore.ProtocolError) as exc:
                 raise DeliveryFailed(f"{url}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
-                raise DeliveryFailed(f"{url} answered {response.status_code}")
-            if response.status_code >= 300:
-                raise WebhookRefused(f"{url} answered {response.status_code}: "
-                                     f"{response.text[:200]}")
-            reached[url] = response.status_code
+            status = response.status
+            if status >= 500 or status in RETRYABLE_STATUS:
+                raise DeliveryFailed(f"{url} answered {status}")
+            if status >= 300:
+                more = " (redirects are not followed)" if status < 400 else ""
+                raise WebhookRefused(f"{url} answered {status}{more}: "
+                                     f"{response.content[:200].decode('utf-8', 'replace')}")
+            reached[url] = status
         with self._lock:
             self._reached.pop((context.run_id, hook.name), None)
         return {"delivered": [{"url": url, "status": status} for url, status in reached.items()]}
 
     @staticmethod
     def _secret(hook: Any) -> str | None:
-        """Inline `secret` (dev), `secretEnv`, or the file named after the hook in
-        $ALGORAIL_WEBHOOK_SECRETS_DIR (a Kubernetes Secret mounted by the chart)."""
+        """`secret` (a secret reference; inline only in dev), `secretEnv`, or the file named
+        after the hook in $ALGORAIL_WEBHOOK_SECRETS_DIR (a Kubernetes Secret the chart mounts)."""
         config = hook.config
         if config.get("secret"):
-            return str(config["secret"])
+            return _resolved("config.secret", str(config["secret"]))
         name = config.get("secretEnv")
         if not name:
             folder = os.environ.get(SECRETS_DIR_ENV)
@@ -151,12 +144,25 @@ class WebhookHook(HookType):
                 self._reached.popitem(last=False)
             return reached
 
-    def _http(self):
-        if self._client is None:
-            import httpx
+    def _pool(self, public_only: bool):
+        """One connection pool per policy: public addresses only, or anywhere (dev)."""
+        if public_only not in self._pools:
+            from algorail.runtime.egress import connection_pool, system_resolver
 
-            self._client = httpx.Client(follow_redirects=False)
-        return self._client
+            self._pools[public_only] = connection_pool(
+                public_only=public_only, resolver=self._resolver or system_resolver,
+                network=self._network)
+        return self._pools[public_only]
+
+
+def _resolved(where: str, value: Any) -> str:
+    """A header or secret value: the secret a reference points to, or the value itself."""
+    if not is_reference(value):
+        return str(value)
+    try:
+        return resolve(value)
+    except SecretNotFound as exc:
+        raise WebhookRefused(f"{where}: {exc}") from exc
 
 
 class ResponseHook(HookType):

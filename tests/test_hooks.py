@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
-from algorail.plugins.hooks import WebhookHook, WebhookRefused, check_url_allowed, sign
+from algorail.plugins.hooks import WebhookHook, WebhookRefused, sign
 from conftest import read_topic, wait_until
 
 from algorail.extensions import DeliveryContext, DeliveryFailed
@@ -188,11 +188,7 @@ def test_inner_join_hook_delivers_both_parts_or_reports_skipped(hooks):
 
 
 def test_private_addresses_are_refused_unless_allowed():
-    for url in ("http://127.0.0.1:9/", "http://10.1.2.3/", "http://169.254.169.254/latest",
-                "http://[::1]:80/", "http://192.168.0.10/", "http://0.0.0.0/"):
-        with pytest.raises(WebhookRefused, match="private address"):
-            check_url_allowed(url)
-    check_url_allowed("http://93.184.216.34/")  # a public address literal: no lookup needed
+    """The address table, DNS rebinding and redirects are in test_webhook_ssrf.py."""
     target = Target(free_port())
     target.start()
     try:

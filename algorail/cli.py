@@ -109,12 +109,15 @@ def load(path: str, bindings: str | None):
 @bindings_option
 def validate(files: tuple[str, ...], bindings: str | None) -> None:
     """Check pipeline FILES; print every problem with file, component and rule."""
+    from algorail.connectors.secrets import require_secret_references
     from algorail.errors import PipelineError
+    from algorail.plan import compile_plan
 
     failed = 0
     for file in files:
         try:
             pipeline = load(file, bindings)
+            require_secret_references(compile_plan(pipeline))
         except PipelineError as exc:
             failed += 1
             for problem in exc.problems:

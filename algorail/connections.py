@@ -42,7 +42,7 @@ CONNECTION_SCHEMA = {
         "securityProtocol": {"enum": PROTOCOLS},
         "saslMechanism": {"enum": MECHANISMS},
         "username": {"type": "string"},
-        "password": {"type": "string", "pattern": r"^\$\{(secrets|file|directory|env):[^}]+\}$"},
+        "password": {"type": "string"},  # a secret reference: checked in load_connections
         "owners": {"type": "array", "items": {"type": "string"}},
         "topics": {"type": "array", "items": {"type": "string"}},
         "description": {"type": "string"},
@@ -122,9 +122,13 @@ def load_connections(path: str | Path | None = None) -> dict[str, Connection]:
     entries = data.get("connections")
     if not isinstance(entries, dict):
         raise ConnectionsError(f"{file}: expected a mapping 'connections: {{NAME: {{...}}}}'")
+    from algorail.connectors.secrets import secret_problems
+
     problems = []
     for name, entry in entries.items():
         problems += schema_problems(CONNECTION_SCHEMA, entry, f"connections.{name}")
+        if isinstance(entry, dict):
+            problems += secret_problems(entry, ("password",), f"connections.{name}")
     if problems:
         raise ConnectionsError(f"{file}: " + "; ".join(problems))
     return {name: _connection(name, entry) for name, entry in entries.items()}

@@ -83,7 +83,11 @@ def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, A
 
 
 def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
-    """The algorail-pipeline chart's values for `plan`."""
+    """The algorail-pipeline chart's values for `plan`; refuses a plan holding a secret
+    inline (`PipelineError`), since the plan goes into a ConfigMap and algo env into pods."""
+    from algorail.connectors.secrets import require_secret_references
+
+    require_secret_references(plan)
     return {
         "plan": plan.to_dict(),
         "connectorConfigs": connector_configs(plan, registry),
@@ -91,10 +95,17 @@ def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
     }
 
 
-def services_values(plan_config_map: str, fullname: str | None = None) -> dict[str, Any]:
+def services_values(plan_config_map: str, fullname: str | None = None,
+                    plan: Plan | None = None) -> dict[str, Any]:
     """The algorail chart's values to serve the plan in ConfigMap `plan_config_map`;
-    `fullname` prefixes its objects' names (default: the chart picks from the release)."""
+    `fullname` prefixes its objects' names (default: the chart picks from the release).
+    With `plan`, the hook dispatcher mounts the Secrets its hooks reference."""
     values: dict[str, Any] = {"plan": {"configMap": plan_config_map}}
+    if plan is not None:
+        from algorail.connectors.secrets import hook_secrets
+
+        if secrets := hook_secrets(plan):
+            values["hooks"] = {"secrets": secrets}
     if fullname:
         values["fullnameOverride"] = fullname
     return values
@@ -246,7 +257,7 @@ def render_pipeline(plan: Plan, out_dir: str | Path, *, values_files: Iterable[s
         fullname = f"{release[:40]}-algorail"
         values["mappings"]["gatewayService"] = f"{fullname}-gateway"
         pipeline_fullname = overrides.get("fullnameOverride") or release
-        services = services_values(f"{pipeline_fullname}-plan", fullname)
+        services = services_values(f"{pipeline_fullname}-plan", fullname, plan)
         jobs.append((SERVICES_CHART, deep_merge(services, overrides)))
     jobs.insert(0, (PIPELINE_CHART, deep_merge(values, overrides)))
     rendered = {

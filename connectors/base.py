@@ -17,6 +17,7 @@ from algorail.extensions import Connector, schema_problems
 from algorail.runtime.connect import ConnectorConfigError
 
 from .secrets import REFERENCE_HINT, is_reference, resolve, secret_problems
+from .secrets import REFERENCE_SCHEMA as REFERENCE_SCHEMA  # for the connector modules
 
 JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
@@ -26,7 +27,6 @@ INSERT_HEADER = "org.apache.kafka.connect.transforms.InsertHeader"
 SECRET_KEY_RE = re.compile(
     r"password$|secret|token$|sas\.key$|headers\.authorization$|jaas\.config$", re.I)
 
-REFERENCE_SCHEMA = {"type": "string", "pattern": r"^\$\{(secrets|file|directory|env):[^}]+\}$"}
 COMMON_PROPERTIES: dict[str, Any] = {
     "tasksMax": {"type": "integer", "minimum": 1},
     "kafkaConnect": {

@@ -1,13 +1,20 @@
-"""Credentials in connector configs: references to secrets, never the secret itself.
+"""Credentials in pipelines: references to secrets, never the secret itself.
 
-A reference is a Kafka Connect config-provider placeholder, resolved by the Connect worker
-on the cluster and by `resolve` in dev mode:
+The one parser of secret references in algorail: connector configs, Kafka connections,
+webhook secrets and headers, and algo environment variables all use it. A reference is a
+Kafka Connect config-provider placeholder, resolved by the Connect worker on the cluster
+and by `resolve` in dev mode and in algorail's own services:
 
 - ``${secrets:NAMESPACE/SECRET:KEY}`` Strimzi's Kubernetes secret provider; in dev mode the
   file ``$ALGORAIL_SECRETS_DIR/SECRET/KEY`` (the layout of a mounted Kubernetes secret);
 - ``${file:/path/file.properties:KEY}`` a Java properties file;
 - ``${directory:/path:FILE}`` one file's content;
 - ``${env:VAR}`` an environment variable of the worker (or of `algorail connect`).
+
+`inline_secret_problems` is the rule for what is rendered for a cluster (Helm values, the
+Pulumi program, the registry's kubernetes target): a webhook secret, a credential header
+and a secret-looking algo environment variable must be references there, because plans
+end up in ConfigMaps and algo env in pod specs. `algorail dev` only warns.
 """
 
 from __future__ import annotations
@@ -15,11 +22,23 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from algorail.errors import AlgorailError
+from algorail.errors import AlgorailError, PipelineError, Problem
 
-REFERENCE_RE = re.compile(r"^\$\{(?P<provider>secrets|file|directory|env):(?P<path>[^}]+)\}$")
+# Plain groups (provider, path), so the pattern is valid in JSON Schema (ECMA-262) too.
+REFERENCE_RE = re.compile(r"^\$\{(secrets|file|directory|env):([^}]+)\}$")
+REFERENCE_SCHEMA = {"type": "string", "pattern": REFERENCE_RE.pattern}
+# ${secrets:NAMESPACE/SECRET:KEY}, with Kubernetes' rules for each part
+KUBERNETES_REFERENCE_RE = re.compile(
+    r"^\$\{secrets:(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/"
+    r"(?P<name>[a-z0-9]([-.a-z0-9]*[a-z0-9])?):(?P<key>[-._a-zA-Z0-9]+)\}$")
+# Names of values that are secrets: env variables (DB_PASSWORD, HF_TOKEN, OPENAI_API_KEY),
+# header names (Authorization, X-API-Key, Cookie, X-Auth-Token), config keys (secret).
+SECRET_NAME_RE = re.compile(
+    r"passw(or)?d|secret|credential|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|(^|[-_.])(tokens?|cookie|authorization)($|[-_.])", re.I)
+RULE = "inline-secret"
 SECRETS_DIR_ENV = "ALGORAIL_SECRETS_DIR"
 REFERENCE_HINT = (
     "write a reference such as ${secrets:NAMESPACE/SECRET:KEY}, ${file:/path/creds.properties:KEY} "
@@ -31,14 +50,113 @@ class SecretNotFound(AlgorailError):
     """A secret reference that cannot be resolved in dev mode."""
 
 
+class KubernetesSecretRef(NamedTuple):
+    namespace: str
+    name: str
+    key: str
+
+
 def is_reference(value: Any) -> bool:
     return isinstance(value, str) and REFERENCE_RE.match(value) is not None
 
 
-def secret_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+def kubernetes_reference(value: Any) -> KubernetesSecretRef | None:
+    """The Secret a ``${secrets:NAMESPACE/SECRET:KEY}`` reference names, else None."""
+    match = KUBERNETES_REFERENCE_RE.match(value) if isinstance(value, str) else None
+    return KubernetesSecretRef(match["namespace"], match["name"], match["key"]) if match else None
+
+
+def is_secret_name(name: str) -> bool:
+    """A variable, header or config key whose value is a credential, by its name."""
+    return SECRET_NAME_RE.search(name) is not None
+
+
+def inline_secret_problems(plan: Any) -> list[Problem]:
+    """Every secret a plan holds inline (or as a reference a pod cannot use), each saying
+    how to move it into a Kubernetes Secret."""
+    problems = []
+
+    def problem(component: str, message: str) -> None:
+        problems.append(Problem(RULE, message, component=component, file=plan.source_file))
+
+    for runner in plan.runners:
+        for name, value in runner.env.items():
+            if kubernetes_reference(value):
+                continue
+            if is_reference(value):
+                problem(f"algo {runner.component!r}", (
+                    f"env.{name}: only ${{secrets:NAMESPACE/SECRET:KEY}} references become pod "
+                    f"environment variables (secretKeyRef); write one instead of {value}"))
+            elif is_secret_name(name):
+                problem(f"algo {runner.component!r}", (
+                    f"env.{name} holds a secret inline, which would be a literal in the pod "
+                    f"spec; store it in a Kubernetes Secret (kubectl create secret generic "
+                    f"SECRET --from-literal=KEY=...) and write {name}: "
+                    "${secrets:NAMESPACE/SECRET:KEY} (the chart makes it a secretKeyRef)"))
+    for hook in plan.hooks:
+        config = hook.config
+        for key, value in config.items():
+            if key != "headers" and not key.endswith("Env") and is_secret_name(key) \
+                    and value and not is_reference(value):
+                problem(f"hook {hook.name!r}", (
+                    f"config.{key} holds a secret inline, which would be written into the "
+                    f"plan ConfigMap; write {key}: ${{secrets:NAMESPACE/SECRET:KEY}}, or set "
+                    f"secretEnv: VAR, or leave it out and add key {hook.name!r} to the Secret "
+                    "named by the algorail chart's hooks.webhookSecrets.existingSecret"
+                    if key == "secret" else
+                    f"config.{key} holds a secret inline, which would be written into the "
+                    f"plan ConfigMap; write {key}: ${{secrets:NAMESPACE/SECRET:KEY}}"))
+        headers = config.get("headers")
+        for name, value in (headers.items() if isinstance(headers, dict) else ()):
+            if is_secret_name(name) and not is_reference(value):
+                problem(f"hook {hook.name!r}", (
+                    f"config.headers.{name} carries a credential inline, which would be "
+                    f"written into the plan ConfigMap; store it in a Kubernetes Secret and "
+                    f"write {name}: ${{secrets:NAMESPACE/SECRET:KEY}}"))
+    return problems
+
+
+def require_secret_references(plan: Any) -> None:
+    """Refuse a plan about to be rendered for a cluster that holds a secret inline."""
+    problems = inline_secret_problems(plan)
+    if problems:
+        raise PipelineError(problems)
+
+
+def inline_secrets_warning(plan: Any) -> str | None:
+    """One line for `algorail dev`, which keeps inline secrets, naming where they are."""
+    problems = inline_secret_problems(plan)
+    if not problems:
+        return None
+    where = ", ".join(f"{p.component} {p.message.split(' ', 1)[0].rstrip(':')}"
+                      for p in problems)
+    return (f"warning: {len(problems)} inline secret(s) ({where}): fine for dev, refused by "
+            "validate, render and deployments; `algorail validate` says how to move them")
+
+
+def hook_secrets(plan: Any) -> list[dict[str, str]]:
+    """The Kubernetes Secrets (namespace, name) the plan's hooks reference: the hook
+    dispatcher mounts them where `resolve` finds them."""
+    found = set()
+    for hook in plan.hooks:
+        headers = hook.config.get("headers")
+        values = [*hook.config.values(), *(headers.values() if isinstance(headers, dict) else ())]
+        found |= {(ref.namespace, ref.name) for ref in map(kubernetes_reference, values) if ref}
+    return [{"namespace": namespace, "name": name} for namespace, name in sorted(found)]
+
+
+def env_values(env: dict[str, str]) -> dict[str, str]:
+    """An algo's environment with its references resolved: from the variable of the same
+    name when the pod has it (the chart sets it from the Secret), else as `resolve` does."""
+    return {name: (os.environ[name] if name in os.environ else resolve(value))
+            if is_reference(value) else value for name, value in env.items()}
+
+
+def secret_problems(config: dict[str, Any], keys: tuple[str, ...],
+                    where: str = "config") -> list[str]:
     """Sentences for each credential key holding an inline value instead of a reference."""
     return [
-        f"config.{key}: an inline secret is not allowed; {REFERENCE_HINT}"
+        f"{where}.{key}: an inline secret is not allowed; {REFERENCE_HINT}"
         for key in keys
         if key in config and not is_reference(config[key])
     ]
@@ -51,7 +169,7 @@ def resolve(value: str | None) -> str | None:
     match = REFERENCE_RE.match(value)
     if match is None:
         raise SecretNotFound(f"{value!r} is not a secret reference; {REFERENCE_HINT}")
-    provider, path = match["provider"], match["path"]
+    provider, path = match[1], match[2]
     if provider == "env":
         if path not in os.environ:
             raise SecretNotFound(f"{value}: environment variable {path} is not set")

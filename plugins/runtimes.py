@@ -87,7 +87,9 @@ class ExecRuntime(AlgoRuntime):
         return []
 
     def open(self, runner: Any) -> AlgoCall:
-        return ExecCall(list(runner.command), {**os.environ, **runner.env},
+        from algorail.connectors.secrets import env_values
+
+        return ExecCall(list(runner.command), {**os.environ, **env_values(runner.env)},
                         runner.timeout_ms / 1000, getattr(runner, "base_dir", None))
 
 

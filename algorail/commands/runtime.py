@@ -49,10 +49,13 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
 def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
         deployment: str | None, bindings: str | None) -> None:
     """Run pipeline FILE locally: broker, runners, gateway and hooks; Ctrl-C stops all."""
+    from algorail.connectors.secrets import inline_secrets_warning
     from algorail.plan import compile_plan
     from algorail.runtime.dev import run_dev
 
     service_logging()
     plan = compile_plan(load(file, bindings), deployment=deployment)
+    if warning := inline_secrets_warning(plan):
+        click.secho(warning, fg="yellow", err=True)
     run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
             echo=lambda line: click.echo(line))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from algorail.connectors.secrets import require_secret_references
 
 from algorail import render
 from algorail.plan import Plan, compile_plan
@@ -30,6 +31,7 @@ def compile_entry(entry: PipelineEntry) -> Plan:
     """The plan of one configured pipeline (PipelineError names file, component, rule)."""
     pipeline = load_pipeline(entry.file, bindings=load_bindings(entry.bindings))
     plan = compile_plan(pipeline, deployment=entry.deployment)
+    require_secret_references(plan)  # before any resource: the plan goes into a ConfigMap
     name = render.release_name(plan)
     if len(name) > MAX_RELEASE_NAME:
         raise InfraConfigError(
@@ -76,7 +78,7 @@ class PipelineDeployment(pulumi.ComponentResource):
         )
         services = deep_merge(
             args.platform.services_values(services_name, args.ingress, args.monitoring),
-            render.services_values(f"{name}-plan"),  # the pipeline chart's plan ConfigMap
+            render.services_values(f"{name}-plan", plan=args.plan),  # the plan's ConfigMap
         )
         self.services = local_release(
             services_name, args.services_chart, args.namespace,

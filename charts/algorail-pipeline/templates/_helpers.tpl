@@ -121,3 +121,29 @@ value and the --set that fixes it.
 {{- fail (printf "\n\nalgorail-pipeline: invalid values:\n  - %s\n" (join "\n  - " $problems)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+An algo's environment: a ${secrets:NAMESPACE/SECRET:KEY} value becomes a secretKeyRef, never
+a literal (a pod reads Secrets of its own namespace only); other values are literals.
+Call with (dict "root" $ "runner" $runner).
+*/}}
+{{- define "algorail-pipeline.algoEnv" -}}
+{{- $namespace := .root.Release.Namespace -}}
+{{- $component := .runner.component -}}
+{{- range $key, $value := .runner.env }}
+- name: {{ $key | quote }}
+{{- if regexMatch "^\\$\\{secrets:[^/:}]+/[^/:}]+:[^}]+\\}$" $value }}
+{{- $ref := splitList ":" ($value | trimPrefix "${secrets:" | trimSuffix "}") }}
+{{- $secret := splitList "/" (first $ref) }}
+{{- if ne (first $secret) $namespace }}
+{{- fail (printf "\n\nalgorail-pipeline: invalid values:\n  - algo %s env.%s: Secret %s is in namespace %s, but this release's pods run in %s and read Secrets of their own namespace only; create the Secret in %s and write ${secrets:%s/%s:%s}\n" $component $key (last $secret) (first $secret) $namespace $namespace $namespace (last $secret) (last $ref)) }}
+{{- end }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ last $secret | quote }}
+      key: {{ last $ref | quote }}
+{{- else }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}

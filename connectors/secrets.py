@@ -93,6 +93,13 @@ def inline_secret_problems(plan: Any) -> list[Problem]:
                     f"spec; store it in a Kubernetes Secret (kubectl create secret generic "
                     f"SECRET --from-literal=KEY=...) and write {name}: "
                     "${secrets:NAMESPACE/SECRET:KEY} (the chart makes it a secretKeyRef)"))
+        headers = runner.config.get("headers")
+        for name, value in (headers.items() if isinstance(headers, dict) else ()):
+            if is_secret_name(name) and not is_reference(value):
+                problem(f"algo {runner.component!r}", (
+                    f"config.headers.{name} carries a credential inline, which would be "
+                    f"written into the plan ConfigMap; write {name}: ${{env:VAR}} and add "
+                    "VAR: ${secrets:NAMESPACE/SECRET:KEY} to the algo's env"))
     for hook in plan.hooks:
         config = hook.config
         for key, value in config.items():
@@ -143,6 +150,16 @@ def hook_secrets(plan: Any) -> list[dict[str, str]]:
         values = [*hook.config.values(), *(headers.values() if isinstance(headers, dict) else ())]
         found |= {(ref.namespace, ref.name) for ref in map(kubernetes_reference, values) if ref}
     return [{"namespace": namespace, "name": name} for namespace, name in sorted(found)]
+
+
+def value_of(value: Any) -> str:
+    """The secret a reference points to, or a plain value as it is (dev mode's inline ones)."""
+    return resolve(value) if is_reference(value) else str(value)
+
+
+def resolved(values: dict[str, Any]) -> dict[str, str]:
+    """A mapping (headers) with each reference replaced by the secret it points to."""
+    return {name: value_of(value) for name, value in values.items()}
 
 
 def env_values(env: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from algorail.connectors.secrets import SecretNotFound, is_reference, resolve
+from algorail.connectors.secrets import SecretNotFound, resolved, value_of
 
 from algorail.errors import AlgorailError
 from algorail.extensions import DeliveryContext, DeliveryFailed, HookType
@@ -79,13 +79,15 @@ class WebhookHook(HookType):
 
         config = hook.config
         body = json.dumps(payload).encode()
+        try:
+            extra_headers, secret = resolved(config.get("headers", {})), self._secret(hook)
+        except SecretNotFound as exc:
+            raise WebhookRefused(f"hook {hook.name}: {exc}") from exc
         headers = {"Content-Type": "application/json", "X-Algorail-Run-Id": context.run_id,
                    "X-Algorail-Hook": hook.name, "X-Algorail-Attempt": str(context.attempt),
-                   **{k: _resolved(f"config.headers.{k}", v)
-                      for k, v in config.get("headers", {}).items()}}
+                   **extra_headers}
         if context.headers.get("traceparent"):
             headers["traceparent"] = context.headers["traceparent"]
-        secret = self._secret(hook)
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         public_only = not (context.allow_private_urls or config.get("allowPrivateUrls") is True)
@@ -123,7 +125,7 @@ class WebhookHook(HookType):
         after the hook in $ALGORAIL_WEBHOOK_SECRETS_DIR (a Kubernetes Secret the chart mounts)."""
         config = hook.config
         if config.get("secret"):
-            return _resolved("config.secret", str(config["secret"]))
+            return value_of(config["secret"])
         name = config.get("secretEnv")
         if not name:
             folder = os.environ.get(SECRETS_DIR_ENV)
@@ -153,16 +155,6 @@ class WebhookHook(HookType):
                 public_only=public_only, resolver=self._resolver or system_resolver,
                 network=self._network)
         return self._pools[public_only]
-
-
-def _resolved(where: str, value: Any) -> str:
-    """A header or secret value: the secret a reference points to, or the value itself."""
-    if not is_reference(value):
-        return str(value)
-    try:
-        return resolve(value)
-    except SecretNotFound as exc:
-        raise WebhookRefused(f"{where}: {exc}") from exc
 
 
 class ResponseHook(HookType):

@@ -133,10 +133,12 @@ class HttpCall(AlgoCall):
 
     def __init__(self, url: str, config: dict[str, Any], timeout: float):
         import httpx
+        from algorail.connectors.secrets import resolved
 
         self.url = url
         self.v2 = config.get("protocol") == "v2"
-        self.client = httpx.Client(timeout=timeout, headers=config.get("headers") or {})
+        self.client = httpx.Client(timeout=timeout,
+                                   headers=resolved(config.get("headers") or {}))
 
     def __call__(self, payload: Any) -> Any:
         import httpx

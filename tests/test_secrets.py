@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from algorail.connectors.secrets import env_values, inline_secret_problems
-from algorail.plugins.hooks import WebhookHook
+from algorail.plugins.hooks import WebhookHook, WebhookRefused
 from click.testing import CliRunner
 from test_hooks import Target
 
@@ -43,7 +43,8 @@ DOCUMENT = {
              "env": {"DB_PASSWORD": "${secrets:shop/db:password}", "MODEL": "small",
                      "TOKENIZER_PATH": "/models/tok"}},
             {"name": "chat", "runtime": "http", "url": "http://localhost:9000/",
-             "image": "ghcr.io/shop/chat:1.0",
+             "image": "ghcr.io/shop/chat:1.0", "config": {"headers": {
+                 "X-Model": "chat", "Authorization": "${env:CHAT_AUTH}"}},
              "env": {"OPENAI_API_KEY": "${secrets:shop/openai:key}"}},
         ],
         "hooks": [{"name": "notify", "type": "webhook", "config": {
@@ -141,6 +142,30 @@ def test_the_dispatcher_resolves_references_from_the_mounted_layout(secrets_dir)
         target.stop()
 
 
+def test_an_http_algo_and_a_webhook_resolve_header_references(secrets_dir, monkeypatch):
+    from algorail.plugins.runtimes import HttpCall
+
+    target = Target(free_port())
+    target.start()
+    monkeypatch.setenv("CHAT_AUTH", VALUES["openai", "key"])
+    try:
+        config = DOCUMENT["spec"]["algos"][1]["config"]
+        call = HttpCall(f"http://127.0.0.1:{target.port}/", config, timeout=5)
+        call({"q": 1})
+        call.close()
+        assert target.received[0][0]["Authorization"] == VALUES["openai", "key"]
+        hook = SimpleNamespace(name="notify", config={
+            "urls": [f"http://127.0.0.1:{target.port}/"],
+            "headers": {"Authorization": "${secrets:shop/missing:auth}"}})
+        context = DeliveryContext(run_id="r", deployment="d", owner="o", source="s.out",
+                                  allow_private_urls=True)
+        with pytest.raises(WebhookRefused, match="hook notify: .*missing/auth"):
+            WebhookHook().deliver(hook, {"x": 1}, context)
+        assert len(target.received) == 1
+    finally:
+        target.stop()
+
+
 INLINE = [
     (("hooks", 0, "config", "secret"), "hmac-inline", "hook 'notify'", "config.secret",
      "hooks.webhookSecrets.existingSecret"),
@@ -152,6 +177,9 @@ INLINE = [
        f"write {name}: ${{secrets:NAMESPACE/SECRET:KEY}} (the chart makes it a secretKeyRef)")
       for name in ("DB_PASSWORD", "PGPASSWD", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN",
                    "OPENAI_API_KEY", "GOOGLE_CREDENTIALS", "STRIPE_APIKEY", "SSH_PRIVATE_KEY")],
+    (("algos", 1, "config", "headers", "Authorization"), "Bearer inline", "algo 'chat'",
+     "config.headers.Authorization", "write Authorization: ${env:VAR} and add VAR: "
+     "${secrets:NAMESPACE/SECRET:KEY} to the algo's env"),
     (("algos", 0, "env", "DB_PASSWORD"), "${env:DB_PASSWORD}", "algo 'score'",
      "env.DB_PASSWORD", "only ${secrets:NAMESPACE/SECRET:KEY} references become pod"),
 ]

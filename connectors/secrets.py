@@ -33,11 +33,12 @@ REFERENCE_SCHEMA = {"type": "string", "pattern": REFERENCE_RE.pattern}
 KUBERNETES_REFERENCE_RE = re.compile(
     r"^\$\{secrets:(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/"
     r"(?P<name>[a-z0-9]([-.a-z0-9]*[a-z0-9])?):(?P<key>[-._a-zA-Z0-9]+)\}$")
-# Names of values that are secrets: env variables (DB_PASSWORD, HF_TOKEN, OPENAI_API_KEY),
-# header names (Authorization, X-API-Key, Cookie, X-Auth-Token), config keys (secret).
+# Names of values that are secrets: env variables (DB_PASSWORD, HF_TOKEN, OPENAI_API_KEY,
+# SIGNING_KEY), header names (Authorization, X-API-Key, Cookie, X-Auth-Token), config keys
+# (secret). Not TOKENIZER_PATH or KEYBOARD: token and key count as words.
 SECRET_NAME_RE = re.compile(
     r"passw(or)?d|secret|credential|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|(^|[-_.])(tokens?|cookie|authorization)($|[-_.])", re.I)
+    r"|(^|[-_.])(tokens?|cookie|authorization)($|[-_.])|(^|[-_.])key$", re.I)
 RULE = "inline-secret"
 SECRETS_DIR_ENV = "ALGORAIL_SECRETS_DIR"
 REFERENCE_HINT = (

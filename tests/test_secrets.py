@@ -172,11 +172,12 @@ INLINE = [
     *[(("hooks", 0, "config", "headers", name), "inline-credential", "hook 'notify'",
        f"config.headers.{name}", f"write {name}: ${{secrets:NAMESPACE/SECRET:KEY}}")
       for name in ("Authorization", "Proxy-Authorization", "X-API-Key", "Cookie",
-                   "X-Auth-Token", "X-Client-Secret")],
+                   "X-Auth-Token", "X-Client-Secret", "X-Signing-Key")],
     *[(("algos", 0, "env", name), "inline-value", "algo 'score'", f"env.{name}",
        f"write {name}: ${{secrets:NAMESPACE/SECRET:KEY}} (the chart makes it a secretKeyRef)")
       for name in ("DB_PASSWORD", "PGPASSWD", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN",
-                   "OPENAI_API_KEY", "GOOGLE_CREDENTIALS", "STRIPE_APIKEY", "SSH_PRIVATE_KEY")],
+                   "OPENAI_API_KEY", "GOOGLE_CREDENTIALS", "STRIPE_APIKEY", "SSH_PRIVATE_KEY",
+                   "ENCRYPTION_KEY")],
     (("algos", 1, "config", "headers", "Authorization"), "Bearer inline", "algo 'chat'",
      "config.headers.Authorization", "write Authorization: ${env:VAR} and add VAR: "
      "${secrets:NAMESPACE/SECRET:KEY} to the algo's env"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -125,10 +126,18 @@ def inline_secret_problems(plan: Any) -> list[Problem]:
 
 
 def require_secret_references(plan: Any) -> None:
-    """Refuse a plan about to be rendered for a cluster that holds a secret inline."""
+    """Refuse a plan about to be rendered for a cluster that holds a secret inline; each
+    problem names the line of its component when the pipeline file is at hand."""
     problems = inline_secret_problems(plan)
-    if problems:
-        raise PipelineError(problems)
+    if not problems:
+        return
+    from algorail.spec import component_lines
+
+    try:
+        lines = component_lines(Path(plan.source_file).read_text(encoding="utf-8"))
+    except (OSError, TypeError, UnicodeError):
+        lines = {}
+    raise PipelineError([replace(p, line=lines.get(p.component)) for p in problems])
 
 
 def inline_secrets_warning(plan: Any) -> str | None:

@@ -217,7 +217,8 @@ def test_validate_and_render_report_inline_secrets_without_a_traceback(tmp_path)
     runner = CliRunner()
     validate = runner.invoke(cli, ["validate", str(file)])
     assert validate.exit_code == 1
-    assert "hook 'notify': [inline-secret] config.secret" in validate.output
+    line = file.read_text().splitlines().index("  hooks:") + 2  # the hook's first line
+    assert f"shop.yaml:{line}: hook 'notify': [inline-secret] config.secret" in validate.output
     render = runner.invoke(cli, ["render", str(file), "-o", str(tmp_path / "out")])
     assert render.exit_code == 1 and "Traceback" not in render.output
     assert "[inline-secret]" in render.output and not (tmp_path / "out").exists()

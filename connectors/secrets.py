@@ -73,56 +73,73 @@ def is_secret_name(name: str) -> bool:
     return SECRET_NAME_RE.search(name) is not None
 
 
-def inline_secret_problems(plan: Any) -> list[Problem]:
-    """Every secret a plan holds inline (or as a reference a pod cannot use), each saying
-    how to move it into a Kubernetes Secret."""
-    problems = []
+class InlineSecret(NamedTuple):
+    component: str  # as `Problem.component` names it: "algo 'score'", "hook 'notify'"
+    field: str  # "env.DB_PASSWORD", "config.headers.Authorization"
+    how: str  # what to write instead
+    inline: bool = True  # False: a reference of a kind the component cannot resolve there
 
-    def problem(component: str, message: str) -> None:
-        problems.append(Problem(RULE, message, component=component, file=plan.source_file))
 
+KUBERNETES_HINT = "${secrets:NAMESPACE/SECRET:KEY}"
+
+
+def webhook_secret_hint(hook: str) -> str:
+    return (f"write secret: {KUBERNETES_HINT}, or set secretEnv: VAR, or leave it out and add "
+            f"key {hook} to the Secret named by the algorail chart's "
+            "hooks.webhookSecrets.existingSecret")
+
+
+def inline_secrets(plan: Any) -> list[InlineSecret]:
+    """Every secret a plan holds inline, or as a reference its component cannot use on a
+    cluster, with what to write instead."""
+    found = []
     for runner in plan.runners:
+        component = f"algo {runner.component!r}"
         for name, value in runner.env.items():
-            if kubernetes_reference(value):
-                continue
-            if is_reference(value):
-                problem(f"algo {runner.component!r}", (
-                    f"env.{name}: only ${{secrets:NAMESPACE/SECRET:KEY}} references become pod "
-                    f"environment variables (secretKeyRef); write one instead of {value}"))
-            elif is_secret_name(name):
-                problem(f"algo {runner.component!r}", (
-                    f"env.{name} holds a secret inline, which would be a literal in the pod "
-                    f"spec; store it in a Kubernetes Secret (kubectl create secret generic "
-                    f"SECRET --from-literal=KEY=...) and write {name}: "
-                    "${secrets:NAMESPACE/SECRET:KEY} (the chart makes it a secretKeyRef)"))
-        headers = runner.config.get("headers")
-        for name, value in (headers.items() if isinstance(headers, dict) else ()):
-            if is_secret_name(name) and not is_reference(value):
-                problem(f"algo {runner.component!r}", (
-                    f"config.headers.{name} carries a credential inline, which would be "
-                    f"written into the plan ConfigMap; write {name}: ${{env:VAR}} and add "
-                    "VAR: ${secrets:NAMESPACE/SECRET:KEY} to the algo's env"))
+            if is_reference(value) and not kubernetes_reference(value):
+                found.append(InlineSecret(component, f"env.{name}", (
+                    f"only {KUBERNETES_HINT} references become pod environment variables "
+                    f"(secretKeyRef); write one instead of {value}"), inline=False))
+            elif is_secret_name(name) and not is_reference(value):
+                found.append(InlineSecret(component, f"env.{name}", (
+                    "store it in a Kubernetes Secret (kubectl create secret generic SECRET "
+                    f"--from-literal=KEY=...) and write {name}: {KUBERNETES_HINT} (the chart "
+                    "makes it a secretKeyRef)")))
+        found += _inline_headers(component, runner.config, lambda name: (
+            f"write {name}: ${{env:VAR}} and add VAR: {KUBERNETES_HINT} to the algo's env"))
     for hook in plan.hooks:
-        config = hook.config
-        for key, value in config.items():
-            if key != "headers" and not key.endswith("Env") and is_secret_name(key) \
-                    and value and not is_reference(value):
-                problem(f"hook {hook.name!r}", (
-                    f"config.{key} holds a secret inline, which would be written into the "
-                    f"plan ConfigMap; write {key}: ${{secrets:NAMESPACE/SECRET:KEY}}, or set "
-                    f"secretEnv: VAR, or leave it out and add key {hook.name!r} to the Secret "
-                    "named by the algorail chart's hooks.webhookSecrets.existingSecret"
-                    if key == "secret" else
-                    f"config.{key} holds a secret inline, which would be written into the "
-                    f"plan ConfigMap; write {key}: ${{secrets:NAMESPACE/SECRET:KEY}}"))
-        headers = config.get("headers")
-        for name, value in (headers.items() if isinstance(headers, dict) else ()):
-            if is_secret_name(name) and not is_reference(value):
-                problem(f"hook {hook.name!r}", (
-                    f"config.headers.{name} carries a credential inline, which would be "
-                    f"written into the plan ConfigMap; store it in a Kubernetes Secret and "
-                    f"write {name}: ${{secrets:NAMESPACE/SECRET:KEY}}"))
-    return problems
+        component = f"hook {hook.name!r}"
+        found += [InlineSecret(component, f"config.{key}",
+                               webhook_secret_hint(hook.name) if key == "secret"
+                               else f"write {key}: {KUBERNETES_HINT}", not is_reference(value))
+                  for key, value in hook.config.items()
+                  if key != "headers" and not key.endswith("Env") and is_secret_name(key)
+                  and value and not _usable_reference(value)]
+        found += _inline_headers(component, hook.config, lambda name: (
+            f"store it in a Kubernetes Secret and write {name}: {KUBERNETES_HINT}"))
+    return found
+
+
+def _usable_reference(value: Any) -> bool:
+    """A reference a service can resolve on a cluster (a ${secrets:...} one must name the
+    namespace, Secret and key, since the Secret is mounted by that name)."""
+    return is_reference(value) and (not value.startswith("${secrets:")
+                                    or kubernetes_reference(value) is not None)
+
+
+def _inline_headers(component: str, config: dict[str, Any], how) -> list[InlineSecret]:
+    headers = config.get("headers")
+    return [InlineSecret(component, f"config.headers.{name}", how(name), not is_reference(value))
+            for name, value in (headers.items() if isinstance(headers, dict) else ())
+            if is_secret_name(name) and not _usable_reference(value)]
+
+
+def inline_secret_problems(plan: Any) -> list[Problem]:
+    """`inline_secrets` as problems of rule ``inline-secret``."""
+    return [Problem(RULE, (f"{s.field} holds a secret inline (a plan is a ConfigMap, algo "
+                           f"env is in pod specs); {s.how}") if s.inline else f"{s.field}: {s.how}",
+                    component=s.component, file=plan.source_file)
+            for s in inline_secrets(plan)]
 
 
 def require_secret_references(plan: Any) -> None:
@@ -142,12 +159,11 @@ def require_secret_references(plan: Any) -> None:
 
 def inline_secrets_warning(plan: Any) -> str | None:
     """One line for `algorail dev`, which keeps inline secrets, naming where they are."""
-    problems = inline_secret_problems(plan)
-    if not problems:
+    found = inline_secrets(plan)
+    if not found:
         return None
-    where = ", ".join(f"{p.component} {p.message.split(' ', 1)[0].rstrip(':')}"
-                      for p in problems)
-    return (f"warning: {len(problems)} inline secret(s) ({where}): fine for dev, refused by "
+    where = ", ".join(f"{s.component} {s.field}" for s in found)
+    return (f"warning: {len(found)} inline secret(s) ({where}): fine for dev, refused by "
             "validate, render and deployments; `algorail validate` says how to move them")
 
 

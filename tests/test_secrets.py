@@ -181,13 +181,16 @@ INLINE = [
     (("algos", 1, "config", "headers", "Authorization"), "Bearer inline", "algo 'chat'",
      "config.headers.Authorization", "write Authorization: ${env:VAR} and add VAR: "
      "${secrets:NAMESPACE/SECRET:KEY} to the algo's env"),
+    (("hooks", 0, "config", "headers", "Authorization"), "${secrets:partner:auth}",
+     "hook 'notify'", "config.headers.Authorization: ",  # no namespace: cannot be mounted
+     "write Authorization: ${secrets:NAMESPACE/SECRET:KEY}"),
     (("algos", 0, "env", "DB_PASSWORD"), "${env:DB_PASSWORD}", "algo 'score'",
      "env.DB_PASSWORD", "only ${secrets:NAMESPACE/SECRET:KEY} references become pod"),
 ]
 
 
 @pytest.mark.parametrize("path, value, component, where, how", INLINE,
-                         ids=[case[3] for case in INLINE])
+                         ids=[f"{case[3]}={case[1]}" for case in INLINE])
 def test_an_inline_secret_is_refused_saying_how_to_move_it(path, value, component, where,
                                                            how, tmp_path):
     plan = plan_of(with_value(path, value))

@@ -114,6 +114,9 @@ def test_rendered_objects_hold_references_and_no_secret_value(tmp_path, secrets_
                       "partner": "/etc/algorail/secrets/partner"}
     [config] = [o for o in objects if o["metadata"]["name"] == "shop-secrets-algorail-config"]
     assert config["data"]["ALGORAIL_SECRETS_DIR"] == "/etc/algorail/secrets"
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for obj in (o for o in objects if o["kind"] in ("Deployment", "ConfigMap")):
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
 
 
 def test_values_for_helm_and_the_registry_hold_no_secret_value(tmp_path, secrets_dir):

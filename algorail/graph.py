@@ -55,6 +55,8 @@ class Edge:
     fields: list[str] | None
     map: dict[str, str]
     trigger: bool = False
+    partitions: int | None = None  # the source topic's settings, when the pipe sets them
+    replication_factor: int | None = None
 
 
 class PipelineGraph:
@@ -155,6 +157,7 @@ class PipelineGraph:
 
     def _resolve_pipes(self) -> None:
         fed: dict[PortRef, str] = {}
+        topic_settings: dict[PortRef, tuple[tuple[int | None, int | None], str]] = {}
         for pipe in self.pipeline.spec.pipes:
             where = f"pipe {pipe.from_} -> {pipe.to}"
             source = self._resolve(pipe.from_, "output", where)
@@ -174,7 +177,20 @@ class PipelineGraph:
                     )
                     continue
                 fed[target] = str(source)
-            self.edges.append(Edge(source, target, pipe.fields, dict(pipe.map)))
+            settings = (pipe.partitions, pipe.replication_factor)
+            if settings != (None, None):
+                if source in topic_settings and topic_settings[source][0] != settings:
+                    self.problem(
+                        "one-topic-setting",
+                        f"{where}: partitions/replicationFactor differ from those of "
+                        f"{topic_settings[source][1]}; the pipes from {source} share one "
+                        "topic, so set them alike (or on one pipe only)",
+                        self.components[source.component].label,
+                    )
+                topic_settings.setdefault(source, (settings, where))
+            self.edges.append(Edge(source, target, pipe.fields, dict(pipe.map),
+                                   partitions=pipe.partitions,
+                                   replication_factor=pipe.replication_factor))
 
     def _resolve_triggers(self) -> None:
         for algo in self.pipeline.spec.algos:

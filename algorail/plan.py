@@ -26,6 +26,8 @@ from algorail.graph import Edge, PipelineGraph
 from algorail.spec import Batch, Join, Pipeline, Retry, load_pipeline, read_document
 
 PLAN_API_VERSION = "algorail.io/plan/v1"
+# Plan fields that hold paths of the machine the plan was compiled on.
+MACHINE_FIELDS = {"source_file": True, "base_dir": True, "runners": {"__all__": {"base_dir"}}}
 
 
 class PlanModel(BaseModel):
@@ -39,6 +41,8 @@ class TopicPlan(PlanModel):
     port: str | None = None
     content_type: str = "application/json"
     external: bool = False  # owned by another pipeline or system: never created or deleted
+    partitions: int | None = None  # from the spec's pipes; unset: the deployment's default
+    replication_factor: int | None = None
 
 
 class InputPlan(PlanModel):
@@ -131,6 +135,8 @@ class Plan(PlanModel):
     version: str
     deployment: str
     description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)  # metadata.labels, on every object
+    annotations: dict[str, str] = Field(default_factory=dict)
     source_file: str | None = None
     base_dir: str | None = None
     allow_cycles: bool = False
@@ -145,6 +151,11 @@ class Plan(PlanModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def to_cluster_dict(self) -> dict[str, Any]:
+        """The plan as a cluster gets it: without the paths of the machine that compiled it
+        (`source_file`, `base_dir`), which mean nothing in a pod and leak a home folder."""
+        return self.model_dump(mode="json", exclude=MACHINE_FIELDS)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -214,12 +225,15 @@ class _Compiler:
             self._topic(output_topic, "pipeline-output")
         hooks = [self._hook(h, output_topic) for h in spec.hooks]
         self._topic(self.error_topic, "error")
+        self._apply_topic_settings()
         return Plan(
             owner=self.owner,
             pipeline=meta.name,
             version=self.version,
             deployment=self.deployment,
             description=meta.description,
+            labels=meta.labels,
+            annotations=meta.annotations,
             source_file=self.pipeline.source_file,
             base_dir=self.pipeline.base_dir,
             allow_cycles=spec.allow_cycles,
@@ -254,6 +268,17 @@ class _Compiler:
                 external=external,
             )
         return name
+
+    def _apply_topic_settings(self) -> None:
+        """Partitions and replication factor the pipes set, on the topics they read."""
+        for edge in self.graph.edges:
+            topic = self.topics.get(self._source_topic(edge))
+            if topic is None or topic.external:
+                continue
+            if edge.partitions is not None:
+                topic.partitions = edge.partitions
+            if edge.replication_factor is not None:
+                topic.replication_factor = edge.replication_factor
 
     def _id(self, name: str) -> str:
         return naming.component_id(self.owner, name, self.version, self.index[name])

@@ -89,7 +89,7 @@ def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
 
     require_secret_references(plan)
     return {
-        "plan": plan.to_dict(),
+        "plan": plan.to_cluster_dict(),
         "connectorConfigs": connector_configs(plan, registry),
         "mappings": {"runsPrefix": naming.route_url(plan.owner, plan.deployment, "runs") + "/"},
     }

@@ -164,6 +164,9 @@ class Pipe(Model):
     to: str
     fields: list[str] | None = None
     map: dict[str, str] = Field(default_factory=dict)
+    # Settings of the topic behind `from` (one topic per output port); unset: the chart's.
+    partitions: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1, le=32767)
 
 
 class Metadata(Model):

@@ -37,8 +37,9 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 RECOMMENDED_LABELS = (
     "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
-    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "app.kubernetes.io/component",
 )
+WORKLOADS = ("Deployment", "StatefulSet")
 
 
 class TableSink(Connector):
@@ -126,7 +127,7 @@ def _kind(objects: list[dict], kind: str) -> list[dict]:
 
 
 def _pod_specs(objects: list[dict]) -> list[dict]:
-    return [o["spec"]["template"]["spec"] for o in _kind(objects, "Deployment")]
+    return [o["spec"]["template"]["spec"] for o in objects if o["kind"] in WORKLOADS]
 
 
 def _is_builtin(obj: dict) -> bool:
@@ -201,7 +202,8 @@ def test_runner_deployments_follow_the_plan(case):
         config_map = pod["volumes"][0]["configMap"]["name"]
         plan_cm = next(c for c in _kind(pipeline, "ConfigMap")
                        if c["metadata"]["name"] == config_map)
-        assert Plan.model_validate_json(plan_cm["data"]["plan.json"]) == plan
+        shipped = Plan.model_validate_json(plan_cm["data"]["plan.json"])
+        assert shipped == Plan.model_validate(plan.to_cluster_dict())
 
 
 def test_http_runtime_with_an_image_runs_the_algo_as_a_sidecar():
@@ -217,7 +219,7 @@ def test_http_runtime_with_an_image_runs_the_algo_as_a_sidecar():
 
 def test_one_mapping_per_http_route_with_the_route_url(case):
     plan, pipeline, services = case
-    mappings = _kind(pipeline, "Mapping")
+    mappings = [m for m in _kind(pipeline, "Mapping") if "-v2-" not in m["metadata"]["name"]]
     routes = [r for r in plan.routes if r.type == "http"]
     by_prefix = {m["spec"]["prefix"]: m for m in mappings}
     for route in routes:
@@ -256,7 +258,7 @@ def test_topic_settings_are_configurable():
 def test_strimzi_and_emissary_resources_have_required_fields(case):
     plan, pipeline, services = case
     for topic in _kind(pipeline, "KafkaTopic"):
-        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1"
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "algorail"
         assert DNS_SUBDOMAIN.match(topic["metadata"]["name"])
         assert topic["spec"]["partitions"] >= 1 and topic["spec"]["replicas"] >= 1
@@ -268,7 +270,7 @@ def test_strimzi_and_emissary_resources_have_required_fields(case):
     for mapping in _kind(pipeline + services, "Mapping"):
         assert mapping["apiVersion"] == "getambassador.io/v3alpha1"
         spec = mapping["spec"]
-        assert spec["prefix"].startswith("/") and spec["service"] and spec["hostname"]
+        assert spec["prefix"].startswith(("/", "^/")) and spec["service"] and spec["hostname"]
     for monitor in _kind(services, "ServiceMonitor"):
         assert monitor["spec"]["selector"]["matchLabels"] and monitor["spec"]["endpoints"]
     for monitor in _kind(pipeline, "PodMonitor"):
@@ -460,8 +462,7 @@ def test_gateway_has_hpa_pdb_and_serves_the_plan_configmap():
     objects = _render(SERVICES_CHART, services_values("shop-plan"))
     (hpa,) = _kind(objects, "HorizontalPodAutoscaler")
     (pdb,) = _kind(objects, "PodDisruptionBudget")
-    gateway = next(d for d in _kind(objects, "Deployment")
-                   if d["metadata"]["name"].endswith("-gateway"))
+    (gateway,) = _kind(objects, "StatefulSet")
     assert hpa["spec"]["scaleTargetRef"]["name"] == gateway["metadata"]["name"]
     assert "replicas" not in gateway["spec"]
     assert pdb["spec"]["selector"]["matchLabels"] == gateway["spec"]["selector"]["matchLabels"]
@@ -575,3 +576,446 @@ def test_dockerfile_builds_a_wheel_from_only_what_it_copies(tmp_path):
         "podSecurityContext"]["runAsUser"]
     assert f"USER {uid}:{uid}" in dockerfile
     assert 'ENTRYPOINT ["algorail"]' in dockerfile
+
+
+# -- custom resources against the upstream CRDs ---------------------------------------------
+
+
+def _schemas_dir() -> Path | None:
+    """../shared/schemas from the project root (in CI a clone with shared/ beside it), or
+    the nearest shared/schemas above it."""
+    for folder in EXAMPLES.parent.parents:
+        candidate = folder / "shared" / "schemas"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+SCHEMAS = _schemas_dir()
+needs_schemas = pytest.mark.skipif(
+    SCHEMAS is None, reason="upstream CRD schemas not found at ../shared/schemas")
+
+
+def _strict(schema: Any) -> Any:
+    """An openAPIV3Schema where unknown fields are errors, as `kubectl --validate=strict`."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {k: _strict(v) for k, v in schema.items()}
+    if ("properties" in strict and "additionalProperties" not in strict
+            and not strict.get("x-kubernetes-preserve-unknown-fields")):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def _crd_validators() -> dict[tuple[str, str], list]:
+    """(apiVersion, kind) -> a validator per upstream release that serves that version."""
+    import jsonschema
+
+    validators: dict[tuple[str, str], list] = {}
+    for path in sorted(SCHEMAS.rglob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schema = version.get("schema", {}).get("openAPIV3Schema")
+                if version.get("served") and schema:
+                    validators.setdefault((f"{group}/{version['name']}", kind), []).append(
+                        (path.parent.name, jsonschema.Draft7Validator(_strict(schema))))
+    return validators
+
+
+def _crd_errors(objects: list[dict]) -> list[str]:
+    validators = _CRDS.get("all") or _CRDS.setdefault("all", _crd_validators())
+    errors = []
+    for obj in objects:
+        if _is_builtin(obj):
+            continue
+        found = validators.get((obj["apiVersion"], obj["kind"]))
+        if not found:
+            errors.append(f"{obj['kind']} {obj['apiVersion']}: no upstream CRD serves it")
+        for release, validator in found or ():
+            errors += [f"{obj['kind']} {obj['metadata']['name']} ({release}): {e.message}"
+                       for e in validator.iter_errors(obj)]
+    return errors
+
+
+_CRDS: dict[str, Any] = {}
+
+
+@needs_schemas
+def test_custom_resources_pass_the_upstream_crd_schemas(case):
+    _, pipeline, services = case
+    custom = [o for o in pipeline + services if not _is_builtin(o)]
+    assert {"KafkaTopic", "Mapping", "PodMonitor", "ServiceMonitor"} <= {o["kind"] for o in custom}
+    assert _crd_errors(custom) == []
+
+
+@needs_schemas
+def test_strimzi_v1beta2_is_selectable_and_meets_strimzi_0_48():
+    values = {**pipeline_values(PLANS["reviews-with-sink"](), Registry()),
+              "topics": {"apiVersion": "kafka.strimzi.io/v1beta2"},
+              "connect": {"apiVersion": "kafka.strimzi.io/v1beta2"}}
+    strimzi = [o for o in _render(PIPELINE_CHART, values) if o["kind"].startswith("Kafka")]
+    assert {o["apiVersion"] for o in strimzi} == {"kafka.strimzi.io/v1beta2"}
+    assert _crd_errors(strimzi) == []
+
+
+@needs_schemas
+def test_crd_check_catches_a_misspelt_field():
+    (topic, *_) = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["hello"]())), "KafkaTopic")
+    topic["spec"]["partition"] = 3
+    assert any("partition" in e for e in _crd_errors([topic]))
+
+
+# -- the values schema catches mistakes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("chart, expression, named", [
+    (PIPELINE_CHART, "topics.partitionz=3", "partitionz"),
+    (PIPELINE_CHART, "unknownTopLevelKey=1", "unknownTopLevelKey"),
+    (PIPELINE_CHART, "runner.readinessProbe.periodSecond=3", "periodSecond"),
+    (SERVICES_CHART, "gateway.replicaz=3", "replicaz"),
+    (SERVICES_CHART, "unknownTopLevelKey=1", "unknownTopLevelKey"),
+])
+def test_unknown_keys_fail_naming_the_key(chart, expression, named):
+    values = pipeline_values(PLANS["hello"]()) if chart == PIPELINE_CHART else {}
+    with pytest.raises(RenderError, match=named):
+        render_chart(chart, values, release="demo", set_values=[expression], engine="sdk")
+
+
+@pytest.mark.parametrize("chart, key", [(PIPELINE_CHART, "podMonitor.interval"),
+                                        (SERVICES_CHART, "serviceMonitor.interval")])
+def test_scrape_intervals_follow_the_prometheus_duration_pattern(chart, key):
+    values = pipeline_values(PLANS["hello"]()) if chart == PIPELINE_CHART else {}
+    for good in ("30s", "1m30s", "500ms"):
+        render_chart(chart, values, release="demo", set_values=[f"{key}={good}"], engine="sdk")
+    for bad in ("30", "30 s", "1.5m", "thirty"):
+        with pytest.raises(RenderError, match=key.split(".")[0]):
+            render_chart(chart, values, release="demo", set_values=[f"{key}={bad}"],
+                         engine="sdk")
+    if SCHEMAS is not None:  # the chart's pattern is the CRD's own
+        crd = next(yaml.safe_load_all((SCHEMAS / "prometheus-operator" / (
+            "podmonitors.yaml" if chart == PIPELINE_CHART else "servicemonitors.yaml"
+        )).read_text()))
+        text = json.dumps(crd)
+        schema = json.loads((chart_dir(chart) / "values.schema.json").read_text())
+        pattern = schema["properties"][key.split(".")[0]]["properties"]["interval"]["pattern"]
+        assert json.dumps(pattern) in text
+
+
+def test_runner_resources_null_gets_a_values_message():
+    with pytest.raises(RenderError, match=r"runner\.resources: must be a map") as err:
+        render_chart(PIPELINE_CHART, pipeline_values(PLANS["hello"]()), release="demo",
+                     set_values=["runner.resources=null"], engine="sdk")
+    assert "nil pointer" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["topics.apiVersion", "connect.apiVersion"])
+def test_a_strimzi_api_version_that_does_not_exist_is_refused(key):
+    with pytest.raises(RenderError, match=key.split(".")[0]):
+        render_chart(PIPELINE_CHART, pipeline_values(PLANS["hello"]()), release="demo",
+                     set_values=[f"{key}=kafka.strimzi.io/v1alpha9"], engine="sdk")
+
+
+def _closed_objects(node: dict, path: str, open_paths: set[str]) -> list[str]:
+    """Paths of schema objects listing properties without additionalProperties: false."""
+    if path in open_paths:
+        return []
+    missing = []
+    if "properties" in node and node.get("additionalProperties") is not False:
+        if not node.get("description"):  # a values block, not a Kubernetes struct given whole
+            missing.append(path or "<root>")
+    for key, child in node.get("properties", {}).items():
+        missing += _closed_objects(child, f"{path}.{key}".lstrip("."), open_paths)
+    return missing
+
+
+@pytest.mark.parametrize("chart", [SERVICES_CHART, PIPELINE_CHART])
+def test_every_values_block_refuses_unknown_keys(chart):
+    schema = json.loads((chart_dir(chart) / "values.schema.json").read_text())
+    assert _closed_objects(schema, "", {"plan", "connectorConfigs"}) == []
+
+
+# -- helm lint and NOTES --------------------------------------------------------------------
+
+
+def test_lint_strict_passes_with_default_values():
+    for chart in (PIPELINE_CHART, SERVICES_CHART):
+        report = helm_python.lint(chart_dir(chart), {}, strict=True, namespace="pipelines")
+        assert [m for m in report["messages"] if m["severity"] >= 2] + report["errors"] == []
+
+
+def _notes(values: dict) -> str:
+    with helm_python.Chart.load(chart_dir(PIPELINE_CHART)) as chart:
+        rendered = chart.render(values=values, name="demo", namespace="pipelines")
+    return rendered["algorail-pipeline/templates/NOTES.txt"]
+
+
+def test_notes_curl_sends_the_api_key_when_auth_is_on():
+    values = pipeline_values(PLANS["hello"]())
+    curl = next(line for line in _notes(values).splitlines() if "curl" in line)
+    assert '-H "x-api-key: $ALGORAIL_API_KEY"' in curl
+    curl = next(line for line in _notes({**values, "auth": {"enabled": False}}).splitlines()
+                if "curl" in line)
+    assert "x-api-key" not in curl
+
+
+# -- routes for every URL the gateway serves -------------------------------------------------
+
+
+def _matches(mapping: dict, path: str, headers: dict[str, str] | None = None) -> bool:
+    """Whether an Emissary Mapping takes a request for `path` (prefix, exact or regex)."""
+    spec = mapping["spec"]
+    if spec.get("prefix_regex"):
+        matched = re.fullmatch(spec["prefix"], path) is not None
+    elif spec.get("prefix_exact"):
+        matched = path == spec["prefix"]
+    else:
+        matched = path.startswith(spec["prefix"])
+    for name, pattern in (spec.get("regex_headers") or {}).items():
+        matched = matched and re.fullmatch(pattern, (headers or {}).get(name, "")) is not None
+    return matched
+
+
+def test_v2_pipelines_get_routes_for_the_open_inference_protocol_paths():
+    plan = PLANS["seldon-join"]()
+    assert any(r.protocol == "v2" for r in plan.routes)
+    mappings = _kind(_render(PIPELINE_CHART, pipeline_values(plan)), "Mapping")
+    name = plan.pipeline
+    served = [f"/v2/pipelines/{name}/infer", f"/v2/models/{name}/infer",
+              f"/v2/models/{name}.pipeline/infer", f"/v2/models/{name}",
+              f"/v2/models/{name}/ready", f"/v2/models/{name}/versions/1/infer",
+              "/v2", "/v2/health/live", "/v2/health/ready",
+              f"/{plan.owner}/{plan.deployment}/runs/abc"]
+    served += [r.url for r in plan.routes]
+    for path in served:
+        assert any(_matches(m, path) for m in mappings), path
+    for path in (f"/v2/models/{name}x/infer", "/v2/models/other/infer", "/v2/repository"):
+        assert not any(_matches(m, path) for m in mappings), path
+    assert any(_matches(m, "/v2/models/any/infer", {"seldon-model": f"{name}.pipeline"})
+               for m in mappings)
+    assert all(m["spec"]["rewrite"] == "" for m in mappings)
+    without_server = _kind(_render(PIPELINE_CHART, {**pipeline_values(plan), "mappings": {
+        "runsPrefix": f"/{plan.owner}/{plan.deployment}/runs/", "v2": {"serverPaths": False}}}),
+        "Mapping")
+    assert not any(_matches(m, "/v2/health/live") for m in without_server)
+    hello = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["hello"]())), "Mapping")
+    assert not any(m["spec"]["prefix"].lstrip("^").startswith("/v2") for m in hello)
+
+
+# -- production defaults ------------------------------------------------------------------
+
+
+def test_gateway_keeps_its_write_ahead_log_on_a_volume_per_replica():
+    objects = _render(SERVICES_CHART, services_values("shop-plan"))
+    (gateway,) = _kind(objects, "StatefulSet")
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "wal"]
+    assert env["ALGORAIL_WAL_DIR"] == mount["mountPath"]
+    (claim,) = gateway["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "wal"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    headless = next(s for s in _kind(objects, "Service") if s["spec"].get("clusterIP") == "None")
+    assert gateway["spec"]["serviceName"] == headless["metadata"]["name"]
+    (hpa,) = _kind(objects, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    ephemeral = _kind(_render(SERVICES_CHART, {**services_values("shop-plan"), "gateway": {
+        "wal": {"persistence": {"enabled": False}}}}), "StatefulSet")[0]
+    assert "volumeClaimTemplates" not in ephemeral["spec"]
+    assert {"name": "wal", "emptyDir": {"sizeLimit": "1Gi"}} in ephemeral["spec"]["template"][
+        "spec"]["volumes"]
+
+
+def test_hook_dispatcher_has_probes_on_the_port_it_serves_healthz_on():
+    objects = _render(SERVICES_CHART, services_values("shop-plan"))
+    (hooks,) = _kind(objects, "Deployment")
+    container = hooks["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = next(p for p in container["ports"] if p["name"] == "metrics")["containerPort"]
+    assert env["ALGORAIL_METRICS_PORT"] == str(port) and env["ALGORAIL_METRICS_HOST"] == "0.0.0.0"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+
+
+def _egress_ports(policy: dict) -> set[int]:
+    return {p["port"] for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+
+
+def test_network_policies_restrict_egress_and_who_may_connect():
+    services = _render(SERVICES_CHART, services_values("shop-plan"))
+    policies = {p["metadata"]["name"].rsplit("-", 1)[1]: p
+                for p in _kind(services, "NetworkPolicy")}
+    gateway, hooks = policies["gateway"], policies["hooks"]
+    for policy in (gateway, hooks):
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+    assert {53, 9092, 6379, 9000} <= _egress_ports(gateway)
+    assert {53, 9092, 6379, 443} <= _egress_ports(hooks) and 9000 not in _egress_ports(hooks)
+    assert gateway["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert hooks["spec"]["ingress"][0]["ports"] == [{"port": 9100, "protocol": "TCP"}]
+    webhook = {"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"port": 8443}]}
+    narrowed = _kind(_render(SERVICES_CHART, {**services_values("shop-plan"), "networkPolicy": {
+        "egress": {"webhooks": [webhook]}}}), "NetworkPolicy")
+    assert webhook in narrowed[1]["spec"]["egress"] and 443 not in _egress_ports(narrowed[1])
+
+    plan = PLANS["hello"]()
+    remote = plan.runners[0].model_copy(update={"runtime": "http", "url": "http://mlserver:8081/"})
+    plan = plan.model_copy(update={"runners": [remote]})
+    (runners,) = _kind(_render(PIPELINE_CHART, pipeline_values(plan)), "NetworkPolicy")
+    assert runners["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert _egress_ports(runners) == {53, 9092, 8081}
+    assert runners["spec"]["ingress"][0]["ports"] == [{"port": 9100, "protocol": "TCP"}]
+
+
+def test_runners_have_their_own_service_account_and_a_disruption_budget(case):
+    plan, pipeline, _ = case
+    (account,) = _kind(pipeline, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    budgets = {b["metadata"]["name"]: b for b in _kind(pipeline, "PodDisruptionBudget")}
+    for deployment in _kind(pipeline, "Deployment"):
+        pod = deployment["spec"]["template"]
+        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+        budget = budgets[deployment["metadata"]["name"]]
+        selector = budget["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod["metadata"]["labels"].items()
+        assert budget["spec"]["maxUnavailable"] == 1
+    assert len(budgets) == len([r for r in plan.runners if r.replicas > 0])
+
+
+def test_topic_partitions_and_replication_factor_come_from_the_pipes(tmp_path):
+    source = (EXAMPLES / "hello.yaml").read_text().replace(
+        "    - {from: api.in, to: upper.text}",
+        "    - {from: api.in, to: upper.text, partitions: 12, replicationFactor: 3}")
+    (tmp_path / "hello.yaml").write_text(source)
+    plan = compile_plan(load_pipeline(str(tmp_path / "hello.yaml")))
+    topics = {t["spec"]["topicName"]: t["spec"]
+              for t in _kind(_render(PIPELINE_CHART, pipeline_values(plan)), "KafkaTopic")}
+    endpoint = plan.routes[0].topic
+    assert (topics[endpoint]["partitions"], topics[endpoint]["replicas"]) == (12, 3)
+    others = [spec for name, spec in topics.items() if name != endpoint]
+    assert others and all((s["partitions"], s["replicas"]) == (3, 1) for s in others)
+
+
+def test_pipes_from_one_output_must_agree_on_its_topic_settings(tmp_path):
+    from algorail.errors import PipelineError
+
+    source = (EXAMPLES / "hello.yaml").read_text().replace(
+        "    - {from: upper.result, to: result}",
+        "    - {from: upper.result, to: result, partitions: 6}\n"
+        "  dataSinks:\n    - {name: Archive, connector: jdbc, inputs: [{name: in}]}\n")
+    source = source.replace("  pipes:\n", "  pipes:\n    - {from: upper.result, to: Archive.in, "
+                            "partitions: 4}\n")
+    (tmp_path / "hello.yaml").write_text(source)
+    with pytest.raises(PipelineError, match="one-topic-setting"):
+        load_pipeline(str(tmp_path / "hello.yaml"))
+
+
+def test_pipeline_labels_and_annotations_reach_every_object(tmp_path):
+    source = (EXAMPLES / "hello.yaml").read_text().replace(
+        "  version: 1.0.0\n",
+        "  version: 1.0.0\n  labels: {team: search}\n  annotations: {example.com/owner: ana}\n")
+    (tmp_path / "hello.yaml").write_text(source)
+    plan = compile_plan(load_pipeline(str(tmp_path / "hello.yaml")))
+    objects = _render(PIPELINE_CHART, {**pipeline_values(plan), "commonLabels": {"env": "prod"}})
+    for obj in objects:
+        assert obj["metadata"]["labels"]["team"] == "search", obj["metadata"]["name"]
+        assert obj["metadata"]["labels"]["env"] == "prod"
+        assert obj["metadata"]["annotations"]["example.com/owner"] == "ana"
+
+
+def test_the_plan_configmap_holds_no_path_of_this_machine(tmp_path):
+    plan = compile_plan(load_pipeline(str(EXAMPLES / "hello.yaml")))
+    assert plan.base_dir and plan.source_file  # the compiled plan knows where it came from
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.to_json())
+    for values in (pipeline_values(plan), {**pipeline_values(plan),
+                                           "plan": json.loads(plan_file.read_text())}):
+        (config_map,) = [c for c in _kind(_render(PIPELINE_CHART, values), "ConfigMap")
+                         if "plan.json" in c["data"]]
+        text = config_map["data"]["plan.json"]
+        assert str(EXAMPLES) not in text and "base_dir" not in text and "source_file" not in text
+        Plan.model_validate_json(text)
+
+
+COMMON_VALUES = {
+    "commonLabels": {"env": "prod"},
+    "podLabels": {"sidecar.istio.io/inject": "false"},
+    "podAnnotations": {"example.com/scrape": "yes"},
+    "priorityClassName": "algorail-high",
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "updateStrategy": {"type": "RollingUpdate"},
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "ca-bundle"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/extra", "readOnly": True}],
+    "extraEnvFrom": [{"configMapRef": {"name": "proxy-settings"}}],
+    "sidecars": [{"name": "proxy", "image": "registry.example/proxy:1.2.3",
+                  "resources": {"limits": {"cpu": "100m", "memory": "64Mi"},
+                                "requests": {"cpu": "10m", "memory": "32Mi"}}}],
+    "initContainers": [{"name": "wait", "image": "registry.example/wait:1.0.0"}],
+    "readinessProbe": {"periodSeconds": 7},
+}
+
+
+def _with_common(block: str) -> dict:
+    common = {k: v for k, v in COMMON_VALUES.items() if k != "commonLabels"}
+    return {"commonLabels": COMMON_VALUES["commonLabels"], block: common,
+            "serviceAccount": {"annotations": {"iam.example.com/role": "algorail"}}}
+
+
+@pytest.mark.parametrize("chart, blocks", [(PIPELINE_CHART, ["runner"]),
+                                           (SERVICES_CHART, ["gateway", "hooks"])])
+def test_common_parameters_reach_the_pods(chart, blocks):
+    base = pipeline_values(PLANS["hello"]()) if chart == PIPELINE_CHART else services_values("p")
+    for block in blocks:
+        objects = _render(chart, {**base, **_with_common(block)})
+        (account,) = _kind(objects, "ServiceAccount")
+        assert account["metadata"]["annotations"]["iam.example.com/role"] == "algorail"
+        assert all(o["metadata"]["labels"]["env"] == "prod" for o in objects)
+        components = (block, "runner")
+        workloads = [o for o in objects if o["kind"] in WORKLOADS
+                     and o["metadata"]["labels"]["app.kubernetes.io/component"] in components]
+        assert workloads
+        for workload in workloads:
+            template = workload["spec"]["template"]
+            pod = template["spec"]
+            assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+            assert template["metadata"]["annotations"]["example.com/scrape"] == "yes"
+            assert pod["priorityClassName"] == "algorail-high"
+            (spread,) = pod["topologySpreadConstraints"]
+            assert spread["labelSelector"]["matchLabels"].items() <= template["metadata"][
+                "labels"].items()
+            assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+            assert pod["containers"][-1]["name"] == "proxy"
+            assert {"name": "ca", "configMap": {"name": "ca-bundle"}} in pod["volumes"]
+            main = pod["containers"][0]
+            assert {"configMapRef": {"name": "proxy-settings"}} in main["envFrom"]
+            assert main["volumeMounts"][-1]["name"] == "ca"
+            assert main["readinessProbe"]["periodSeconds"] == 7
+            key = "updateStrategy" if workload["kind"] == "StatefulSet" else "strategy"
+            assert workload["spec"][key] == {"type": "RollingUpdate"}
+            for version in (K8S_VERSIONS[0], K8S_VERSIONS[-1]):
+                kubernetes_validate.validate(workload, version, strict=True)
+
+
+# -- each chart's README and CHANGELOG --------------------------------------------------------
+
+
+@pytest.mark.parametrize("chart", [SERVICES_CHART, PIPELINE_CHART])
+def test_chart_readme_is_generated_from_the_param_lines(chart):
+    from algorail.charts.readme import render_readme
+
+    folder = chart_dir(chart)
+    assert (folder / "README.md").read_text() == render_readme(folder), (
+        "README.md is stale: run `python -m algorail.charts.readme`")
+    values = yaml.safe_load((folder / "values.yaml").read_text())
+    readme = (folder / "README.md").read_text()
+    for leaf in _leaves(values):  # every value has a row (itself or the block it is in)
+        parts = leaf.split(".")
+        assert any(f"| `{'.'.join(parts[:n])}` |" in readme for n in range(1, len(parts) + 1)), leaf
+    changelog = (folder / "CHANGELOG.md").read_text()
+    version = yaml.safe_load((folder / "Chart.yaml").read_text())["version"]
+    assert f"## {version}" in changelog

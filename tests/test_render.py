@@ -46,7 +46,8 @@ def test_render_writes_manifests_for_one_pipeline(tmp_path):
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (out / "algorail-pipeline").iterdir())
     assert files == ["configmap.yaml", "kafkatopics.yaml", "mappings.yaml",
-                     "networkpolicy.yaml", "podmonitor.yaml", "runners.yaml"]
+                     "networkpolicy.yaml", "podmonitor.yaml", "runners.yaml",
+                     "serviceaccount.yaml"]
     objects = _objects(out)
     plan = compile_plan(load_pipeline(str(EXAMPLES / "hello.yaml")))
     assert _topics(objects) == sorted(plan.created_topics())
@@ -96,7 +97,7 @@ def test_with_services_serves_the_rendered_plan_configmap(tmp_path):
     (plan_cm,) = [o for o in _objects(tmp_path / "algorail-pipeline")
                   if o["kind"] == "ConfigMap" and "plan.json" in o["data"]]
     services = _objects(tmp_path / "algorail")
-    gateways = [o for o in services if o["kind"] == "Deployment"]
+    gateways = [o for o in services if o["kind"] in ("Deployment", "StatefulSet")]
     assert len(gateways) == 2
     for deployment in gateways:
         volumes = deployment["spec"]["template"]["spec"]["volumes"]

@@ -59,21 +59,49 @@ cut and a hash of the whole keeps it unique.
 {{- printf "%s-plan" (include "algorail-pipeline.fullname" .) -}}
 {{- end -}}
 
-{{/* Kubernetes recommended labels plus the pipeline's owner and deployment. */}}
+{{/*
+Labels of one object: the pipeline's metadata.labels and commonLabels, then the Kubernetes
+recommended labels (which win) with the object's component, and the pipeline's owner and
+deployment. Call with (dict "root" $ "component" "runner").
+*/}}
 {{- define "algorail-pipeline.labels" -}}
-helm.sh/chart: {{ include "algorail-pipeline.chart" . }}
-{{ include "algorail-pipeline.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: algorail
-algorail.io/owner: {{ .Values.plan.owner | quote }}
-algorail.io/deployment: {{ .Values.plan.deployment | quote }}
+{{- $root := .root -}}
+{{- $recommended := dict
+  "helm.sh/chart" (include "algorail-pipeline.chart" $root)
+  "app.kubernetes.io/name" (include "algorail-pipeline.name" $root)
+  "app.kubernetes.io/instance" $root.Release.Name
+  "app.kubernetes.io/version" $root.Chart.AppVersion
+  "app.kubernetes.io/managed-by" $root.Release.Service
+  "app.kubernetes.io/part-of" "algorail"
+  "app.kubernetes.io/component" .component
+  "algorail.io/owner" ($root.Values.plan.owner | default "")
+  "algorail.io/deployment" ($root.Values.plan.deployment | default "") -}}
+{{- merge $recommended (deepCopy ($root.Values.commonLabels | default dict)) (deepCopy ($root.Values.plan.labels | default dict)) | toYaml -}}
+{{- end -}}
+
+{{/*
+Annotations of one object: commonAnnotations and the pipeline's metadata.annotations, under
+the object's own (.extra, which win). Empty when there are none.
+*/}}
+{{- define "algorail-pipeline.annotations" -}}
+{{- $root := .root -}}
+{{- $annotations := merge (deepCopy (.extra | default dict)) (deepCopy ($root.Values.commonAnnotations | default dict)) (deepCopy ($root.Values.plan.annotations | default dict)) -}}
+{{- with $annotations }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
 {{/* Labels that select this release's pods. */}}
 {{- define "algorail-pipeline.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "algorail-pipeline.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The runners' ServiceAccount. */}}
+{{- define "algorail-pipeline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (printf "%s-runner" (include "algorail-pipeline.fullname" .)) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The algorail image, pinned by tag (and digest when given). */}}
@@ -85,6 +113,94 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- printf "%s:%s" $repo $img.tag -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+One Emissary Mapping to the gateway: (dict "root" $ "name" NAME "match" {prefix, ...}
+"annotations" {...}). The gateway routes on the whole path, so it is kept (Emissary's
+default rewrite is "/").
+*/}}
+{{- define "algorail-pipeline.mapping" -}}
+{{- $root := .root -}}
+{{- $m := $root.Values.mappings -}}
+{{- $service := printf "%s.%s:%d" $m.gatewayService ($m.gatewayNamespace | default $root.Release.Namespace) (int $m.gatewayPort) }}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata:
+  name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "algorail-pipeline.labels" (dict "root" $root "component" "route") | nindent 4 }}
+  {{- with include "algorail-pipeline.annotations" (dict "root" $root "extra" .annotations) }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+spec:
+  hostname: {{ $m.hostname | quote }}
+  {{- toYaml .match | nindent 2 }}
+  rewrite: ""
+  service: {{ $service | quote }}
+  timeout_ms: {{ int $m.timeoutMs }}
+  {{- with $m.ambassadorId }}
+  ambassador_id:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* Readiness and liveness probes on GET /healthz from .values.{readiness,liveness}Probe. */}}
+{{- define "algorail-pipeline.probes" -}}
+{{- range $kind := list "readinessProbe" "livenessProbe" }}
+{{- $probe := get $.values $kind }}
+{{- if $probe.enabled }}
+{{ $kind }}:
+  httpGet:
+    path: /healthz
+    port: {{ $.port }}
+  {{- toYaml (omit $probe "enabled") | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The runners' egress: DNS, Kafka, the port of every algo server the plan names by URL (an
+http sidecar is in the pod and needs none), then networkPolicy.egress.extraRules.
+*/}}
+{{- define "algorail-pipeline.egressRules" -}}
+{{- $egress := .Values.networkPolicy.egress -}}
+- to:
+    {{- toYaml $egress.dns | nindent 4 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- ports:
+    {{- range $egress.kafkaPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- $algoPorts := list -}}
+{{- range .Values.plan.runners }}
+{{- if and .url (not .image) }}
+{{- $url := urlParse .url -}}
+{{- $hostPort := splitList ":" $url.host -}}
+{{- $port := ternary (last $hostPort) (ternary "443" "80" (eq $url.scheme "https")) (gt (len $hostPort) 1) -}}
+{{- if not (has (first $hostPort) (list "localhost" "127.0.0.1")) -}}
+{{- $algoPorts = append $algoPorts $port -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with uniq $algoPorts }}
+- ports:
+    {{- range . }}
+    - port: {{ int . }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- with $egress.extraRules }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* What every runner reads from its environment: the broker, and where to serve /metrics. */}}
@@ -116,6 +232,11 @@ value and the --set that fixes it.
 {{- end -}}
 {{- if not .Values.kafka.bootstrapServers -}}
 {{- $problems = append $problems "kafka.bootstrapServers: empty; --set kafka.bootstrapServers=HOST:PORT" -}}
+{{- end -}}
+{{- range $key := list "resources" "algoResources" -}}
+{{- if not (kindIs "map" (get $.Values.runner $key)) -}}
+{{- $problems = append $problems (printf "runner.%s: must be a map of requests and limits (every container needs them); --set runner.%s.limits.memory=512Mi, or leave the default" $key $key) -}}
+{{- end -}}
 {{- end -}}
 {{- if $problems -}}
 {{- fail (printf "\n\nalgorail-pipeline: invalid values:\n  - %s\n" (join "\n  - " $problems)) -}}

@@ -26,13 +26,97 @@ Named helpers for the algorail chart (gateway and hook dispatcher).
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Kubernetes recommended labels. */}}
+{{/*
+Labels of one object: commonLabels, then the Kubernetes recommended labels (which win) with
+the object's component. Call with (dict "root" $ "component" "gateway").
+*/}}
 {{- define "algorail.labels" -}}
-helm.sh/chart: {{ include "algorail.chart" . }}
-{{ include "algorail.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: algorail
+{{- $root := .root -}}
+{{- $recommended := dict
+  "helm.sh/chart" (include "algorail.chart" $root)
+  "app.kubernetes.io/name" (include "algorail.name" $root)
+  "app.kubernetes.io/instance" $root.Release.Name
+  "app.kubernetes.io/version" $root.Chart.AppVersion
+  "app.kubernetes.io/managed-by" $root.Release.Service
+  "app.kubernetes.io/part-of" "algorail"
+  "app.kubernetes.io/component" .component -}}
+{{- merge $recommended (deepCopy ($root.Values.commonLabels | default dict)) | toYaml -}}
+{{- end -}}
+
+{{/* commonAnnotations under the object's own (.extra, which win); empty when none. */}}
+{{- define "algorail.annotations" -}}
+{{- with merge (deepCopy (.extra | default dict)) (deepCopy (.root.Values.commonAnnotations | default dict)) }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/* Readiness and liveness probes on GET /healthz from .values.{readiness,liveness}Probe. */}}
+{{- define "algorail.probes" -}}
+{{- range $kind := list "readinessProbe" "livenessProbe" }}
+{{- $probe := get $.values $kind }}
+{{- if $probe.enabled }}
+{{ $kind }}:
+  httpGet:
+    path: /healthz
+    port: {{ $.port }}
+  {{- toYaml (omit $probe "enabled") | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The pod spec pieces both services take from their values block (.values): scheduling,
+init containers; (dict "root" $ "values" .Values.gateway "component" "gateway").
+*/}}
+{{- define "algorail.podScheduling" -}}
+{{- $v := .values -}}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+{{- $selector := include "algorail.selectorLabels" $.root | fromYaml }}
+{{- $_ := set $selector "app.kubernetes.io/component" $.component }}
+topologySpreadConstraints:
+  {{- range . }}
+  - {{- toYaml (merge (deepCopy .) (dict "labelSelector" (dict "matchLabels" $selector))) | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- with $v.initContainers }}
+initContainers:
+  {{- tpl (toYaml .) $.root | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Egress both services need: DNS, Kafka, Redis; then (.rules) the service's own.
+*/}}
+{{- define "algorail.egressRules" -}}
+{{- $egress := .root.Values.networkPolicy.egress -}}
+- to:
+    {{- toYaml $egress.dns | nindent 4 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- ports:
+    {{- range concat $egress.kafkaPorts $egress.redisPorts .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- with concat (.rules | default list) $egress.extraRules }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Labels that select this release's pods (add app.kubernetes.io/component per service). */}}

@@ -267,7 +267,7 @@ def test_redis_and_sql_use_generated_passwords_from_kubernetes_secrets(full):
 def _plan(entry: dict[str, str]) -> dict[str, Any]:
     bindings = load_bindings(INFRA / entry["bindings"]) if "bindings" in entry else None
     pipeline = load_pipeline(INFRA / entry["file"], bindings=bindings)
-    return compile_plan(pipeline, deployment=entry.get("deployment")).to_dict()
+    return compile_plan(pipeline, deployment=entry.get("deployment")).to_cluster_dict()
 
 
 def _without_nulls(value: Any) -> Any:
@@ -287,7 +287,7 @@ def test_each_pipeline_release_carries_exactly_its_compiled_plan(full, entry):
     # Pulumi drops null-valued keys on the way to the engine; every such key is an optional
     # plan field that defaults to null, so the runner reads back the identical plan.
     assert release["values"]["plan"] == _without_nulls(plan)
-    assert Plan.model_validate(release["values"]["plan"]).to_dict() == plan
+    assert Plan.model_validate(release["values"]["plan"]).to_cluster_dict() == plan
     assert release["namespace"] == "algorail"
     services = full.release(f"{name}-algorail")
     assert Path(services["chart"]) == (INFRA / "../charts/algorail")
@@ -541,7 +541,7 @@ def test_the_wiring_renders_through_both_charts_and_refers_to_real_objects(full)
     for mapping in by_kind["Mapping"].values():
         assert mapping["spec"]["service"].split(".")[0] in by_kind["Service"]
     assert "alice-reviews-prod-plan" in by_kind["ConfigMap"]
-    gateway = by_kind["Deployment"]["alice-reviews-prod-algorail-gateway"]
+    gateway = by_kind["StatefulSet"]["alice-reviews-prod-algorail-gateway"]
     mounted = [v["configMap"]["name"] for v in gateway["spec"]["template"]["spec"]["volumes"]
                if "configMap" in v]
     assert "alice-reviews-prod-plan" in mounted

@@ -248,7 +248,8 @@ def render_pipeline(plan: Plan, out_dir: str | Path, *, values_files: Iterable[s
     Returns the files written; the folder is ready for `kubectl apply -R -f`."""
     release = release or release_name(plan)
     overrides = load_values_files(values_files)
-    set_values = list(set_values)
+    charts = [PIPELINE_CHART, SERVICES_CHART] if with_services else [PIPELINE_CHART]
+    routed = route_overrides(charts, overrides, list(set_values))
     values = pipeline_values(plan)
     jobs = []
     if with_services:
@@ -258,17 +259,64 @@ def render_pipeline(plan: Plan, out_dir: str | Path, *, values_files: Iterable[s
         values["mappings"]["gatewayService"] = f"{fullname}-gateway"
         pipeline_fullname = overrides.get("fullnameOverride") or release
         services = services_values(f"{pipeline_fullname}-plan", fullname, plan)
-        jobs.append((SERVICES_CHART, deep_merge(services, overrides)))
-    jobs.insert(0, (PIPELINE_CHART, deep_merge(values, overrides)))
+        jobs.append((SERVICES_CHART, deep_merge(services, routed[SERVICES_CHART][0])))
+    jobs.insert(0, (PIPELINE_CHART, deep_merge(values, routed[PIPELINE_CHART][0])))
     rendered = {
         chart: render_chart(chart, chart_values, release=release, namespace=namespace,
-                            set_values=set_values, engine=engine)
+                            set_values=routed[chart][1], engine=engine)
         for chart, chart_values in jobs
     }
     written = []
     for chart, templates in rendered.items():
         written += _write(templates, Path(out_dir) / chart)
     return written
+
+
+def route_overrides(charts: list[str], overrides: Mapping[str, Any], set_values: list[str]
+                    ) -> dict[str, tuple[dict[str, Any], list[str]]]:
+    """Split values and `--set` expressions between charts rendered together: each goes to
+    the charts whose values.schema.json knows its key; one no chart knows goes to the charts
+    that know most of its path, so their schemas (which refuse unknown keys) name the typo."""
+    schemas = {c: json.loads((chart_dir(c) / "values.schema.json").read_text()) for c in charts}
+
+    def owners(path: list[str]) -> list[str]:
+        depth = {c: _known_depth(schemas[c], path) for c in charts}
+        return [c for c in charts if depth[c] == max(depth.values())]
+
+    routed: dict[str, tuple[dict[str, Any], list[str]]] = {c: ({}, []) for c in charts}
+    for path, value in _leaf_values(overrides):
+        for chart in owners(path):
+            node = routed[chart][0]
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    for expression in set_values:
+        path = re.sub(r"\[\d+\]", "", expression.split("=", 1)[0]).split(".")
+        for chart in owners(path):
+            routed[chart][1].append(expression)
+    return routed
+
+
+def _known_depth(schema: Mapping[str, Any], path: list[str]) -> int:
+    """How many keys of `path` a values schema accepts (all of them: the whole path)."""
+    node = schema
+    for depth, key in enumerate(path):
+        properties = node.get("properties", {})
+        if key in properties:
+            node = properties[key]
+        elif node.get("additionalProperties") is False:
+            return depth
+        else:
+            break  # a free-form map (labels, plan, resources): any key
+    return len(path)
+
+
+def _leaf_values(values: Mapping[str, Any], prefix: tuple[str, ...] = ()):
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaf_values(value, (*prefix, key))
+        else:
+            yield [*prefix, key], value
 
 
 def _write(rendered: Mapping[str, str], folder: Path) -> list[Path]:

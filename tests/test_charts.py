@@ -148,6 +148,7 @@ def test_lint_strict_has_no_errors_for_every_plan(case):
         assert errors == [], (chart, errors)
 
 
+@pytest.mark.slow
 def test_every_builtin_object_passes_kubernetes_schemas(case):
     _, pipeline, services = case
     builtin = [o for o in pipeline + services if _is_builtin(o)]
@@ -545,6 +546,7 @@ def test_every_value_is_documented_and_in_the_schema(chart):
 # -- the image -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dockerfile_builds_a_wheel_from_only_what_it_copies(tmp_path):
     """No docker engine here: check the build stage's pip step on exactly the files the
     Dockerfile COPYs (after .dockerignore), and that the image runs as the charts' user."""
@@ -613,9 +615,12 @@ def _crd_validators() -> dict[tuple[str, str], list]:
     """(apiVersion, kind) -> a validator per upstream release that serves that version."""
     import jsonschema
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     validators: dict[tuple[str, str], list] = {}
     for path in sorted(SCHEMAS.rglob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
+        if "Crd-kafka" in path.name and not path.name.endswith(("topic.yaml", "connector.yaml")):
+            continue  # the charts render no Kafka, KafkaConnect, ... (large files)
+        for crd in yaml.load_all(path.read_text(), Loader=loader):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]

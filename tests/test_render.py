@@ -161,3 +161,26 @@ def test_helm_template_output_splits_back_into_its_templates():
     split = _split_sources(stdout, "algorail-pipeline/")
     assert sorted(split) == sorted(rendered)
     assert manifests(split) == manifests(rendered)
+
+
+def test_with_services_gives_each_chart_the_values_it_knows(tmp_path):
+    """One values file and --set for both charts: each chart takes its own keys, and a key
+    neither chart knows still fails, named."""
+    shared = tmp_path / "values.yaml"
+    shared.write_text("networkPolicy: {gatewayFrom: [{podSelector: {}}], metricsFrom: []}\n"
+                      "commonLabels: {env: prod}\n")
+    out = tmp_path / "out"
+    result = _run("render", str(EXAMPLES / "hello.yaml"), "-o", str(out), "--with-services",
+                  "-f", str(shared), "--set", "gateway.replicas=3",
+                  "--set", "auth.existingSecret=hello-keys", "--set", "runner.metricsPort=9200")
+    assert result.exit_code == 0, result.output
+    objects = _objects(out)
+    assert all(o["metadata"]["labels"]["env"] == "prod" for o in objects)
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    runners = next(p for name, p in policies.items() if name.endswith("-runners"))
+    assert "from" not in runners["spec"]["ingress"][0]  # metricsFrom: [] reached the runners
+    assert runners["spec"]["ingress"][0]["ports"][0]["port"] == 9200
+    failed = CliRunner().invoke(cli, ["render", str(EXAMPLES / "hello.yaml"), "-o",
+                                      str(tmp_path / "bad"), "--with-services",
+                                      "--set", "gateway.replicaz=3"])
+    assert failed.exit_code == 1 and "replicaz" in failed.output

@@ -891,12 +891,21 @@ def test_runners_have_their_own_service_account_and_a_disruption_budget(case):
     assert len(budgets) == len([r for r in plan.runners if r.replicas > 0])
 
 
-def test_topic_partitions_and_replication_factor_come_from_the_pipes(tmp_path):
-    source = (EXAMPLES / "hello.yaml").read_text().replace(
-        "    - {from: api.in, to: upper.text}",
-        "    - {from: api.in, to: upper.text, partitions: 12, replicationFactor: 3}")
+def _edited_hello(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """examples/hello.yaml with each (old, new) text replaced, written under tmp_path."""
+    source = (EXAMPLES / "hello.yaml").read_text()
+    for old, new in edits:
+        assert old in source
+        source = source.replace(old, new)
     (tmp_path / "hello.yaml").write_text(source)
-    plan = compile_plan(load_pipeline(str(tmp_path / "hello.yaml")))
+    return tmp_path / "hello.yaml"
+
+
+def test_topic_partitions_and_replication_factor_come_from_the_pipes(tmp_path):
+    path = _edited_hello(tmp_path, ("    - {from: api.in, to: upper.text}",
+                                    "    - {from: api.in, to: upper.text, partitions: 12, "
+                                    "replicationFactor: 3}"))
+    plan = compile_plan(load_pipeline(str(path)))
     topics = {t["spec"]["topicName"]: t["spec"]
               for t in _kind(_render(PIPELINE_CHART, pipeline_values(plan)), "KafkaTopic")}
     endpoint = plan.routes[0].topic
@@ -908,23 +917,28 @@ def test_topic_partitions_and_replication_factor_come_from_the_pipes(tmp_path):
 def test_pipes_from_one_output_must_agree_on_its_topic_settings(tmp_path):
     from algorail.errors import PipelineError
 
-    source = (EXAMPLES / "hello.yaml").read_text().replace(
-        "    - {from: upper.result, to: result}",
-        "    - {from: upper.result, to: result, partitions: 6}\n"
-        "  dataSinks:\n    - {name: Archive, connector: jdbc, inputs: [{name: in}]}\n")
-    source = source.replace("  pipes:\n", "  pipes:\n    - {from: upper.result, to: Archive.in, "
-                            "partitions: 4}\n")
-    (tmp_path / "hello.yaml").write_text(source)
-    with pytest.raises(PipelineError, match="one-topic-setting"):
-        load_pipeline(str(tmp_path / "hello.yaml"))
+    sink = ("  dataSinks:\n    - {name: Archive, connector: jdbc, inputs: [{name: in}],\n"
+            "       config: {url: 'postgresql://db:5432/shop', table: results}}\n")
+    for archive, problem in ((4, "one-topic-setting"), (6, None)):
+        path = _edited_hello(
+            tmp_path,
+            ("    - {from: upper.result, to: result}",
+             "    - {from: upper.result, to: result, partitions: 6}\n" + sink),
+            ("  pipes:\n",
+             f"  pipes:\n    - {{from: upper.result, to: Archive.in, partitions: {archive}}}\n"))
+        if problem is None:
+            load_pipeline(str(path))
+            continue
+        with pytest.raises(PipelineError, match=problem) as err:
+            load_pipeline(str(path))
+        assert str(err.value).count("[") == 1, err.value  # that problem alone
 
 
 def test_pipeline_labels_and_annotations_reach_every_object(tmp_path):
-    source = (EXAMPLES / "hello.yaml").read_text().replace(
+    path = _edited_hello(tmp_path, (
         "  version: 1.0.0\n",
-        "  version: 1.0.0\n  labels: {team: search}\n  annotations: {example.com/owner: ana}\n")
-    (tmp_path / "hello.yaml").write_text(source)
-    plan = compile_plan(load_pipeline(str(tmp_path / "hello.yaml")))
+        "  version: 1.0.0\n  labels: {team: search}\n  annotations: {example.com/owner: ana}\n"))
+    plan = compile_plan(load_pipeline(str(path)))
     objects = _render(PIPELINE_CHART, {**pipeline_values(plan), "commonLabels": {"env": "prod"}})
     for obj in objects:
         assert obj["metadata"]["labels"]["team"] == "search", obj["metadata"]["name"]

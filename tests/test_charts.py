@@ -874,6 +874,10 @@ def test_network_policies_restrict_egress_and_who_may_connect():
     assert runners["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert _egress_ports(runners) == {53, 9092, 8081}
     assert runners["spec"]["ingress"][0]["ports"] == [{"port": 9100, "protocol": "TCP"}]
+    files = plan.routes[0].model_copy(update={"message_data_type": "fileReference"})
+    plan = plan.model_copy(update={"routes": [files]})
+    (runners,) = _kind(_render(PIPELINE_CHART, pipeline_values(plan)), "NetworkPolicy")
+    assert _egress_ports(runners) == {53, 9092, 8081, 9000, 443}
 
 
 def test_runners_have_their_own_service_account_and_a_disruption_budget(case):

@@ -163,11 +163,14 @@ spec:
 {{- end -}}
 
 {{/*
-The runners' egress: DNS, Kafka, the port of every algo server the plan names by URL (an
-http sidecar is in the pod and needs none), then networkPolicy.egress.extraRules.
+The runners' egress: DNS, Kafka, the object store when an endpoint path takes file
+references, the port of every algo server the plan names by URL (an http sidecar is in
+the pod and needs none), then networkPolicy.egress.extraRules.
 */}}
 {{- define "algorail-pipeline.egressRules" -}}
 {{- $egress := .Values.networkPolicy.egress -}}
+{{- $ports := $egress.kafkaPorts -}}
+{{- range .Values.plan.routes }}{{ if eq .message_data_type "fileReference" }}{{ $ports = concat $ports $egress.objectStorePorts }}{{ end }}{{ end -}}
 - to:
     {{- toYaml $egress.dns | nindent 4 }}
   ports:
@@ -176,7 +179,7 @@ http sidecar is in the pod and needs none), then networkPolicy.egress.extraRules
     - port: 53
       protocol: TCP
 - ports:
-    {{- range $egress.kafkaPorts }}
+    {{- range uniq $ports }}
     - port: {{ . }}
       protocol: TCP
     {{- end }}

@@ -184,3 +184,31 @@ def test_with_services_gives_each_chart_the_values_it_knows(tmp_path):
                                       str(tmp_path / "bad"), "--with-services",
                                       "--set", "gateway.replicaz=3"])
     assert failed.exit_code == 1 and "replicaz" in failed.output
+
+
+def _example_files() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.yaml")) + sorted(
+        p for p in (EXAMPLES / "seldon").glob("*.yaml") if p.name != "bindings.yaml")
+
+
+@pytest.mark.parametrize("example", _example_files(), ids=lambda p: p.stem)
+def test_every_example_renders_with_services_into_valid_objects(example, tmp_path):
+    """`algorail render --with-services` of each example: core kinds pass the newest
+    Kubernetes schema strictly, custom resources their upstream CRDs."""
+    import kubernetes_validate
+    from kubernetes_validate.utils import latest_version
+    from test_charts import SCHEMAS, _crd_errors, _is_builtin
+
+    bindings = load_bindings(str(EXAMPLES / "seldon" / "bindings.yaml")) if (
+        example.parent.name == "seldon") else None
+    plan = compile_plan(load_pipeline(str(example), bindings=bindings))
+    render_pipeline(plan, tmp_path, with_services=True, engine="sdk",
+                    set_values=["connect.enabled=false"] if plan.connectors else [])
+    objects = _objects(tmp_path)
+    assert {"StatefulSet", "ConfigMap", "Service", "NetworkPolicy"} <= {o["kind"] for o in objects}
+    for obj in objects:
+        if _is_builtin(obj):
+            kubernetes_validate.validate(obj, latest_version(), strict=True)
+    if SCHEMAS is None:
+        pytest.skip("upstream CRD schemas not found at ../shared/schemas")
+    assert _crd_errors(objects) == []

@@ -951,6 +951,12 @@ def test_pipeline_labels_and_annotations_reach_every_object(tmp_path):
         assert obj["metadata"]["annotations"]["example.com/owner"] == "ana"
 
 
+def test_a_pipeline_label_kubernetes_would_refuse_is_named():
+    plan = PLANS["hello"]().model_copy(update={"labels": {"team": "search and rescue"}})
+    with pytest.raises(RenderError, match=r"metadata\.labels\.team: .*metadata\.annotations"):
+        _render(PIPELINE_CHART, pipeline_values(plan))
+
+
 def test_the_plan_configmap_holds_no_path_of_this_machine(tmp_path):
     plan = compile_plan(load_pipeline(str(EXAMPLES / "hello.yaml")))
     assert plan.base_dir and plan.source_file  # the compiled plan knows where it came from

@@ -236,6 +236,11 @@ value and the --set that fixes it.
 {{- if not .Values.kafka.bootstrapServers -}}
 {{- $problems = append $problems "kafka.bootstrapServers: empty; --set kafka.bootstrapServers=HOST:PORT" -}}
 {{- end -}}
+{{- range $key, $value := ($plan.labels | default dict) -}}
+{{- if not (and (regexMatch "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" $value) (le (len $value) 63)) -}}
+{{- $problems = append $problems (printf "metadata.labels.%s: %q is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit); move it to metadata.annotations" $key $value) -}}
+{{- end -}}
+{{- end -}}
 {{- range $key := list "resources" "algoResources" -}}
 {{- if not (kindIs "map" (get $.Values.runner $key)) -}}
 {{- $problems = append $problems (printf "runner.%s: must be a map of requests and limits (every container needs them); --set runner.%s.limits.memory=512Mi, or leave the default" $key $key) -}}

@@ -533,15 +533,17 @@ def test_every_value_is_documented_and_in_the_schema(chart):
     text = (folder / "values.yaml").read_text()
     documented = set(re.findall(r"^\s*## @param (\S+)", text, re.M))
     schema = json.loads((folder / "values.schema.json").read_text())
-    for key in _leaves(yaml.safe_load(text)):
+    values = yaml.safe_load(text)
+    for key in _leaves(values):
         parts = key.split(".")
         assert any(".".join(parts[:n]) in documented for n in range(1, len(parts) + 1)), key
-        node = schema
+        node, value = schema, values
         for part in parts:
             if part not in node.get("properties", {}):
                 break
-            node = node["properties"][part]
+            node, value = node["properties"][part], value[part]
         assert node.get("description"), key
+        assert node.get("default", value) == value, f"{key}: the schema's default is stale"
 
 
 # -- the image -----------------------------------------------------------------------------
@@ -858,7 +860,10 @@ def test_network_policies_restrict_egress_and_who_may_connect():
     gateway, hooks = policies["gateway"], policies["hooks"]
     for policy in (gateway, hooks):
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-        assert policy["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+        assert policy["spec"]["ingress"][0]["from"][0] == {"podSelector": {}}
+    emissary = {"matchLabels": {"kubernetes.io/metadata.name": "emissary"}}
+    assert {"namespaceSelector": emissary} in gateway["spec"]["ingress"][0]["from"]
+    assert len(hooks["spec"]["ingress"][0]["from"]) == 1
     assert {53, 9092, 6379, 9000} <= _egress_ports(gateway)
     assert {53, 9092, 6379, 443} <= _egress_ports(hooks) and 9000 not in _egress_ports(hooks)
     assert gateway["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]

@@ -42,7 +42,7 @@ from algorail import v2
 from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
 from algorail.plan import Plan, RoutePlan
-from algorail.runtime import messages, openapi
+from algorail.runtime import messages, openapi, tracing
 from algorail.runtime.convention import is_json
 from algorail.runtime.objectstore import FILE_REFERENCE, new_key
 from algorail.runtime.results import ResultsStore, run_view
@@ -288,16 +288,19 @@ class Gateway:
     async def start(self, request: Request, route: RoutePlan, run_id: str, body: bytes,
                     media_type: str) -> None:
         """Note the run, store a file body, and produce the message."""
-        await self.results_call(self.results.start_run, run_id, route.hooks)
-        value, content_type = body, route.content_type
-        if route.message_data_type == "fileReference":
-            value, content_type = await self.store_file(route, run_id, body, media_type)
-        envelope = messages.Envelope(
-            run_id=run_id, deployment=self.plan.deployment,
-            source=f"{route.endpoint}.{route.path}", content_type=content_type,
-            traceparent=request.headers.get("traceparent", ""),
-        )
-        await self.sender.send(route.topic, value, envelope.to_headers())
+        traceparent = request.headers.get("traceparent", "")
+        with tracing.span("gateway request", traceparent, run_id=run_id,
+                          pipeline=self.plan.pipeline, component=route.endpoint, port=route.path):
+            await self.results_call(self.results.start_run, run_id, route.hooks)
+            value, content_type = body, route.content_type
+            if route.message_data_type == "fileReference":
+                value, content_type = await self.store_file(route, run_id, body, media_type)
+            envelope = messages.Envelope(
+                run_id=run_id, deployment=self.plan.deployment,
+                source=f"{route.endpoint}.{route.path}", content_type=content_type,
+                traceparent=tracing.child_traceparent(traceparent),
+            )
+            await self.sender.send(route.topic, value, envelope.to_headers())
 
     async def results_call(self, method, *args) -> Any:
         """Call the results store; from a worker thread when it does network I/O."""

@@ -80,3 +80,48 @@ def break_check(directory: Path, broken: bool = True) -> None:
         flag.touch()
     else:
         flag.unlink(missing_ok=True)
+
+
+class DevProcess:
+    """`algorail dev FILE` in a subprocess with extra environment, its output collected."""
+
+    def __init__(self, pipeline: Path, env: dict[str, str] | None = None):
+        import os
+        import queue
+        import subprocess
+        import sys
+        import threading
+
+        from algorail.runtime.broker import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "algorail.cli", "dev", str(pipeline), "--port",
+             str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True, env={**os.environ, **(env or {})})
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout],
+                         daemon=True).start()
+        self.seen: list[str] = []
+
+    def wait_ready(self, timeout: float = 90) -> str:
+        import queue
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not any(x.startswith("ready:") for x in self.seen) and time.monotonic() < deadline:
+            try:
+                self.seen.append(self.lines.get(timeout=1))
+            except queue.Empty:
+                assert self.proc.poll() is None, "".join(self.seen)
+        output = "".join(self.seen)
+        assert "ready:" in output, output
+        return output
+
+    def stop(self) -> str:
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        return "".join(self.seen) + "".join(self.lines.queue)

@@ -457,9 +457,10 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
           hooks: bool = True, api_keys: set[str] | None = None,
           max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
-          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES) -> None:
+          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = ()) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
-    process unless `hooks` is False (then run `algorail hooks` beside it)."""
+    process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
+    also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
     import uvicorn
 
     from algorail.runtime.hooks import HookDispatcher
@@ -473,6 +474,9 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
         dispatcher.start()
+        metrics = (dispatcher.metrics.registry, *metrics)
+    for collector in metrics:
+        app.state.gateway.metrics.registry.register(collector)
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:

@@ -128,9 +128,10 @@ def _print_report(report, payload: bool) -> None:
     console.print(table)
     deliveries = (report.view or {}).get("deliveries", {})
     for hook, delivery in deliveries.items():
-        extra = f" ({delivery['error']})" if delivery.get("error") else ""
-        console.print(f"hook {hook}: {delivery['state']} after {delivery.get('attempts', 0)} "
-                      f"attempt(s){extra}")
+        attempts = delivery.get("attempts", 0)
+        tried = f" after {attempts} attempt(s)" if attempts else ""
+        extra = f" ({escape(delivery['error'])})" if delivery.get("error") else ""
+        console.print(f"hook {hook}: {delivery['state']}{tried}{extra}")
     if report.critical_path:
         slowest = max(report.critical_path[1:] or report.critical_path,
                       key=lambda h: _step(report.critical_path, h))

@@ -8,15 +8,15 @@ import re
 import httpx
 import pytest
 from conftest import EXAMPLES
-from ops_support import DevProcess
 from prometheus_client.parser import text_string_to_metric_families
+
+from algorail.testing import DevPipeline
 
 
 @pytest.mark.slow
 def test_dev_prints_its_components_and_serves_all_their_metrics():
-    dev = DevProcess(EXAMPLES / "hello.yaml")
-    try:
-        output = dev.wait_ready()
+    with DevPipeline(EXAMPLES / "hello.yaml") as dev:
+        output = dev.output()
         table = output[output.index("components of alice/hello:1.0.0\n"):]
         upper = next(line for line in table.splitlines() if line.strip().startswith("upper"))
         assert re.search(r"upper\s+algo\s+running\s+\d+\s+http://127\.0\.0\.1:\d+/metrics",
@@ -25,12 +25,9 @@ def test_dev_prints_its_components_and_serves_all_their_metrics():
                          table), table
         assert re.search(r"result\s+hook \(response\)\s+running", table), table
 
-        reply = httpx.post(f"{dev.url}/alice/hello/in?sync=true", json={"text": "hi"},
-                           timeout=30).json()
+        reply = dev.post("in", {"text": "hi"}, timeout=20).json()
         assert reply["results"]["result"] == {"text": "HI"}
         text = httpx.get(f"{dev.url}/metrics", timeout=10).text
-    finally:
-        dev.stop()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert len(re.findall(r"^# TYPE ", text, re.M)) == len(families)  # merged, no repeats
 

@@ -5,16 +5,19 @@ call, the hook delivery and the connector write as spans."""
 
 from __future__ import annotations
 
-import threading
 import time
 import timeit
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from ops_support import DevProcess
+from conftest import AsgiServer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from algorail.runtime import tracing
+from algorail.testing import DevPipeline
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -42,45 +45,25 @@ spec:
 """
 
 
-class Receiver:
-    """An OTLP/HTTP trace receiver (POST /v1/traces, protobuf) that also accepts the HTTP
+def receiver_app(spans: list, sink_posts: list) -> Starlette:
+    """An OTLP/HTTP trace receiver (POST /v1/traces, protobuf) that also takes the HTTP
     sink's posts (POST /sink)."""
 
-    def __init__(self):
-        self.spans: list = []
-        self.sink_posts = 0
-        outer = self
+    async def traces(request: Request) -> Response:
+        export = trace_service_pb2.ExportTraceServiceRequest()
+        export.ParseFromString(await request.body())
+        for resource in export.resource_spans:
+            for scope in resource.scope_spans:
+                spans.extend(scope.spans)
+        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        return Response(reply, media_type="application/x-protobuf")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.path == "/v1/traces":
-                    request = trace_service_pb2.ExportTraceServiceRequest()
-                    request.ParseFromString(body)
-                    for resource in request.resource_spans:
-                        for scope in resource.scope_spans:
-                            outer.spans.extend(scope.spans)
-                    reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                    content_type = "application/x-protobuf"
-                else:
-                    outer.sink_posts += 1
-                    reply, content_type = b"{}", "application/json"
-                self.send_response(200)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+    async def sink(request: Request) -> Response:
+        sink_posts.append(await request.json())
+        return JSONResponse({})
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"]),
+                             Route("/sink", sink, methods=["POST"])])
 
 
 def attributes(span) -> dict[str, str]:
@@ -88,36 +71,38 @@ def attributes(span) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_spans_of_each_run_arrive_at_the_otlp_receiver_as_one_trace(tmp_path):
-    receiver = Receiver()
+def test_spans_of_each_run_arrive_at_the_otlp_receiver_as_one_trace(tmp_path, monkeypatch):
+    spans, sink_posts = [], []
+    receiver = AsgiServer(receiver_app(spans, sink_posts)).start()
     (tmp_path / "traced_algos.py").write_text(
         "def upper(p):\n    return {'text': p['text'].upper()}\n", encoding="utf-8")
     pipeline = tmp_path / "traced.yaml"
     pipeline.write_text(PIPELINE.format(sink_url=receiver.url + "/sink"), encoding="utf-8")
-    dev = DevProcess(pipeline, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-                                    "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)  # for dev mode's processes
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
     caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    dev = DevPipeline(pipeline)
     try:
-        dev.wait_ready()
+        dev.start()
         url = f"{dev.url}/tr/traced/in?sync=true&timeout=20"
         first = httpx.post(url, json={"text": "one"}, timeout=30, headers={
             "traceparent": f"00-{caller_trace}-{caller_span}-01"}).json()
-        second = httpx.post(url, json={"text": "two"}, timeout=30).json()
+        second = dev.post("in", {"text": "two"}, timeout=20).json()
         assert first["results"]["reply"] == {"text": "ONE"}, first
         runs = {first["runId"], second["runId"]}
         expected = {"gateway request", "algo call", "hook delivery", "connector write"}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            names = {(attributes(s).get("algorail.run_id"), s.name) for s in receiver.spans}
+            names = {(attributes(s).get("algorail.run_id"), s.name) for s in spans}
             if all((run, name) in names for run in runs for name in expected):
                 break
             time.sleep(0.2)
     finally:
-        dev.stop()
+        dev.close()
         receiver.stop()
 
     by_trace: dict[bytes, list] = {}
-    for span in receiver.spans:
+    for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
     assert len(by_trace) == 2, {k.hex(): [s.name for s in v] for k, v in by_trace.items()}
     for spans in by_trace.values():
@@ -138,7 +123,7 @@ def test_spans_of_each_run_arrive_at_the_otlp_receiver_as_one_trace(tmp_path):
     gateway = next(s for s in caller if s.name == "gateway request")
     assert gateway.parent_span_id == bytes.fromhex(caller_span)
     assert {attributes(s)["algorail.run_id"] for s in caller} == {first["runId"]}
-    assert receiver.sink_posts == 2
+    assert len(sink_posts) == 2
 
 
 def test_spans_cost_next_to_nothing_when_tracing_is_off():

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,19 +20,69 @@ from algorail.cli import bindings_option
 
 
 def target_options(func):
-    """The options that say which pipeline and which Kafka."""
-    for option in reversed([
+    """The options that say which pipeline and which Kafka; the command gets `target`."""
+    options = [
         click.option("--pipeline", "pipeline_file", type=click.Path(exists=True, dir_okay=False),
                      help="The pipeline file (compiled the way `algorail dev` does)."),
         click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False),
                      envvar="ALGORAIL_PLAN", help="A plan JSON written by `algorail plan -o`."),
-        click.option("--deployment", help="Deployment name (default: the pipeline's name)."),
-        click.option("--bootstrap-servers", required=True, envvar="ALGORAIL_BOOTSTRAP_SERVERS",
+        click.option("--deployment", help="Deployment name (default: the pipeline's name); "
+                                          "alone, the registry's deployment of that name."),
+        click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
                      help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]."),
+        click.option("--registry", "registry_url", envvar="ALGORAIL_REGISTRY_URL",
+                     default="http://127.0.0.1:8700", show_default=True,
+                     help="Registry URL, for --deployment alone."),
+        click.option("--api-key", envvar="ALGORAIL_API_KEY", help="Registry API key."),
         bindings_option,
-    ]):
-        func = option(func)
-    return func
+    ]
+
+    @wraps(func)
+    def wrapper(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url, api_key,
+                bindings, **kwargs):
+        target = _target(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url,
+                         api_key, bindings)
+        return func(target=target, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@dataclass
+class Target:
+    plan: Any
+    bootstrap_servers: str
+    gateway_url: str | None = None  # known for registry deployments
+
+
+def _target(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url, api_key,
+            bindings) -> Target:
+    from algorail.errors import AlgorailError
+
+    if pipeline_file and plan_file:
+        raise AlgorailError("give the pipeline as --pipeline FILE or --plan plan.json, not both")
+    if pipeline_file or plan_file:
+        if not bootstrap_servers:
+            raise AlgorailError("say where its Kafka is: --bootstrap-servers HOST:PORT (env "
+                                "ALGORAIL_BOOTSTRAP_SERVERS; `algorail dev` prints its broker)")
+        from algorail.plan import load_plan
+        from algorail.spec import load_bindings
+
+        plan = load_plan(pipeline_file or plan_file, deployment, load_bindings(bindings))
+        return Target(plan, bootstrap_servers)
+    if not deployment:
+        raise AlgorailError("say which pipeline: --pipeline FILE, --plan plan.json, or "
+                            "--deployment NAME (from the registry)")
+    from algorail.ops.deployments import registry_deployment
+
+    found = registry_deployment(deployment, registry_url, api_key)
+    servers = bootstrap_servers or found.bootstrap_servers
+    if not servers:
+        raise AlgorailError(f"deployment {deployment!r} runs on dev mode's embedded broker, "
+                            "whose address the registry does not record: pass "
+                            f"--bootstrap-servers (its log {found.log} prints `broker: ...`)")
+    return Target(found.plan, servers, found.gateway_url)
 
 
 def results_options(func):
@@ -38,16 +91,6 @@ def results_options(func):
     return click.option("--gateway", "gateway_url",
                         help="The gateway's base URL (dev mode's too): hook outcomes and "
                              "errors from GET .../runs/{runId}.")(func)
-
-
-def _plan(pipeline_file, plan_file, deployment, bindings):
-    from algorail.errors import AlgorailError
-    from algorail.plan import load_plan
-    from algorail.spec import load_bindings
-
-    if bool(pipeline_file) == bool(plan_file):
-        raise AlgorailError("give the pipeline as --pipeline FILE or --plan plan.json (one)")
-    return load_plan(pipeline_file or plan_file, deployment, load_bindings(bindings))
 
 
 def _window(since: str | None, max_records: int, last: int | None = None,
@@ -70,8 +113,7 @@ def _window(since: str | None, max_records: int, last: int | None = None,
               help="Scan at most this many records per partition.")
 @click.option("--payload", is_flag=True, help="Show whole payloads, not previews.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect(run_id, pipeline_file, plan_file, deployment, bootstrap_servers, bindings,
-            gateway_url, results_url, since, max_records, payload, as_json):
+def inspect(run_id, target, gateway_url, results_url, since, max_records, payload, as_json):
     """Every message of run RUN_ID on the pipeline's topics, in order, and its critical path."""
     from rich.console import Console
     from rich.progress import Progress
@@ -79,8 +121,8 @@ def inspect(run_id, pipeline_file, plan_file, deployment, bootstrap_servers, bin
     from algorail.ops.inspect import fetch_view, inspect_run
     from algorail.ops.records import Window
 
-    plan = _plan(pipeline_file, plan_file, deployment, bindings)
-    view = fetch_view(run_id, plan, gateway_url, results_url)
+    plan, bootstrap_servers = target.plan, target.bootstrap_servers
+    view = fetch_view(run_id, plan, gateway_url or target.gateway_url, results_url)
     window = _window(since, max_records)
     if view and view.get("errors"):
         window = Window(max_records=max_records)  # the errors say where to look
@@ -163,15 +205,14 @@ def _clock(ms: int) -> str:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new messages until Ctrl-C.")
 @click.option("--run", "run_id", help="Only the messages of this run.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
-def tail(pipes, pipeline_file, plan_file, deployment, bootstrap_servers, bindings,
-         from_beginning, since, last, follow, run_id, as_json):
+def tail(pipes, target, from_beginning, since, last, follow, run_id, as_json):
     """Print the messages on PIPES (component.port, endpoint path or topic), one per line.
 
     Reads with no consumer group, so the pipeline's offsets never move."""
     from algorail.ops import tail as tailing
     from algorail.ops.records import Window
 
-    plan = _plan(pipeline_file, plan_file, deployment, bindings)
+    plan, bootstrap_servers = target.plan, target.bootstrap_servers
     topics = tailing.resolve_pipes(plan, list(pipes))
     window = _window(since, Window.max_records, last, from_beginning)
     stop = threading.Event()
@@ -197,14 +238,14 @@ def tail(pipes, pipeline_file, plan_file, deployment, bootstrap_servers, binding
 @click.option("--since", help="Only dead letters this recent (30s, 10m, 2h, 1d).")
 @click.option("--force", is_flag=True, help="Send even runs that already got through.")
 @click.option("-y", "--yes", is_flag=True, help="Send without asking.")
-def replay(pipeline_file, plan_file, deployment, bootstrap_servers, bindings, gateway_url,
-           results_url, component, run_id, as_new, since, force, yes):
+def replay(target, gateway_url, results_url, component, run_id, as_new, since, force, yes):
     """Send dead letters back to their component, or a run again under a new run id."""
     from algorail.errors import AlgorailError
     from algorail.ops import replay as replaying
     from algorail.ops.inspect import fetch_view
 
-    plan = _plan(pipeline_file, plan_file, deployment, bindings)
+    plan, bootstrap_servers = target.plan, target.bootstrap_servers
+    gateway_url = gateway_url or target.gateway_url
     window = _window(since, 100_000)
     if as_new:
         if not run_id or component:
@@ -243,15 +284,14 @@ def replay(pipeline_file, plan_file, deployment, bootstrap_servers, bindings, ga
               help="Seconds between the two samples rates are measured over.")
 @click.option("--watch", is_flag=True, help="Refresh the table until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(pipeline_file, plan_file, deployment, bootstrap_servers, bindings, interval, watch,
-           as_json):
+def status(target, interval, watch, as_json):
     """A table of every component: state, replicas, rates, lag, recent errors."""
     from rich.console import Console
     from rich.live import Live
 
     from algorail.ops.status import pipeline_status
 
-    plan = _plan(pipeline_file, plan_file, deployment, bindings)
+    plan, bootstrap_servers = target.plan, target.bootstrap_servers
     if as_json:
         click.echo(json.dumps(pipeline_status(plan, bootstrap_servers, interval).to_dict(),
                               indent=2))

@@ -146,11 +146,8 @@ def _members(admin: Any, groups: list[str]) -> dict[str, int]:
         described = admin.describe_groups(groups)
     except Exception:
         return {}
-    found = {}
-    for group in described:
-        info = group if isinstance(group, dict) else group._asdict()
-        found[info.get("group") or info.get("group_id")] = len(info.get("members") or [])
-    return found
+    return {group: len(info.get("members") or []) for group, info in described.items()
+            if not info.get("error")}
 
 
 def _recent_failures(plan: Plan, bootstrap_servers: str, consumers: list[_Consumer]

@@ -108,11 +108,13 @@ def _topic_plan(plan: Plan, name: str) -> Any:
 
 
 def high_watermarks(consumer: Any, tps: list[Any], timeout: float = 10.0) -> dict[Any, int]:
-    """The end offset of each partition, from fetch responses (the embedded broker's
-    ListOffsets answer is not reliable). Moves the consumer's positions. (No pausing:
+    """The end offset of each partition, from fetch responses: the embedded broker's
+    ListOffsets answer can be short, so the fetch starts one record before it (on Kafka
+    that reads one record per partition). Moves the consumer's positions. (No pausing:
     kafka-python then loses track of a partition that is sought afterwards.)"""
     consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
+    for tp, end in consumer.end_offsets(tps).items():
+        consumer.seek(tp, max(end - 1, 0))
     found: dict[Any, int] = {}
     deadline = time.monotonic() + timeout
     while len(found) < len(tps) and time.monotonic() < deadline:

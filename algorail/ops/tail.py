@@ -40,6 +40,8 @@ def _pipe_names(plan: Plan) -> dict[str, str]:
         elif topic.role == "dead-letter":
             names[f"{topic.component}.dead-letter"] = topic.name
     names["errors"] = plan.error_topic
+    if plan.output_topic:
+        names["outputs"] = plan.output_topic
     return names
 
 

@@ -65,3 +65,42 @@ def test_inspect_shows_every_hop_of_a_failed_run_in_order(tmp_path, broker):
     missing = CliRunner().invoke(cli, ["inspect", "no-such-run", "--plan", str(plan_file),
                                        "--bootstrap-servers", bs])
     assert missing.exit_code == 1 and "no message of run no-such-run" in missing.output
+
+
+def test_the_results_store_view_adds_hooks_and_narrows_the_scan(tmp_path, module_broker,
+                                                                redis_url):
+    import time
+    import uuid
+
+    from algorail.ops.inspect import fetch_view
+    from algorail.runtime import kafka_io, messages
+    from algorail.runtime.results import RedisResultsStore
+
+    bs = module_broker.bootstrap_servers
+    plan = ops_plan(tmp_path, bs)
+    topic = plan.routes[0].topic
+    run_id = uuid.uuid4().hex
+    producer = kafka_io.make_producer(bs)
+    hour_ago = int(time.time() * 1000) - 3600_000
+    old = messages.Envelope("an-old-run", plan.deployment, "api.in").to_headers()
+    producer.send(topic, b'{"text": "old"}', headers=old, timestamp_ms=hour_ago).get(10)
+    ours = messages.Envelope(run_id, plan.deployment, "api.in").to_headers()
+    sent = producer.send(topic, b'{"text": "ours"}', headers=ours).get(10)
+    producer.close()
+
+    store = RedisResultsStore(redis_url)  # the default prefix, as `--results-url` reads it
+    try:
+        store.record_hook(run_id, "short-reply", {"state": "delivered", "attempts": 1}, {})
+        store.record_error(run_id, "k", {"runId": run_id, "component": "check", "error": "x",
+                                         "topic": topic, "partition": 0,
+                                         "offset": sent.offset})
+        view = fetch_view(run_id, plan, results_url=redis_url)
+    finally:
+        store.redis.delete(store._key(run_id))
+        store.close()
+    assert view["status"] == "failed" and view["hooks"] == {"short-reply": "delivered"}
+    report = inspect_run(plan, bs, run_id, view=view)
+    assert [h.message.pipe for h in report.hops] == ["api.in"]
+    assert report.scanned == 1  # the message of an hour before is outside the window
+    wide = inspect_run(plan, bs, run_id)
+    assert wide.scanned == 2

@@ -175,18 +175,12 @@ def _print_report(report, payload: bool) -> None:
         extra = f" ({escape(delivery['error'])})" if delivery.get("error") else ""
         console.print(f"hook {hook}: {delivery['state']}{tried}{extra}")
     if report.critical_path:
-        slowest = max(report.critical_path[1:] or report.critical_path,
-                      key=lambda h: _step(report.critical_path, h))
-        steps = []
-        for hop in report.critical_path:
-            step = f"{hop.message.pipe} (+{_step(report.critical_path, hop)} ms)"
-            steps.append(f"[bold red]{step}[/]" if hop is slowest else step)
+        took = report.step_ms()
+        slowest = took.index(max(took))
+        steps = [f"{hop.message.pipe} (+{ms} ms)"
+                 for hop, ms in zip(report.critical_path, took, strict=True)]
+        steps[slowest] = f"[bold red]{steps[slowest]}[/]"
         console.print("critical path: " + " → ".join(steps))
-
-
-def _step(path, hop) -> int:
-    index = path.index(hop)
-    return 0 if index == 0 else hop.message.timestamp - path[index - 1].message.timestamp
 
 
 def _clock(ms: int) -> str:

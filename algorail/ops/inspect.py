@@ -9,6 +9,7 @@ window to the time of the run.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,13 +42,19 @@ class RunReport:
     scanned: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def step_ms(self) -> list[int]:
+        """Milliseconds each step of the critical path took (0 for the first)."""
+        stamps = [h.message.timestamp for h in self.critical_path]
+        return [later - earlier for earlier, later in itertools.pairwise(stamps[:1] + stamps)]
+
     def to_dict(self, full_payload: bool = False) -> dict[str, Any]:
         return {
             "runId": self.run_id, "traceId": self.trace_id,
             "status": (self.view or {}).get("status"),
             "hooks": (self.view or {}).get("hooks", {}),
             "hops": [h.to_dict(full_payload) for h in self.hops],
-            "criticalPath": [f"{h.message.pipe}" for h in self.critical_path],
+            "criticalPath": [{"pipe": h.message.pipe, "ms": ms}
+                             for h, ms in zip(self.critical_path, self.step_ms(), strict=True)],
             "scanned": self.scanned,
         }
 

@@ -158,7 +158,9 @@ def scan(bootstrap_servers: str, topics: Iterable[str], window: Window,
          progress: Callable[[int, int], None] | None = None, timeout: float = 60.0
          ) -> Iterator[Any]:
     """Every record of `topics` in the window, up to the end offsets seen at the start;
-    `progress(done, total)` after each batch."""
+    `progress(done, total)` after each batch. Records older than the window's start are
+    read past (a broker may answer a time lookup with an earlier offset, as the embedded
+    one does) but not yielded."""
     consumer = open_reader(bootstrap_servers)
     try:
         tps = kafka_io.partitions_of(consumer, topics)
@@ -177,7 +179,8 @@ def scan(bootstrap_servers: str, topics: Iterable[str], window: Window,
                 for record in records:
                     if record.offset < end:
                         done += 1
-                        yield record
+                        if window.since_ms is None or record.timestamp >= window.since_ms:
+                            yield record
                 if records and records[-1].offset + 1 >= end:
                     remaining.discard(tp)
             for tp in list(remaining):

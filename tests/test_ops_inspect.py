@@ -56,6 +56,9 @@ def test_inspect_shows_every_hop_of_a_failed_run_in_order(tmp_path, broker):
     shown = json.loads(result.stdout)
     assert [h["component"] + "." + h["port"] for h in shown["hops"]] == pipes
     assert shown["traceId"] == report.trace_id
+    path = shown["criticalPath"]
+    assert [step["pipe"] for step in path[:3]] == ["api.in", "clean.result", "route.long"]
+    assert path[0]["ms"] == 0 and all(step["ms"] >= 0 for step in path)
 
     table = CliRunner().invoke(cli, ["inspect", "run-long", "--plan", str(plan_file),
                                      "--bootstrap-servers", bs])

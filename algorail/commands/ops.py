@@ -280,7 +280,6 @@ def replay(target, gateway_url, results_url, component, run_id, as_new, since, f
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(target, interval, watch, as_json):
     """A table of every component: state, replicas, rates, lag, recent errors."""
-    from rich.console import Console
     from rich.live import Live
 
     from algorail.ops.status import pipeline_status
@@ -295,7 +294,7 @@ def status(target, interval, watch, as_json):
                                                              interval)))
         return
     try:
-        with Live(console=Console(), auto_refresh=False) as live:
+        with Live(console=_console(), auto_refresh=False) as live:
             while True:
                 live.update(_status_table(plan, pipeline_status(plan, bootstrap_servers,
                                                                 interval)), refresh=True)

@@ -157,7 +157,12 @@ def fetch_view(run_id: str, plan: Plan, gateway_url: str | None = None,
             response = httpx.get(url, timeout=10)
         except httpx.HTTPError as exc:
             raise OpsError(f"cannot reach the gateway at {gateway_url}: {exc}") from None
-        return response.json() if response.status_code == 200 else None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise OpsError(f"the gateway answered {response.status_code} for {url}: "
+                           f"{response.text[:200]}")
+        return response.json()
     if results_url:
         from algorail.runtime.results import open_results_store, run_view
 

@@ -81,8 +81,9 @@ def plan_dead_letters(plan: Plan, bootstrap_servers: str, component: str, *,
                      tracing.child_traceparent(letter.headers.get(messages.TRACEPARENT, ""))
                      .encode()), (ATTEMPT, str(attempt).encode())]
         resends.append(Resend(topic, letter.value, letter.key, headers, letter.run_id, letter))
-    if not force:
-        _mark_done(bootstrap_servers, resends, outputs, window, view)
+    if not force:  # what got through is looked for over the whole retained window
+        _mark_done(bootstrap_servers, resends, outputs, Window(max_records=window.max_records),
+                   view)
     return resends
 
 

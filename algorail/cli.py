@@ -37,6 +37,11 @@ LAZY_COMMANDS = {
     "algos": "algorail.commands.registry:algos",
     "deploy": "algorail.commands.registry:deploy",
     "deployments": "algorail.commands.registry:deployments",
+    "inspect": "algorail.commands.ops:inspect",
+    "tail": "algorail.commands.ops:tail",
+    "replay": "algorail.commands.ops:replay",
+    "status": "algorail.commands.ops:status",
+    "graph": "algorail.commands.ops:graph",
 }
 
 
@@ -179,19 +184,6 @@ def _print_plan_summary(compiled) -> None:
     for table in (routes, runners, hooks, topics):
         if table.row_count:
             console.print(table)
-
-
-@cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
-)
-@bindings_option
-def graph(file: str, fmt: str, bindings: str | None) -> None:
-    """Draw FILE as a Mermaid flowchart or a Graphviz dot graph."""
-    from algorail.diagram import FORMATS
-
-    click.echo(FORMATS[fmt](load(file, bindings)), nl=False)
 
 
 def main() -> None:

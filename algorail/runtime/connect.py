@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from algorail.errors import AlgorailError
+from algorail.runtime import tracing
 from algorail.runtime.convention import select_fields
 from algorail.runtime.messages import ERROR, Envelope, new_run_id
 
@@ -204,6 +205,7 @@ class SinkLoop:
 
     def __init__(self, plan: Any, cp: Any, writer: SinkWriter, bootstrap_servers: str,
                  backoff: Backoff | None = None):
+        self.plan = plan
         self.cp = cp
         self.writer = writer
         self.bootstrap_servers = bootstrap_servers
@@ -300,7 +302,9 @@ class SinkLoop:
         if not records:
             return
         try:
-            self.writer.write(records)
+            with tracing.spans("connector write", records, pipeline=self.plan.pipeline,
+                               component=self.cp.name):
+                self.writer.write(records)
             self.written += len(records)
         except ConnectorUnavailable:
             raise

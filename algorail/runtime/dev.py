@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from algorail.plan import Plan
-from algorail.runtime.broker import death_signal_preexec
+from algorail.runtime.broker import death_signal_preexec, free_port
 
 READY = re.compile(r"(?<!not )\bready\b")  # what a child prints once it serves
 READY_WORD = "ready"  # dev mode's own line once every component runs: "ready: ..."
@@ -38,6 +38,7 @@ class Child:
     process: subprocess.Popen | None = None
     state: str = "starting"
     lines: list[str] = field(default_factory=list)
+    metrics_url: str | None = None
 
 
 class DevSupervisor:
@@ -80,8 +81,11 @@ class DevSupervisor:
         self.plan_path.write_text(self.plan.to_json(), encoding="utf-8")
         self.object_store_dir.mkdir(parents=True, exist_ok=True)
         for runner in self.plan.runners:
+            port = free_port()
             self._spawn(Child(runner.component, "algo", ["runner", "--component",
-                                                         runner.component]))
+                                                         runner.component, "--metrics-port",
+                                                         str(port)],
+                              metrics_url=f"http://127.0.0.1:{port}/metrics"))
         for connector in self.plan.connectors:
             self._spawn(Child(connector.name, f"data {connector.kind}",
                               ["connect", "--component", connector.name]))
@@ -160,6 +164,8 @@ class DevSupervisor:
 def run_dev(plan: Plan, *, bootstrap_servers: str | None, host: str, port: int,
             echo: Callable[[str], None] = print, ready_timeout: float = 60.0) -> None:
     """Run the pipeline until Ctrl-C or SIGTERM (what `algorail dev` does)."""
+    from algorail.ops.devview import component_table
+
     supervisor = DevSupervisor(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
                                echo=echo)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
@@ -172,6 +178,7 @@ def run_dev(plan: Plan, *, bootstrap_servers: str | None, host: str, port: int,
             if supervisor.wait_ready(ready_timeout) and wait_for_port(host, port, ready_timeout):
                 for url in supervisor.urls():
                     echo(url)
+                echo(component_table(plan, supervisor.children, f"http://{host}:{port}"))
                 echo(f"{READY_WORD}: {plan.owner}/{plan.pipeline}:{plan.version} — Ctrl-C to stop")
             elif not supervisor.stopping.is_set():
                 late = [c.name for c in supervisor.children if c.state != "running"]
@@ -188,11 +195,14 @@ def run_dev(plan: Plan, *, bootstrap_servers: str | None, host: str, port: int,
 
 def _serve_gateway(supervisor: DevSupervisor) -> None:
     """The gateway and hook dispatcher, in this process, until interrupted."""
+    from algorail.ops.devview import ChildMetrics
     from algorail.runtime import gateway
     from algorail.runtime.objectstore import LocalObjectStore
     from algorail.runtime.results import MemoryResultsStore
 
+    children = ChildMetrics(lambda: [c.metrics_url for c in supervisor.children
+                                     if c.metrics_url])
     gateway.serve(supervisor.plan, bootstrap_servers=supervisor.bootstrap_servers,
                   host=supervisor.host, port=supervisor.port, results=MemoryResultsStore(),
                   object_store=LocalObjectStore(supervisor.object_store_dir), dev=True,
-                  wal_dir=supervisor.workdir / "wal")
+                  wal_dir=supervisor.workdir / "wal", metrics=(children,))

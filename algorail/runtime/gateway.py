@@ -42,7 +42,7 @@ from algorail import v2
 from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
 from algorail.plan import Plan, RoutePlan
-from algorail.runtime import messages, openapi
+from algorail.runtime import messages, openapi, tracing
 from algorail.runtime.convention import is_json
 from algorail.runtime.objectstore import FILE_REFERENCE, new_key
 from algorail.runtime.results import ResultsStore, run_view
@@ -288,16 +288,19 @@ class Gateway:
     async def start(self, request: Request, route: RoutePlan, run_id: str, body: bytes,
                     media_type: str) -> None:
         """Note the run, store a file body, and produce the message."""
-        await self.results_call(self.results.start_run, run_id, route.hooks)
-        value, content_type = body, route.content_type
-        if route.message_data_type == "fileReference":
-            value, content_type = await self.store_file(route, run_id, body, media_type)
-        envelope = messages.Envelope(
-            run_id=run_id, deployment=self.plan.deployment,
-            source=f"{route.endpoint}.{route.path}", content_type=content_type,
-            traceparent=request.headers.get("traceparent", ""),
-        )
-        await self.sender.send(route.topic, value, envelope.to_headers())
+        traceparent = request.headers.get("traceparent", "")
+        with tracing.span("gateway request", traceparent, run_id=run_id,
+                          pipeline=self.plan.pipeline, component=route.endpoint, port=route.path):
+            await self.results_call(self.results.start_run, run_id, route.hooks)
+            value, content_type = body, route.content_type
+            if route.message_data_type == "fileReference":
+                value, content_type = await self.store_file(route, run_id, body, media_type)
+            envelope = messages.Envelope(
+                run_id=run_id, deployment=self.plan.deployment,
+                source=f"{route.endpoint}.{route.path}", content_type=content_type,
+                traceparent=tracing.child_traceparent(traceparent),
+            )
+            await self.sender.send(route.topic, value, envelope.to_headers())
 
     async def results_call(self, method, *args) -> Any:
         """Call the results store; from a worker thread when it does network I/O."""
@@ -454,9 +457,10 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
           hooks: bool = True, api_keys: set[str] | None = None,
           max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
-          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES) -> None:
+          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = ()) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
-    process unless `hooks` is False (then run `algorail hooks` beside it)."""
+    process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
+    also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
     import uvicorn
 
     from algorail.runtime.hooks import HookDispatcher
@@ -470,6 +474,9 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
         dispatcher.start()
+        metrics = (dispatcher.metrics.registry, *metrics)
+    for collector in metrics:
+        app.state.gateway.metrics.registry.register(collector)
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:

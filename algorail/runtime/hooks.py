@@ -30,7 +30,7 @@ from typing import Any
 from algorail import naming
 from algorail.extensions import DeliveryContext, DeliveryFailed, StartupContext
 from algorail.plan import HookPlan, InputPlan, Plan
-from algorail.runtime import kafka_io, messages
+from algorail.runtime import kafka_io, messages, tracing
 from algorail.runtime.convention import call_payload, decode, is_json, select_fields
 from algorail.runtime.objectstore import FILE_REFERENCE
 from algorail.runtime.results import (
@@ -255,6 +255,12 @@ class HookDispatcher:
         self.metrics.outcomes.labels(hook.name, SKIPPED).inc()
 
     def deliver(self, hook: HookPlan, payload: Any, envelope: messages.Envelope) -> None:
+        with tracing.span("hook delivery", envelope.traceparent, run_id=envelope.run_id,
+                          pipeline=self.plan.pipeline, component=hook.name,
+                          port=envelope.source):
+            self._deliver(hook, payload, envelope)
+
+    def _deliver(self, hook: HookPlan, payload: Any, envelope: messages.Envelope) -> None:
         hook_type = self.registry.hook_types.get(hook.type)
         policy = RetryPolicy.from_config(hook.config)
         error, attempt = f"no hook type {hook.type!r} is installed", 0
@@ -262,8 +268,8 @@ class HookDispatcher:
             attempt += 1
             context = DeliveryContext(
                 run_id=envelope.run_id, deployment=self.plan.deployment, owner=self.plan.owner,
-                source=envelope.source, attempt=attempt, headers={"traceparent":
-                                                                  envelope.traceparent},
+                source=envelope.source, attempt=attempt,
+                headers={"traceparent": tracing.child_traceparent(envelope.traceparent)},
                 allow_private_urls=self.allow_private_urls,
             )
             try:
@@ -295,6 +301,7 @@ class HookDispatcher:
 
     def _dead_letter(self, hook: HookPlan, payload: Any, envelope: messages.Envelope,
                      error: str, attempts: int) -> None:
+        tracing.record_error(error)
         log.warning("hook %s gave up on run %s after %d attempts: %s", hook.name,
                     envelope.run_id, attempts, error)
         body = {"runId": envelope.run_id, "hook": hook.name, "source": envelope.source,

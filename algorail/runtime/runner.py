@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from typing import Any, NamedTuple
 
 from algorail.errors import AlgorailError
 from algorail.plan import Plan, RunnerPlan
-from algorail.runtime import convention, messages
+from algorail.runtime import convention, messages, tracing
 from algorail.runtime.checkpoint import Checkpoint, OffsetTracker
 from algorail.runtime.dedup import ORIGIN, Deduplicator, origin_of
 from algorail.runtime.join import Arrival, Batcher, BatchItem, Decision, JoinEngine
@@ -254,12 +253,19 @@ class Runner:
             for batch in self.batcher.add(decision, payload):
                 self._run_batch(batch)
             return
-        try:
-            outputs = convention.split_outputs(self.ports, self._call(payload))
-        except (AlgoError, convention.ConventionError) as exc:
-            self._report(decision, str(exc), origin)
-            return
-        self._emit(decision, outputs, origin)
+        with self._span(decision):
+            try:
+                outputs = convention.split_outputs(self.ports, self._call(payload))
+            except (AlgoError, convention.ConventionError) as exc:
+                self._report(decision, str(exc), origin)
+                return
+            self._emit(decision, outputs, origin)
+
+    def _span(self, decision: Decision):
+        env = decision.arrivals[0].position.env
+        return tracing.span("algo call", env.traceparent, run_id=decision.run_id,
+                            pipeline=self.plan.pipeline, component=self.spec.component,
+                            port=",".join(a.slot for a in decision.arrivals))
 
     def _run_batch(self, batch: list[BatchItem]) -> None:
         if self.batcher.rolling:
@@ -311,7 +317,7 @@ class Runner:
             produced = port in outputs
             headers = messages.Envelope(
                 decision.run_id, env.deployment, f"{self.spec.component}.{port}",
-                content_type, _child_trace(env.traceparent), skip=not produced,
+                content_type, tracing.child_traceparent(env.traceparent), skip=not produced,
                 extra={ORIGIN: origin}).to_headers()
             value = convention.encode(outputs[port], content_type) if produced else b""
             self._send(topic, value, key, headers)
@@ -331,11 +337,12 @@ class Runner:
             "source": env.source, "topic": first.tp.topic, "partition": first.tp.partition,
             "offset": first.offset,
         }
+        tracing.record_error(error)
         log.warning("%s: run %s failed at %s[%d] %d: %s", component, decision.run_id,
                     first.tp.topic, first.tp.partition, first.offset, error)
         headers = messages.Envelope(
             decision.run_id, env.deployment, f"{component}.errors", "application/json",
-            _child_trace(env.traceparent), extra={ORIGIN: origin}).to_headers()
+            tracing.child_traceparent(env.traceparent), extra={ORIGIN: origin}).to_headers()
         self._send(self.spec.error_topic, json.dumps(body).encode(), decision.run_id.encode(),
                    headers)
         for position in {id(p): p for p in self._positions_full(decision)}.values():
@@ -466,14 +473,6 @@ def transactional_id(spec: RunnerPlan) -> str:
 
     return os.environ.get("ALGORAIL_TRANSACTIONAL_ID") or (
         f"{spec.consumer_group}.{socket.gethostname()}")
-
-
-def _child_trace(traceparent: str) -> str:
-    """Continue the caller's trace with a new span id (not os.urandom: a syscall per
-    message costs throughput, and span ids need no cryptographic randomness)."""
-    parts = traceparent.split("-")
-    trace_id = parts[1] if len(parts) == 4 else f"{random.getrandbits(128):032x}"
-    return f"00-{trace_id}-{random.getrandbits(64):016x}-01"
 
 
 def run_runner(plan: Plan, component: str, bootstrap_servers: str, *,

@@ -25,9 +25,42 @@ class AlgoRuntime(ABC):
         """Get ready to call the algo of this `algorail.plan.RunnerPlan`, once per runner."""
 
 
+FAILURE_KINDS = ("timeout", "connection", "server", "throttled", "error", "client")
+TRANSIENT_FAILURES = ("timeout", "connection", "server", "throttled")
+
+
+class AlgoFailed(Exception):
+    """One call of an algo failed. `kind` says whether trying again may help: `timeout`,
+    `connection`, `server` (5xx), `throttled` (429) and `error` (anything else) are retried
+    as the algo's ``retry.retryOn`` allows; `client` (the request itself is wrong, V2 4xx) never
+    is: the run fails at once. Any exception with ``retryable = False`` counts as `client`."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The kind of failure an algo's exception is (see `AlgoFailed`)."""
+    if getattr(exc, "retryable", True) is False:
+        return "client"
+    if isinstance(exc, AlgoFailed):
+        return exc.kind
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionError):
+        return "connection"
+    return "error"
+
+
 class AlgoCall(ABC):
     """A ready algo: called once per run (or per batch) with the calling convention of
-    `algorail.runtime.convention`; raise to report an error for that run."""
+    `algorail.runtime.convention`; raise to report an error for that run (`AlgoFailed`
+    says which kind). An AlgoCall that splits a batch itself (V2 model servers: one call
+    along dimension 0) sets ``splits_batches = True``: it then gets the list of a batch's
+    payloads, rolling or not, and returns one result per payload."""
+
+    splits_batches: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, payload: Any) -> Any: ...

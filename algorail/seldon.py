@@ -15,8 +15,9 @@ The mapping (documented in docs/pipeline-format.md):
 - `input.externalInputs`/`externalTriggers` become external inputs on other pipelines'
   topics.
 A step binds to an implementation through a bindings mapping (``--bindings FILE`` or the
-annotation ``algorail.io/bindings``, YAML); unbound steps call a V2 inference server at
-the URL template in ``algorail.io/model-url`` (default below), ``{name}`` = step name.
+annotation ``algorail.io/bindings``, YAML; the binding ``*`` applies to every step without
+its own); a step left unbound calls the V2 inference server at the URL template in the
+annotation ``algorail.io/model-url`` (``{name}`` = step name), and without it is an error.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algorail.errors import PipelineError, Problem
+from algorail.extensions import TRANSIENT_FAILURES
 
-DEFAULT_MODEL_URL = "http://localhost:8080/v2/models/{name}/infer"
+DEFAULT_BINDING = "*"
 INPUT_ENDPOINT = "inputs"
 INPUT_PATH = "inputs"
 OUTPUT_HOOK = "outputs"
@@ -266,16 +268,27 @@ class _Converter:
         return grouped
 
     def algo_for(self, step: SeldonStep) -> dict[str, Any]:
-        url = self.annotations.get("algorail.io/model-url", DEFAULT_MODEL_URL)
+        """A step's algo: a V2 call to its model, unless its binding says otherwise. The
+        binding named ``*`` applies to every step without one of its own, ``{name}`` in its
+        strings standing for the step's name."""
+        url = self.annotations.get("algorail.io/model-url")
+        binding = self.bindings.get(step.name)
+        if binding is None and isinstance(self.bindings.get(DEFAULT_BINDING), dict):
+            binding = _with_name(self.bindings[DEFAULT_BINDING], step.name)
+        if binding is None and url is None:
+            self.problems.append(Problem(
+                "bindings", "this step is bound to no model: bind it (--bindings FILE, "
+                "a binding named '*' for all steps) or set the annotation "
+                "algorail.io/model-url", component=f"step {step.name!r}", file=self.file))
         algo: dict[str, Any] = {
             "name": step.name,
             "runtime": "http",
-            "url": url.replace("{name}", step.name),
+            "url": (url or "").replace("{name}", step.name),
             "config": {"protocol": "v2"},
             "inputMode": "merged",
             "outputs": [{"name": STEP_OUTPUT}],
+            "retry": {"retryOn": list(TRANSIENT_FAILURES)},  # Seldon aborts a run on an error
         }
-        binding = self.bindings.get(step.name)
         if isinstance(binding, dict):
             if "runtime" in binding:
                 for key in ("url", "config"):
@@ -399,6 +412,16 @@ class _Converter:
                 "cleanTopicsOnDelete": bool(spec.dataflow and spec.dataflow.cleanTopicsOnDelete),
             },
         }
+
+
+def _with_name(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{name}", name)
+    if isinstance(value, dict):
+        return {k: _with_name(v, name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_name(v, name) for v in value]
+    return value
 
 
 def seldon_to_algorail(

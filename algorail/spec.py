@@ -71,11 +71,15 @@ class Batch(Model):
 
 
 class Retry(Model):
-    """Retries of a failed algo call before the message goes to the dead-letter topic."""
+    """Retries of a failed algo call before the message goes to the dead-letter topic;
+    `retryOn` lists the kinds of failure retried (`algorail.extensions.AlgoFailed`); a client
+    error (V2 4xx, or an exception marked non-retryable) is never retried."""
 
     attempts: int = Field(default=3, ge=0, le=100)
     backoff_ms: int = Field(default=200, ge=0)
     max_backoff_ms: int = Field(default=10_000, ge=0)
+    retry_on: list[Literal["timeout", "connection", "server", "throttled", "error"]] = Field(
+        default_factory=lambda: ["timeout", "connection", "server", "throttled", "error"])
 
 
 class Trigger(Model):

@@ -15,12 +15,10 @@ from typing import Any
 
 from algorail import v2
 from algorail.errors import AlgorailError
-from algorail.extensions import AlgoCall, AlgoRuntime
+from algorail.extensions import AlgoCall, AlgoFailed, AlgoRuntime
 from algorail.hookspecs import hookimpl
 
-
-class AlgoFailed(Exception):
-    """One call of an algo failed; the runner reports it for that run and goes on."""
+__all__ = ["AlgoFailed", "AlgoNotFound", "ExecRuntime", "HttpRuntime", "PythonRuntime"]
 
 
 class AlgoNotFound(AlgorailError):
@@ -105,7 +103,8 @@ class ExecCall(AlgoCall):
             proc = subprocess.run(self.command, input=data, capture_output=True, env=self.env,
                                   timeout=self.timeout, cwd=self.cwd)
         except subprocess.TimeoutExpired:
-            raise AlgoFailed(f"{self.command[0]} took longer than {self.timeout:g}s") from None
+            raise AlgoFailed(f"{self.command[0]} took longer than {self.timeout:g}s",
+                             "timeout") from None
         except OSError as exc:
             raise AlgoFailed(f"cannot run {self.command[0]}: {exc.strerror}") from None
         if proc.returncode != 0:
@@ -129,35 +128,56 @@ class HttpRuntime(AlgoRuntime):
 
 
 class HttpCall(AlgoCall):
-    """POST JSON (or V2 inference JSON); a non-2xx status is an error."""
+    """POST JSON (or a V2 inference request); a non-2xx status is an error, a 4xx other
+    than 408 and 429 a client error (not retried). A V2 call of a batch concatenates the
+    batch's tensors along dimension 0 and splits the answer back."""
 
     def __init__(self, url: str, config: dict[str, Any], timeout: float):
         import httpx
         from algorail.connectors.secrets import resolved
 
         self.url = url
-        self.v2 = config.get("protocol") == "v2"
+        self.v2 = self.splits_batches = config.get("protocol") == "v2"
         self.client = httpx.Client(timeout=timeout,
                                    headers=resolved(config.get("headers") or {}))
 
     def __call__(self, payload: Any) -> Any:
+        if not self.v2:
+            return self.post(payload)
+        try:
+            if isinstance(payload, list):
+                tensors, sizes = v2.concat(payload)
+                return v2.split(v2.decode(self.post(v2.request(tensors)), "outputs"), sizes)
+            return v2.decode(self.post(v2.request(payload)), "outputs")
+        except v2.V2FormatError as exc:
+            raise AlgoFailed(f"POST {self.url}: {exc}", "client") from None
+
+    def post(self, body: Any) -> Any:
         import httpx
 
-        body = v2.request(payload) if self.v2 else payload
         try:
             response = self.client.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            raise AlgoFailed(f"POST {self.url} timed out: {exc}", "timeout") from None
         except httpx.HTTPError as exc:
-            raise AlgoFailed(f"POST {self.url} failed: {exc}") from None
+            raise AlgoFailed(f"POST {self.url} failed: {exc}", "connection") from None
         if response.status_code >= 300:
             raise AlgoFailed(f"POST {self.url} returned {response.status_code}: "
-                             f"{response.text[:2000]}")
-        if not response.content:
-            return None
-        data = response.json()
-        return v2.decode(data, "outputs") if self.v2 else data
+                             f"{response.text[:2000]}", http_failure_kind(response.status_code))
+        return response.json() if response.content else None
 
     def close(self) -> None:
         self.client.close()
+
+
+def http_failure_kind(status: int) -> str:
+    if status == 429:
+        return "throttled"
+    if status == 408:
+        return "timeout"
+    if status >= 500:
+        return "server"
+    return "client" if status >= 400 else "error"
 
 
 @hookimpl

@@ -83,7 +83,8 @@ def test_graph_formats():
     mermaid = run("graph", EXAMPLES / "reviews.yaml")
     assert mermaid.output.startswith("flowchart LR\n")
     assert 'n_router -->|"long → in"| n_long_reviews' in mermaid.output
-    dot = run("graph", EXAMPLES / "seldon" / "joincheck.yaml", "--format", "dot")
+    dot = run("graph", EXAMPLES / "seldon" / "joincheck.yaml", "--format", "dot",
+              "--bindings", EXAMPLES / "seldon" / "bindings.yaml")
     assert dot.output.startswith('digraph "default/joincheck" {')
     assert "n_check -> n_tfsimple3" in dot.output and "style=dashed" in dot.output
 

@@ -118,31 +118,34 @@ def test_seldon_clients_speak_v2_at_the_seldon_url(deployed, choice, expected):
     body = answer.json()
     assert body["model_name"] == "tfsimple-conditional" and body["id"]
     assert body["outputs"] == [
-        {"name": "OUTPUT", "shape": [2], "datatype": "INT64", "data": expected}]
+        {"name": "OUTPUT", "datatype": "INT32", "shape": [2], "data": expected}]
 
 
 def test_v2_requests_at_the_path_and_bad_v2_bodies(deployed):
     base = f"{deployed['tfsimple-conditional']}"
-    request = {"inputs": [{"name": "CHOICE", "shape": [1], "data": [0]},
-                          {"name": "INPUT0", "shape": [2], "data": [3, 4]}]}
+    request = {"inputs": [{"name": "CHOICE", "shape": [1], "datatype": "INT64", "data": [0]},
+                          {"name": "INPUT0", "shape": [2], "datatype": "INT64",
+                           "data": [3, 4]}]}
     answer = httpx.post(f"{base}/default/tfsimple-conditional/inputs?sync=true&timeout=30",
                         json=request, timeout=40)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["results"] == {"outputs": {"OUTPUT": [30, 40]}}
+    assert answer.json()["results"] == {
+        "outputs": {"OUTPUT": {"datatype": "INT64", "shape": [2], "data": [30, 40]}}}
     bad = httpx.post(f"{base}/v2/pipelines/tfsimple-conditional/infer",
                      json={"inputs": [{"shape": [1], "data": [1]}]}, timeout=10)
-    assert bad.status_code == 422 and "each with a name" in bad.json()["error"]
+    assert bad.status_code == 400 and "each with a name" in bad.json()["error"]
 
 
 def test_seldon_errors_abort_the_run_and_answer_400(deployed):
     """Seldon's `error` example: the step raises on an outlier; the V2 call says so."""
     url = f"{deployed['error']}/v2/pipelines/error/infer"
-    fine = httpx.post(url, json={"inputs": [{"name": "INPUT", "shape": [2], "data": [1, 2]}]},
-                      timeout=40)
+    fine = httpx.post(url, json={"inputs": [{"name": "INPUT", "shape": [2], "datatype": "INT32",
+                                             "data": [1, 2]}]}, timeout=40)
     assert fine.status_code == 200, fine.text
     assert fine.json()["outputs"][0]["data"] == [1, 2]
     outlier = httpx.post(url, json={"inputs": [{"name": "INPUT", "shape": [1],
-                                                "data": [500]}]}, timeout=40)
+                                                "datatype": "INT32", "data": [500]}]},
+                         timeout=40)
     assert outlier.status_code == 400, outlier.text
     assert "outlier detected" in outlier.json()["error"]
 

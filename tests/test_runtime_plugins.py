@@ -79,10 +79,14 @@ def test_v2_conversion_round_trip():
     assert request["inputs"][0] == {"name": "INPUT0", "shape": [2, 2], "datatype": "INT64",
                                     "data": [1, 2, 3, 4]}
     assert [i["datatype"] for i in request["inputs"][1:]] == ["BOOL", "FP64"]
-    assert v2.decode(request, "inputs") == {"INPUT0": [[1, 2], [3, 4]], "flag": [True],
-                                            "x": [0.5]}
-    response = {"outputs": [{"name": "OUTPUT0", "shape": [2, 2], "data": [1, 2, 3, 4]}]}
-    assert v2.decode(response, "outputs") == {"OUTPUT0": [[1, 2], [3, 4]]}
+    assert v2.decode(request, "inputs") == {
+        "INPUT0": {"datatype": "INT64", "shape": [2, 2], "data": [1, 2, 3, 4]},
+        "flag": {"datatype": "BOOL", "shape": [1], "data": [True]},
+        "x": {"datatype": "FP64", "shape": [1], "data": [0.5]}}
+    response = {"outputs": [{"name": "OUTPUT0", "shape": [2, 2], "datatype": "INT32",
+                             "data": [1, 2, 3, 4]}]}
+    assert v2.decode(response, "outputs") == {
+        "OUTPUT0": {"datatype": "INT32", "shape": [2, 2], "data": [1, 2, 3, 4]}}
     with pytest.raises(v2.V2FormatError, match="dict of named tensors"):
         v2.request([1, 2])
     with pytest.raises(v2.V2FormatError, match="'outputs' list"):
@@ -94,7 +98,8 @@ def test_http_runtime_plain_v2_and_errors(model_server):
     assert plain({"a": 1}) == {"echo": {"a": 1}}
     v2 = HttpRuntime().open(runner_plan(runtime="http", config={"protocol": "v2"},
                                         url=model_server.url + "/v2/models/m/infer"))
-    assert v2({"INPUT0": [1, 2, 3]}) == {"OUTPUT0": [2, 3, 4]}
+    assert v2({"INPUT0": [1, 2, 3]}) == {
+        "OUTPUT0": {"datatype": "INT64", "shape": [3], "data": [2, 3, 4]}}
     failing = HttpRuntime().open(runner_plan(runtime="http", url=model_server.url + "/fail"))
     with pytest.raises(AlgoFailed, match="returned 500: .*model exploded"):
         failing({})
@@ -156,7 +161,8 @@ spec:
         produce(bs, plan.routes[0].topic, [(f"r{i}", {"v": [i, i]}) for i in range(5)])
         out = read_topic(bs, plan.runner("model").outputs["out"], 5)
         assert {r["run_id"]: r["value"] for r in out} == {
-            f"r{i}": {"OUTPUT0": [i + 1, i + 1]} for i in range(5)}
+            f"r{i}": {"OUTPUT0": {"datatype": "INT64", "shape": [2], "data": [i + 1, i + 1]}}
+            for i in range(5)}
     finally:
         for t in threads:
             t.stop()

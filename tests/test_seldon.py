@@ -13,6 +13,7 @@ from algorail.spec import load_bindings, load_pipeline, parse_document, validate
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = sorted(p for p in SELDON.glob("*.yaml") if p.name != "bindings.yaml")
 BINDINGS = load_bindings(SELDON / "bindings.yaml")
+SERVER = {"*": {"url": "http://models:9000/v2/models/{name}/infer"}}  # every step, one server
 
 
 def plan_of(name, bindings=BINDINGS):
@@ -21,7 +22,7 @@ def plan_of(name, bindings=BINDINGS):
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
 def test_every_docs_example_validates_and_plans(path):
-    for bindings in (None, BINDINGS):
+    for bindings in (SERVER, BINDINGS):
         plan = compile_plan(load_pipeline(path, bindings=bindings))
         assert plan.runners, path
         assert plan.error_topic == f"{plan.owner}.{plan.deployment}.errors"
@@ -42,13 +43,28 @@ def test_docs_examples_are_all_here():
     } <= names
 
 
-def test_unbound_steps_call_a_v2_server():
-    plan = plan_of("chain.yaml", bindings=None)
+def test_a_default_binding_points_every_step_at_a_v2_server():
+    plan = plan_of("chain.yaml", bindings=SERVER)
     model1 = plan.runner("model1")
     assert model1.runtime == "http"
-    assert model1.url == "http://localhost:8080/v2/models/model1/infer"
+    assert model1.url == "http://models:9000/v2/models/model1/infer"
     assert model1.config == {"protocol": "v2"}
     assert plan.owner == "seldon-mesh"
+    assert plan.runner("model2").url == "http://models:9000/v2/models/model2/infer"
+
+
+def test_unbound_steps_are_an_error_not_a_call_to_localhost():
+    with pytest.raises(PipelineError) as info:
+        plan_of("chain.yaml", bindings=None)
+    assert [(p.rule, p.component) for p in info.value.problems] == [
+        ("bindings", "step 'model1'"), ("bindings", "step 'model2'")]
+    assert "algorail.io/model-url" in info.value.problems[0].message
+
+
+def test_the_model_url_annotation_binds_the_steps_left():
+    text = SELDON_HEAD + "spec:\n  steps: [{name: a}]\n"
+    plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
+    assert plan.runner("a").url == "http://m:8000/v2/models/a/infer"
 
 
 def test_bindings_choose_the_implementation():
@@ -130,7 +146,7 @@ def test_external_step_reference():
         """
 apiVersion: mlops.seldon.io/v1alpha1
 kind: Pipeline
-metadata: {name: ext, namespace: team}
+metadata: {name: ext, namespace: team, annotations: {algorail.io/model-url: "http://m"}}
 spec:
   input:
     externalInputs: [other.step.tfsimple1.OUTPUT0]
@@ -145,7 +161,8 @@ spec:
     assert inp.fields == ["OUTPUT0"]
 
 
-SELDON_HEAD = "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p}\n"
+SELDON_HEAD = ("apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p, "
+               "annotations: {algorail.io/model-url: 'http://m:8000/v2/models/{name}/infer'}}\n")
 
 
 def seldon_problems(spec_yaml):
@@ -200,9 +217,8 @@ def test_batch_and_clean_topics_carry_over():
 def test_bindings_annotation():
     text = (
         SELDON_HEAD.replace(
-            "metadata: {name: p}",
-            "metadata:\n  name: p\n  annotations:\n    algorail.io/bindings: "
-            "'{a: {runtime: exec, command: [cat]}}'",
+            "annotations: {",
+            "annotations: {algorail.io/bindings: '{a: {runtime: exec, command: [cat]}}', ",
         )
         + "spec:\n  steps: [{name: a}]\n"
     )

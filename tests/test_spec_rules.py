@@ -430,7 +430,8 @@ def test_seldon_problems_name_the_line_of_their_step(tmp_path):
 
     path = tmp_path / "s.yaml"
     path.write_text(
-        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p}\n"
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p, "
+        "annotations: {algorail.io/model-url: 'http://m/{name}'}}\n"
         "spec:\n  steps:\n    - name: a\n    - name: b\n      inputs: [c]\n"
     )
     with pytest.raises(PipelineError) as info:

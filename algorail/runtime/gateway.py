@@ -11,9 +11,8 @@ An ASGI app (Starlette, served by uvicorn) with, per http endpoint path of the p
   (200, the GET body), or answers 504 with what arrived. The results store wakes it;
   nothing polls.
 - ``GET /{owner}/{deployment}/runs/{runId}``: the run's results, or 404.
-- ``POST /v2/pipelines/{deployment}/infer`` when a path has ``protocol: v2`` (Seldon
-  manifests): a V2 inference request in, the run's result as a V2 inference response out,
-  always synchronous. V2 requests are also accepted at the path's own URL.
+- the Open Inference Protocol (KServe V2) REST API when a path has ``protocol: v2``
+  (Seldon manifests): see v2_routes.py. V2 requests are also accepted at the path's URL.
 - ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``.
 
 `kafka` paths are topics clients produce to directly (listed in the OpenAPI document);
@@ -238,21 +237,6 @@ class Gateway:
         status, body = await self.run(request, route)
         return JSONResponse(body, status_code=status)
 
-    async def infer(self, request: Request, route: RoutePlan) -> Response:
-        """Seldon's V2 REST entry: always synchronous, answered with a V2 inference response
-        of the run's result (400 with the error when the pipeline failed)."""
-        status, body = await self.run(request, route, always_sync=True)
-        if status != 200:
-            return JSONResponse(body, status_code=status)
-        if body["status"] == "failed":
-            errors = "; ".join(str(e.get("error", e)) for e in body["errors"]) or "failed"
-            return JSONResponse({"error": errors, "runId": body["runId"]}, status_code=400)
-        tensors: dict[str, Any] = {}
-        for result in body["results"].values():
-            if isinstance(result, dict):
-                tensors.update(result)
-        return JSONResponse(v2.response(tensors, self.plan.deployment, body["runId"]))
-
     async def run(self, request: Request, route: RoutePlan,
                   always_sync: bool = False) -> tuple[int, dict[str, Any]]:
         """Check, start and (when sync) wait for one run: (HTTP status, body)."""
@@ -268,6 +252,11 @@ class Gateway:
         except Rejected as exc:
             self.metrics.request(route.url, exc.status, started)
             return exc.status, {"error": str(exc)}
+        return await self.execute(request, route, body, media_type, timeout, started)
+
+    async def execute(self, request: Request, route: RoutePlan, body: bytes, media_type: str,
+                      timeout: float | None, started: float) -> tuple[int, dict[str, Any]]:
+        """Start one checked run and (when `timeout` is set) wait for it."""
         run_id = messages.new_run_id()
         try:
             await self.start(request, route, run_id, body, media_type)
@@ -407,6 +396,8 @@ def _open_wal(wal_dir: str | Path | None, max_bytes: int, max_body_bytes: int,
 
 
 def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
+    from algorail.runtime import v2_routes
+
     document = openapi.document(plan, gateway.max_sync_timeout)
     routes = [
         Route("/healthz", lambda request: JSONResponse({"status": "ok"})),
@@ -420,10 +411,7 @@ def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
             routes.append(Route(route.url, _poster(gateway, route), methods=["POST"]))
         elif route.type == "grpc":
             log.warning("path %s is a grpc endpoint: not served by this gateway yet", route.url)
-    v2_routes = [r for r in plan.routes if r.type == "http" and r.protocol == "v2"]
-    if v2_routes:
-        routes.append(Route(f"/v2/pipelines/{plan.deployment}/infer",
-                            _inferrer(gateway, v2_routes[0]), methods=["POST"]))
+    routes.extend(v2_routes.routes(plan, gateway))
     return routes
 
 
@@ -434,7 +422,7 @@ def decode_v2_request(body: bytes) -> bytes:
     if not v2.is_request(value):
         return body
     try:
-        return json.dumps(v2.decode(value, "inputs")).encode()
+        return json.dumps(v2.parse_request(value).tensors).encode()
     except v2.V2FormatError as exc:
         raise Rejected(422, str(exc)) from None
 
@@ -444,13 +432,6 @@ def _poster(gateway: Gateway, route: RoutePlan):
         return await gateway.post(request, route)
 
     return post
-
-
-def _inferrer(gateway: Gateway, route: RoutePlan):
-    async def infer(request: Request) -> Response:
-        return await gateway.infer(request, route)
-
-    return infer
 
 
 def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 8080,

@@ -17,6 +17,7 @@ import time
 from typing import Any, NamedTuple
 
 from algorail.errors import AlgorailError
+from algorail.extensions import failure_kind
 from algorail.plan import Plan, RunnerPlan
 from algorail.runtime import convention, messages, tracing
 from algorail.runtime.checkpoint import Checkpoint, OffsetTracker
@@ -274,7 +275,10 @@ class Runner:
             items, newest = batch, None
         try:
             result = self._call([item.payload for item in batch])
-            results = [result] if newest else convention.split_batch(result, len(batch))
+            if getattr(self.algo, "splits_batches", False):  # one result per payload
+                results = convention.split_batch(result, len(batch))[-len(items):]
+            else:
+                results = [result] if newest else convention.split_batch(result, len(batch))
             outputs = [convention.split_outputs(self.ports, r) for r in results]
         except (AlgoError, convention.ConventionError) as exc:
             for item in items:
@@ -292,7 +296,7 @@ class Runner:
                 result = self.algo(payload)
             except Exception as exc:  # the algo's failure is the run's, not the runner's
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if attempt == retry.attempts:
+                if attempt == retry.attempts or failure_kind(exc) not in retry.retry_on:
                     raise AlgoError(f"algo {component!r} failed: {error}") from exc
                 self.metrics.retries.labels(component).inc()
                 delay = min(retry.backoff_ms * 2**attempt, retry.max_backoff_ms) / 1000

@@ -311,6 +311,9 @@ def check_pipeline(pipeline: Pipeline, registry: Any = None) -> list[Problem]:
 
 
 def _check_name(graph: PipelineGraph, name: str, what: str, component: str | None) -> None:
+    annotations = graph.pipeline.metadata.annotations
+    if annotations.get(naming.NAME_RULES_ANNOTATION) == "seldon" and naming.is_seldon_name(name):
+        return  # a Seldon manifest keeps Seldon's names (algorail/seldon.py checks them)
     if not naming.is_valid_name(name):
         graph.problem("name", f"{what} {name!r} is not a valid name: {naming.NAME_RULE}", component)
 
@@ -443,7 +446,7 @@ def _check_algo_settings(graph: PipelineGraph) -> None:
             graph.problem("triggers", "triggersJoin is set but the algo has no triggers", label)
         if algo.batch is not None and algo.batch.size is None and algo.batch.window_ms is None:
             graph.problem("batch", "batch needs size, windowMs, or both", label)
-        if algo.batch is not None and algo.join is not None and algo.join.type != "inner":
+        if algo.batch is not None and algo.join is not None and algo.join.type == "outer":
             graph.problem(
                 "batch",
                 f"batch combines whole runs; it cannot follow a {algo.join.type} join",

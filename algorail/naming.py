@@ -13,6 +13,15 @@ NAME_RULE = (
     "use letters, digits and single hyphens, not starting or ending with a hyphen, "
     f"at most {NAME_MAX} characters"
 )
+# Seldon manifests keep Seldon's rule: Kubernetes names (DNS labels); the converted
+# document says so with this annotation
+NAME_RULES_ANNOTATION = "algorail.io/name-rules"
+SELDON_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SELDON_NAME_MAX = 63
+SELDON_NAME_RULE = (
+    "Seldon names are Kubernetes names: lower-case letters, digits and hyphens, starting and "
+    f"ending with a letter or digit, at most {SELDON_NAME_MAX} characters"
+)
 VERSION_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
@@ -22,6 +31,10 @@ REF_RE = re.compile(r"^(?P<owner>[^/\s:]+)/(?P<name>[^/\s:]+):(?P<version>[^/\s:
 
 def is_valid_name(name: str) -> bool:
     return bool(NAME_RE.match(name)) and len(name) <= NAME_MAX
+
+
+def is_seldon_name(name: str) -> bool:
+    return bool(SELDON_NAME_RE.match(name)) and len(name) <= SELDON_NAME_MAX
 
 
 def component_id(owner: str, name: str, version: str, index: int) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from algorail import naming
 from algorail.errors import PipelineError, Problem
 from algorail.extensions import TRANSIENT_FAILURES
 
@@ -86,13 +87,16 @@ class SeldonSpec(_Strict):
     output: SeldonOutput | None = None
     dataflow: SeldonDataflow | None = None
     allowCycles: bool = False
+    maxStepRevisits: int | None = Field(default=None, ge=0)
 
 
 class _Ref:
     """A parsed Seldon reference: which algorail component and port, which tensor."""
 
-    def __init__(self, component: str, port: str, tensor: str | None):
+    def __init__(self, component: str, port: str, tensor: str | None,
+                 written: tuple[str, str] | None = None):
         self.component, self.port, self.tensor = component, port, tensor
+        self.written = written  # (step, "inputs") for a step's inputs: tensorMap keys use it
 
     @property
     def source(self) -> str:
@@ -127,6 +131,8 @@ class _Converter:
         self.bindings = dict(self._annotation_bindings())
         self.bindings.update(bindings or {})
         self.step_names = {s.name for s in self.spec.steps}
+        self.steps = {s.name: s for s in self.spec.steps}
+        self.ext_input_refs: list[_Ref] = []
         self.externals: dict[str, dict[str, Any]] = {}
 
     def _step_label(self, loc: tuple, doc: dict[str, Any]) -> str | None:
@@ -160,14 +166,15 @@ class _Converter:
 
     # -- references -----------------------------------------------------------------------
 
-    def parse_ref(self, ref: str, where: str) -> _Ref | None:
-        """`step`, `step.outputs[.T]`, `pipeline.inputs[.T]`."""
+    def parse_ref(self, ref: str, where: str, seen: set[str] | None = None) -> _Ref | None:
+        """`step`, `step.outputs[.T]`, `step.inputs[.T]`, `pipeline.inputs[.T]`."""
         parts = ref.split(".")
         head = parts[0]
         kind = parts[1] if len(parts) > 1 else "outputs"
         tensor = ".".join(parts[2:]) or None
-        if kind not in ("inputs", "outputs"):
-            self.problem(f"reference {ref!r}: expected NAME.inputs or NAME.outputs", where)
+        if kind not in ("inputs", "outputs") or len(parts) > 3:
+            self.problem(f"reference {ref!r}: expected NAME, NAME.inputs[.TENSOR] or "
+                         "NAME.outputs[.TENSOR]", where)
             return None
         if head == self.name and head not in self.step_names:
             if kind != "inputs":
@@ -184,13 +191,34 @@ class _Converter:
             )
             return None
         if kind == "inputs":
-            self.problem(
-                f"reference {ref!r}: algorail does not expose a step's inputs; "
-                "reference the step's sources instead",
-                where,
-            )
-            return None
+            return self._step_inputs(head, tensor, ref, where, seen or set())
         return _Ref(head, STEP_OUTPUT, tensor)
+
+    def _step_inputs(self, name: str, tensor: str | None, ref: str, where: str,
+                     seen: set[str]) -> _Ref | None:
+        """`step.inputs[.T]`: what the step receives, as a reference to where it comes from."""
+        if name in seen:
+            self.problem(f"reference {ref!r}: the inputs of {name!r} refer back to themselves",
+                         where)
+            return None
+        step = self.steps[name]
+        if step.inputs:
+            sources = [self.parse_ref(x, where, seen | {name}) for x in step.inputs]
+            renamed = {new for key, new in step.tensorMap.items() if key.count(".") >= 2}
+        else:
+            sources = list(self.ext_input_refs) or [_Ref(INPUT_ENDPOINT, INPUT_PATH, None)]
+            renamed = set(self.spec.input.tensorMap.values()) if self.ext_input_refs else set()
+        if tensor in renamed:
+            self.problem(f"reference {ref!r}: {name!r} renames a tensor to {tensor!r} with its "
+                         "tensorMap; reference the tensor it comes from instead", where)
+            return None
+        candidates = [r for r in sources if r is not None and r.tensor in (None, tensor)]
+        if len(candidates) != 1:
+            self.problem(f"reference {ref!r}: the inputs of {name!r} come from "
+                         f"{len(candidates)} sources here, not one; reference the source", where)
+            return None
+        [source] = candidates
+        return _Ref(source.component, source.port, tensor or source.tensor, (name, "inputs"))
 
     def _pipeline_input(self, tensor: str | None, ref: str, where: str) -> _Ref | None:
         if self.externals:
@@ -243,13 +271,38 @@ class _Converter:
             tensor = parts[-1] if len(parts) >= 3 else None
             if tensor is None:
                 continue
-            matches_step = head == source.component and parts[1] == "outputs"
+            matches_step = (head == source.component and parts[1] == "outputs") or (
+                source.written == (head, parts[1]))
             matches_input = source.component in (INPUT_ENDPOINT, *self.externals) and (
                 head == self.name or head in self.externals or head == source.component
             )
             if matches_step or matches_input:
                 out[tensor] = new
         return out
+
+    # -- Seldon's own rules -----------------------------------------------------------------
+
+    def check_names(self) -> None:
+        """What Seldon's operator and scheduler refuse: names that are not Kubernetes names
+        (DNS labels: lower case, digits, hyphens, at most 63), a step named like its
+        pipeline, a step with the same source as input and as trigger."""
+        for what, name, where in [("pipeline name", self.name, None),
+                                  *(("step name", s.name, f"step {s.name!r}")
+                                    for s in self.spec.steps)]:
+            if not naming.is_seldon_name(name):
+                self.problems.append(Problem(
+                    "name", f"{what} {name!r} is not a valid name: {naming.SELDON_NAME_RULE}",
+                    component=where, file=self.file))
+        for step in self.spec.steps:
+            label = f"step {step.name!r}"
+            if step.name == self.name:
+                self.problem(f"a step may not be named like its pipeline ({self.name!r})",
+                             label)
+            sources = {ref.split(".")[0] for ref in step.inputs}
+            for trigger in step.triggers:
+                if trigger in sources:
+                    self.problem(f"{trigger!r} is both an input and a trigger of this step; "
+                                 "Seldon refuses that: keep one", label)
 
     # -- building -------------------------------------------------------------------------
 
@@ -298,13 +351,14 @@ class _Converter:
 
     def convert(self) -> dict[str, Any]:
         spec = self.spec
-        ext_input_refs = [
+        ext_input_refs = self.ext_input_refs = [
             r
             for r in (
                 self.parse_external(x) for x in (spec.input.externalInputs if spec.input else [])
             )
             if r
         ]
+        self.check_names()
         ext_trigger_refs = [
             r
             for r in (
@@ -399,7 +453,9 @@ class _Converter:
                 "description": self.annotations.get("algorail.io/description"),
                 "labels": self.labels,
                 "annotations": {
-                    k: v for k, v in self.annotations.items() if k != "algorail.io/bindings"
+                    **{k: v for k, v in self.annotations.items()
+                       if k != "algorail.io/bindings"},
+                    naming.NAME_RULES_ANNOTATION: "seldon",
                 },
             },
             "spec": {

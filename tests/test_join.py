@@ -53,10 +53,19 @@ def test_inner_join_expires_and_counts(clock):
     assert e.expired_total == 1 and not e.pending
 
 
-def test_inner_join_with_a_skipped_input_skips_the_run(clock):
+def test_inner_join_skips_a_run_only_when_every_input_was_skipped(clock):
     e = engine(clock)
-    [d] = e.offer("r1", [Arrival("a", skipped=True)])
+    assert e.offer("r1", [Arrival("a", skipped=True)]) == []
+    [d] = e.offer("r1", [Arrival("b", skipped=True)])
     assert d.kind == "skip"
+
+
+def test_inner_join_fails_a_run_whose_input_was_skipped_while_another_came(clock):
+    e = engine(clock)
+    assert e.offer("r1", [Arrival("a", skipped=True)]) == []
+    [d] = e.offer("r1", [Arrival("b", 2)])
+    assert d.kind == "expired"
+    assert d.reason == "the inner join needs every input, and a produced no output for this run"
 
 
 def test_outer_join_fires_with_what_arrived_when_the_window_closes(clock):

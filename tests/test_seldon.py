@@ -187,9 +187,47 @@ def test_unknown_key_in_a_step():
     assert "steps.0.input" in p.message
 
 
-def test_step_inputs_reference_is_refused_clearly():
-    (p,) = seldon_problems("spec:\n  steps: [{name: a}, {name: b, inputs: [a.inputs.X]}]\n")
-    assert "does not expose a step's inputs" in p.message
+def test_a_steps_inputs_are_what_it_receives():
+    """Seldon's tfsimples-input: tfsimple2 takes INPUT0 as tfsimple1 received it."""
+    step = plan_of("tfsimples-input.yaml").runner("tfsimple2")
+    assert [(i.name, i.topic, i.fields, i.map) for i in step.inputs] == [
+        ("inputs", "default.tfsimples-input.inputs", ["INPUT0"], {}),
+        ("tfsimple1", "default.tfsimples-input.tfsimple1.outputs", ["OUTPUT1"],
+         {"OUTPUT1": "INPUT1"}),
+    ]
+    renamed = seldon_problems(
+        "spec:\n  steps: [{name: a, inputs: [p.inputs.X], tensorMap: {p.inputs.X: Y}},"
+        " {name: b, inputs: [a.inputs.Y]}]\n")
+    assert "renames a tensor to 'Y'" in renamed[0].message
+
+
+@pytest.mark.parametrize("name", ["tf--simple", "m" * 63, "0model"])
+def test_seldon_names_follow_seldons_rule(name):
+    text = SELDON_HEAD + f"spec:\n  steps: [{{name: {name}}}]\n"
+    plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
+    assert plan.runner(name).component == name
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("[{name: Model}]", "step name 'Model' is not a valid name: Seldon names"),
+    ("[{name: " + "m" * 64 + "}]", "at most 63 characters"),
+    ("[{name: p}]", "may not be named like its pipeline"),
+    ("[{name: a}, {name: b, inputs: [a.outputs.X], triggers: [a]}]",
+     "'a' is both an input and a trigger"),
+    ("[{name: a}, {name: b, inputs: [a.outputs.X.Y]}]", "expected NAME, NAME.inputs"),
+])
+def test_what_seldon_refuses_is_refused(steps, message):
+    problems = seldon_problems(f"spec:\n  steps: {steps}\n")
+    assert any(message in p.message for p in problems), problems
+
+
+def test_max_step_revisits_and_a_batch_after_an_any_join_are_accepted():
+    text = SELDON_HEAD + (
+        "spec:\n  allowCycles: true\n  maxStepRevisits: 5\n"
+        "  steps: [{name: a}, {name: b}, {name: c, inputs: [a, b], inputsJoinType: any,"
+        " batch: {size: 2}}]\n")
+    plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
+    assert plan.runner("c").join.type == "any" and plan.runner("c").batch.size == 2
 
 
 def test_cycles_detected_unlike_seldon():

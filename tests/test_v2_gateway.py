@@ -28,7 +28,26 @@ pytestmark = [pytest.mark.slow,
 
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = ["tfsimple", "chain", "tfsimples-join", "conditional", "error", "trigger-joins",
-             "tfsimple-batch", "joincheck"]
+             "tfsimple-batch", "joincheck", "tfsimples-input"]
+# conditional's two branches joined (inner): one branch never produces for a run
+JOIN_MISSING = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: join-missing}
+spec:
+  steps:
+  - name: conditional
+  - name: mul10
+    inputs: [conditional.outputs.OUTPUT0]
+    tensorMap: {conditional.outputs.OUTPUT0: INPUT}
+  - name: add10
+    inputs: [conditional.outputs.OUTPUT1]
+    tensorMap: {conditional.outputs.OUTPUT1: INPUT}
+  - name: tfsimple1
+    inputs: [mul10.outputs.OUTPUT, add10.outputs.OUTPUT]
+    tensorMap: {mul10.outputs.OUTPUT: INPUT0, add10.outputs.OUTPUT: INPUT1}
+  output: {steps: [tfsimple1]}
+"""
 
 
 
@@ -40,14 +59,16 @@ def mlserver(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deployed(module_broker, mlserver):
+def deployed(module_broker, mlserver, tmp_path_factory):
     """Each manifest deployed (runners in threads) behind its own gateway; steps call
     MLServer over REST."""
     bootstrap = module_broker.bootstrap_servers
     runners, threads, dispatchers, servers, urls = {}, [], [], [], {}
-    for name in MANIFESTS:
-        plan = compile_plan(load_pipeline(SELDON / f"{name}.yaml",
-                                          bindings={"*": {"url": mlserver.model_url()}}))
+    extra = tmp_path_factory.mktemp("manifests") / "join-missing.yaml"
+    extra.write_text(JOIN_MISSING)
+    paths = {name: SELDON / f"{name}.yaml" for name in MANIFESTS} | {"join-missing": extra}
+    for name, path in paths.items():
+        plan = compile_plan(load_pipeline(path, bindings={"*": {"url": mlserver.model_url()}}))
         ensure_topics(bootstrap, plan.created_topics())
         results = MemoryResultsStore()
         dispatchers.append(HookDispatcher(plan, bootstrap, results).start())
@@ -231,3 +252,23 @@ def test_a_batched_step_calls_the_model_once_per_batch(deployed):
         assert out.dtype == np.int32 and out.shape == (1, 3) and (out == 2 * i).all()
     calls = metric(runner, "algorail_runner_algo_seconds_count") - calls_before
     assert 1 <= calls < 4
+
+
+def test_a_steps_inputs_feed_another_step(deployed):
+    """tfsimples-input: tfsimple2 gets INPUT0 as tfsimple1 received it, and OUTPUT1."""
+    a, b = np.array([[5, 6]], dtype=np.int32), np.array([[1, 2]], dtype=np.int32)
+    result = client(deployed, "tfsimples-input").infer(
+        "tfsimples-input", [tensor("INPUT0", a), tensor("INPUT1", b)])
+    assert (result.as_numpy("OUTPUT0") == a + (a - b)).all()
+
+
+def test_an_inner_join_whose_input_never_comes_fails_naming_it(deployed):
+    started = time.monotonic()
+    answer = httpx.post(f"{deployed['urls']['join-missing']}/v2/models/join-missing/infer",
+                        json={"inputs": [
+                            {"name": "CHOICE", "shape": [1], "datatype": "INT32", "data": [0]},
+                            {"name": "INPUT0", "shape": [1, 2], "datatype": "INT32",
+                             "data": [1, 2]}]}, timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert "add10 produced no output" in answer.json()["error"]
+    assert time.monotonic() - started < 5

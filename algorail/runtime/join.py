@@ -6,7 +6,7 @@ each arrival (input or trigger, possibly skipped) for a run id and acts on the d
 - ``run``: call the algo with ``values`` (the non-skipped inputs that arrived);
 - ``skip``: the branch was not taken: send skip markers on every output;
 - ``expired``: the window closed (or ``max_pending`` was exceeded) before the run could
-  fire; counted, reported, never kept;
+  fire, or an inner join's input was skipped while others came; counted, reported;
 - ``late``: an arrival for a run that already fired; dropped.
 
 Join types for inputs (Seldon's inputsJoinType) and for triggers (triggersJoinType):
@@ -56,8 +56,12 @@ class _Pending:
     extra: list[Arrival] = field(default_factory=list)  # repeats of a slot, kept to resolve
 
 
-def _part(join_type: str, slots: list[str], got: dict[str, Arrival], final: bool) -> str | None:
-    """Decide one part (inputs or triggers): "ok", "skip", "expired" or None (wait)."""
+def _part(join_type: str, slots: list[str], got: dict[str, Arrival], final: bool,
+          inputs: bool = False) -> str | None:
+    """Decide one part (inputs or triggers): "ok", "skip", "expired", "missing" or None
+    (wait). An inner join of inputs skips a run only when every input was skipped; when
+    some came and another was skipped the run is "missing" that input (Seldon's inner
+    join never fires then). A skipped inner trigger skips the run."""
     if not slots:
         return "ok"
     arrived = [got[s] for s in slots if s in got]
@@ -65,7 +69,10 @@ def _part(join_type: str, slots: list[str], got: dict[str, Arrival], final: bool
     complete = len(arrived) == len(slots)
     if join_type == "inner":
         if len(present) < len(arrived):
-            return "skip"
+            if present and inputs:  # some inputs came, another never will: the run fails
+                return "missing"
+            if not inputs or complete:
+                return "skip"
         return "ok" if complete else ("expired" if final else None)
     if join_type == "any" and present:
         return "ok"
@@ -140,10 +147,12 @@ class JoinEngine:
 
     def _decide(self, run_id: str, state: _Pending, final: bool,
                 evicted: bool = False) -> Decision | None:
-        inputs = _part(self.join.type, self.inputs, state.arrivals, final)
+        inputs = _part(self.join.type, self.inputs, state.arrivals, final, inputs=True)
         triggers = _part(self.triggers_join, self.triggers, state.arrivals, final)
-        if "skip" in (inputs, triggers):
-            kind: Kind = "skip"
+        if inputs == "missing":
+            kind: Kind = "expired"
+        elif "skip" in (inputs, triggers):
+            kind = "skip"
         elif inputs == "ok" and triggers == "ok":
             kind = "run"
         elif final:
@@ -155,6 +164,11 @@ class JoinEngine:
         arrivals = [*state.arrivals.values(), *state.extra]
         if kind == "expired":
             self.expired_total += 1
+            if inputs == "missing":
+                skipped = [s for s in self.inputs if state.arrivals.get(s, Arrival(s)).skipped]
+                return Decision(run_id, kind, arrivals, reason=(
+                    f"the inner join needs every input, and {', '.join(skipped)} produced no "
+                    "output for this run"))
             missing = [s for s in self.inputs + self.triggers if s not in state.arrivals]
             why = f"more than {self.join.max_pending} runs pending" if evicted else (
                 f"the {self.join.type} join window of {self.join.window_ms} ms closed")

@@ -333,3 +333,72 @@ def _guess_datatype(data: list[Any]) -> str:
     if all(isinstance(x, int | float) for x in data):
         return "FP64"
     return "BYTES"
+
+
+# -- the gRPC form (inference.GRPCInferenceService messages) ----------------------------
+
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+    "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+    "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
+}  # FP16 travels as raw contents only
+
+
+def from_proto(items: Any, raw: Any, key: str) -> dict[str, dict[str, Any]]:
+    """gRPC tensors (`inputs` of a ModelInferRequest, `outputs` of a response) with their
+    raw contents, if any -> {name: checked tensor}."""
+    tensors = []
+    for item in items:
+        tensor_json: dict[str, Any] = {"name": item.name, "datatype": item.datatype,
+                                       "shape": list(item.shape),
+                                       "parameters": parameters_from_proto(item.parameters)}
+        if not raw:
+            field_name = CONTENTS_FIELDS.get(item.datatype)
+            data = list(getattr(item.contents, field_name)) if field_name else []
+            if item.datatype == "BYTES":
+                try:
+                    data = [x.decode("utf-8") for x in data]
+                except UnicodeDecodeError:
+                    raise V2FormatError("BYTES elements must be UTF-8 text here") from None
+            tensor_json["data"] = data
+        tensors.append(tensor_json)
+    return decode({key: tensors}, key, list(raw) if raw else None)
+
+
+def to_proto(tensors: Any, add: Any, raw: bool = True) -> list[bytes]:
+    """Write each tensor with `add()` (a repeated field's add, e.g. response.outputs.add) and
+    return their raw contents, in order; with ``raw=False`` the data goes in each tensor's
+    typed `contents` instead (some servers read BYTES only so) and nothing is returned."""
+    contents = []
+    for name, value in tensors.items():
+        t = as_tensor(value, name)
+        item = add(name=name, datatype=t["datatype"], shape=t["shape"])
+        parameters_to_proto(item.parameters, t.get("parameters") or {})
+        if raw:
+            contents.append(to_raw(t))
+        elif t["datatype"] == "BYTES":
+            item.contents.bytes_contents.extend(
+                x if isinstance(x, bytes) else str(x).encode() for x in t["data"])
+        else:
+            getattr(item.contents, CONTENTS_FIELDS[t["datatype"]]).extend(t["data"])
+    return contents
+
+
+def has_bytes(tensors: Any) -> bool:
+    return any(as_tensor(v, n)["datatype"] == "BYTES" for n, v in tensors.items())
+
+
+def parameters_from_proto(parameters: Any) -> dict[str, Any]:
+    return {key: getattr(value, value.WhichOneof("parameter_choice"))
+            for key, value in parameters.items() if value.WhichOneof("parameter_choice")}
+
+
+def parameters_to_proto(target: Any, parameters: dict[str, Any]) -> None:
+    for key, value in parameters.items():
+        if isinstance(value, bool):
+            target[key].bool_param = value
+        elif isinstance(value, int):
+            target[key].int64_param = value
+        else:
+            target[key].string_param = value if isinstance(value, str) else str(value)

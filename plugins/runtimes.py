@@ -1,4 +1,5 @@
-"""Built-in algo runtimes: python (in-process), exec (a command), http (a URL).
+"""Built-in algo runtimes: python (in-process), exec (a command), http (a URL), grpc (a V2
+gRPC model server).
 
 Each `open()` returns an `AlgoCall` that follows `algorail.runtime.convention`.
 """
@@ -18,7 +19,8 @@ from algorail.errors import AlgorailError
 from algorail.extensions import AlgoCall, AlgoFailed, AlgoRuntime
 from algorail.hookspecs import hookimpl
 
-__all__ = ["AlgoFailed", "AlgoNotFound", "ExecRuntime", "HttpRuntime", "PythonRuntime"]
+__all__ = ["AlgoFailed", "AlgoNotFound", "ExecRuntime", "GrpcRuntime", "HttpRuntime",
+           "PythonRuntime"]
 
 
 class AlgoNotFound(AlgorailError):
@@ -180,8 +182,82 @@ def http_failure_kind(status: int) -> str:
     return "client" if status >= 400 else "error"
 
 
+class GrpcRuntime(AlgoRuntime):
+    name = "grpc"
+    description = ("Calls ModelInfer of a V2 gRPC inference server (MLServer, Triton) at url "
+                   "HOST:PORT; config.model names the model (default: the algo's name).")
+
+    def validate(self, algo: Any, pipeline: Any) -> list[str]:
+        host, _, port = (algo.url or "").removeprefix("grpc://").rpartition(":")
+        if not host or not port.isdigit():
+            return ["the grpc runtime needs url: HOST:PORT of a V2 gRPC inference server"]
+        return []
+
+    def open(self, runner: Any) -> AlgoCall:
+        return GrpcCall(runner.url.removeprefix("grpc://"),
+                        runner.config.get("model") or runner.component, runner.timeout_ms / 1000)
+
+
+class GrpcCall(AlgoCall):
+    """One ModelInfer per call (raw tensor contents); a batch is one call along dimension 0.
+    A status saying the request is wrong (INVALID_ARGUMENT, NOT_FOUND, ...) is a client
+    error: not retried."""
+
+    splits_batches = True
+
+    def __init__(self, address: str, model: str, timeout: float):
+        import grpc
+        from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+        self.pb, self.grpc = service_pb2, grpc
+        self.address, self.model, self.timeout = address, model, timeout
+        self.channel = grpc.insecure_channel(address)
+        self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+
+    def __call__(self, payload: Any) -> Any:
+        try:
+            if isinstance(payload, list):
+                tensors, sizes = v2.concat(payload)
+                return v2.split(self.infer(tensors), sizes)
+            return self.infer(payload)
+        except v2.V2FormatError as exc:
+            raise AlgoFailed(f"ModelInfer {self.model} at {self.address}: {exc}",
+                             "client") from None
+
+    def infer(self, tensors: Any) -> dict[str, Any]:
+        request = self.pb.ModelInferRequest(model_name=self.model)
+        # raw contents, but typed ones when there are BYTES (MLServer reads those only so)
+        raw = not v2.has_bytes(tensors)
+        request.raw_input_contents.extend(v2.to_proto(tensors, request.inputs.add, raw))
+        try:
+            response = self.stub.ModelInfer(request, timeout=self.timeout)
+        except self.grpc.RpcError as exc:
+            code = exc.code()
+            raise AlgoFailed(f"ModelInfer {self.model} at {self.address} failed: "
+                             f"{code.name} {exc.details()}", grpc_failure_kind(code)) from None
+        return v2.from_proto(response.outputs, response.raw_output_contents, "outputs")
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def grpc_failure_kind(code: Any) -> str:
+    name = code.name
+    if name == "DEADLINE_EXCEEDED":
+        return "timeout"
+    if name == "UNAVAILABLE":
+        return "connection"
+    if name == "RESOURCE_EXHAUSTED":
+        return "throttled"
+    if name in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "OUT_OF_RANGE",
+                "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED", "ALREADY_EXISTS"):
+        return "client"
+    return "server"
+
+
 @hookimpl
 def register_algo_runtimes(register):
     register(PythonRuntime())
     register(ExecRuntime())
     register(HttpRuntime())
+    register(GrpcRuntime())

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from algorail.runtime.broker import free_port
 
@@ -71,3 +72,69 @@ class MLServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def mlserver(tmp_path_factory):
+    """One MLServer for the session's tests (import this fixture into a test module)."""
+    if mlserver_missing():
+        pytest.skip(mlserver_missing())
+    server = MLServer(tmp_path_factory.mktemp("mlserver") / "mlserver.log").start()
+    yield server
+    server.stop()
+
+
+class Deployment:
+    """Plans deployed for a test: runners in threads, a hook dispatcher and a gateway each
+    (REST, and gRPC when `grpc`), on a real broker. `urls[pipeline]`, `grpc[pipeline]`
+    (HOST:PORT) and `runners[(pipeline, step)]` once started."""
+
+    def __init__(self, plans: dict, bootstrap_servers: str, grpc: bool = False):
+        self.plans, self.bootstrap, self.use_grpc = plans, bootstrap_servers, grpc
+        self.urls: dict[str, str] = {}
+        self.grpc: dict[str, str] = {}
+        self.runners: dict[tuple[str, str], object] = {}
+        self.threads: list = []
+        self.dispatchers: list = []
+        self.servers: list = []
+
+    def start(self) -> Deployment:
+        import threading
+
+        from conftest import AsgiServer
+
+        from algorail.runtime.gateway import create_app
+        from algorail.runtime.hooks import HookDispatcher
+        from algorail.runtime.kafka_io import ensure_topics
+        from algorail.runtime.results import MemoryResultsStore
+        from algorail.runtime.runner import Runner
+
+        for name, plan in self.plans.items():
+            ensure_topics(self.bootstrap, plan.created_topics())
+            results = MemoryResultsStore()
+            self.dispatchers.append(HookDispatcher(plan, self.bootstrap, results).start())
+            for spec in plan.runners:
+                runner = Runner(plan, spec.component, self.bootstrap).start()
+                self.runners[(name, spec.component)] = runner
+                self.threads.append(threading.Thread(target=runner.run, daemon=True))
+                self.threads[-1].start()
+            grpc_address = ("127.0.0.1", free_port()) if self.use_grpc else None
+            app = create_app(plan, results=results, bootstrap_servers=self.bootstrap,
+                             grpc_address=grpc_address)
+            self.servers.append(AsgiServer(app).start())
+            self.urls[name] = self.servers[-1].url
+            if grpc_address:
+                self.grpc[name] = f"{grpc_address[0]}:{grpc_address[1]}"
+        assert all(d.wait_ready(30) for d in self.dispatchers)
+        assert all(r.ready.wait(30) for r in self.runners.values())
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        for runner in self.runners.values():
+            runner.stop()
+        for thread in self.threads:
+            thread.join(15)
+        for dispatcher in self.dispatchers:
+            dispatcher.stop()

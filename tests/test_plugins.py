@@ -99,7 +99,7 @@ def test_first_party_plugins_come_from_the_same_entry_points(folder):
     registry = plugin_manager.get_registry()
     offered = {name for p in plugins.values() for names in p["provides"].values() for name in names}
     assert set(registry.runtimes) | set(registry.hook_types) | set(registry.connectors) <= offered
-    assert plugins["runtimes"]["provides"]["algo runtimes"] == ["python", "exec", "http"]
+    assert plugins["runtimes"]["provides"]["algo runtimes"] == ["python", "exec", "http", "grpc"]
     assert plugins["hooks"]["provides"]["hook types"] == ["webhook", "response"]
     assert all(p["status"] == "ok" for p in plugins.values())
 

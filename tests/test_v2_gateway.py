@@ -4,22 +4,16 @@ gateway, and Triton's `tritonclient` (or plain HTTP) as the client."""
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-from conftest import EXAMPLES, AsgiServer
-from mlserver_peer import MLServer, mlserver_missing
+from conftest import EXAMPLES
+from mlserver_peer import Deployment, mlserver, mlserver_missing  # noqa: F401 - a fixture
 
 from algorail.plan import compile_plan
-from algorail.runtime.gateway import create_app
-from algorail.runtime.hooks import HookDispatcher
-from algorail.runtime.kafka_io import ensure_topics
-from algorail.runtime.results import MemoryResultsStore
-from algorail.runtime.runner import Runner
 from algorail.spec import load_pipeline
 
 httpclient = pytest.importorskip("tritonclient.http")
@@ -52,45 +46,17 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def mlserver(tmp_path_factory):
-    server = MLServer(tmp_path_factory.mktemp("mlserver") / "mlserver.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def deployed(module_broker, mlserver, tmp_path_factory):
-    """Each manifest deployed (runners in threads) behind its own gateway; steps call
-    MLServer over REST."""
-    bootstrap = module_broker.bootstrap_servers
-    runners, threads, dispatchers, servers, urls = {}, [], [], [], {}
+def deployed(module_broker, mlserver, tmp_path_factory):  # noqa: F811
+    """Each manifest deployed behind its own gateway; steps call MLServer over REST."""
     extra = tmp_path_factory.mktemp("manifests") / "join-missing.yaml"
     extra.write_text(JOIN_MISSING)
     paths = {name: SELDON / f"{name}.yaml" for name in MANIFESTS} | {"join-missing": extra}
-    for name, path in paths.items():
-        plan = compile_plan(load_pipeline(path, bindings={"*": {"url": mlserver.model_url()}}))
-        ensure_topics(bootstrap, plan.created_topics())
-        results = MemoryResultsStore()
-        dispatchers.append(HookDispatcher(plan, bootstrap, results).start())
-        for spec in plan.runners:
-            runner = Runner(plan, spec.component, bootstrap).start()
-            runners[(name, spec.component)] = runner
-            threads.append(threading.Thread(target=runner.run, daemon=True))
-            threads[-1].start()
-        servers.append(AsgiServer(create_app(plan, results=results,
-                                             bootstrap_servers=bootstrap)).start())
-        urls[name] = servers[-1].url
-    assert all(d.wait_ready(30) for d in dispatchers)
-    assert all(r.ready.wait(30) for r in runners.values())
-    yield {"urls": urls, "runners": runners}
-    for server in servers:
-        server.stop()
-    for runner in runners.values():
-        runner.stop()
-    for thread in threads:
-        thread.join(15)
-    for dispatcher in dispatchers:
-        dispatcher.stop()
+    bindings = {"*": {"url": mlserver.model_url()}}
+    deployment = Deployment({name: compile_plan(load_pipeline(path, bindings=bindings))
+                             for name, path in paths.items()},
+                            module_broker.bootstrap_servers).start()
+    yield {"urls": deployment.urls, "runners": deployment.runners}
+    deployment.stop()
 
 
 def client(deployed, name):

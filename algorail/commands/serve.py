@@ -47,6 +47,9 @@ def _load_plan(path: str):
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="ALGORAIL_HOST",
               help="Address to listen on (0.0.0.0 in a container).")
 @click.option("--port", type=int, default=8080, show_default=True, envvar="ALGORAIL_PORT")
+@click.option("--grpc-port", type=int, envvar="ALGORAIL_GRPC_PORT",
+              help="Also serve the V2 gRPC inference service on this port (needs "
+                   "algorail[grpc]; default: off).")
 @click.option("--object-store-url", envvar="ALGORAIL_OBJECT_STORE_URL",
               help="s3://BUCKET?endpoint=URL or a folder, for fileReference paths.")
 @click.option("--api-keys-file", envvar="ALGORAIL_API_KEYS_FILE",
@@ -63,7 +66,7 @@ def _load_plan(path: str):
               envvar="ALGORAIL_WAL_MAX_BYTES",
               help="Beyond this many bytes waiting in the log, answer 503.")
 def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, port,
-            object_store_url, api_keys_file, max_body_bytes, with_hooks, wal_dir,
+            grpc_port, object_store_url, api_keys_file, max_body_bytes, with_hooks, wal_dir,
             wal_max_bytes) -> None:
     """Serve a plan's endpoints over HTTP: POST to start runs, GET runs/{runId}, sync mode."""
     from algorail.commands import service_logging
@@ -80,7 +83,8 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
           object_store=open_object_store(object_store_url) if object_store_url else None,
           dev=dev, hooks=with_hooks,
           api_keys=load_api_keys(api_keys_file) if api_keys_file else None,
-          max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes)
+          max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes,
+          grpc_port=grpc_port)
 
 
 @click.command()

@@ -16,7 +16,7 @@ An ASGI app (Starlette, served by uvicorn) with, per http endpoint path of the p
 - ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``.
 
 `kafka` paths are topics clients produce to directly (listed in the OpenAPI document);
-`grpc` paths are not served yet.
+`grpc` paths are models of the V2 gRPC service, served with ``grpc_address``.
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ class Gateway:
         self.all_hooks = sorted({h for r in plan.routes for h in r.hooks})
         self.validators = self._content_validators()
         self.metrics = GatewayMetrics()
+        self.v2: Any = None  # the V2 inference API (v2_routes.V2Api), set with the routes
 
     @staticmethod
     def _content_validators() -> dict[str, Any]:
@@ -252,14 +253,16 @@ class Gateway:
         except Rejected as exc:
             self.metrics.request(route.url, exc.status, started)
             return exc.status, {"error": str(exc)}
-        return await self.execute(request, route, body, media_type, timeout, started)
+        return await self.execute(route, body, media_type, timeout, started,
+                                  request.headers.get("traceparent", ""))
 
-    async def execute(self, request: Request, route: RoutePlan, body: bytes, media_type: str,
-                      timeout: float | None, started: float) -> tuple[int, dict[str, Any]]:
+    async def execute(self, route: RoutePlan, body: bytes, media_type: str,
+                      timeout: float | None, started: float, traceparent: str = ""
+                      ) -> tuple[int, dict[str, Any]]:
         """Start one checked run and (when `timeout` is set) wait for it."""
         run_id = messages.new_run_id()
         try:
-            await self.start(request, route, run_id, body, media_type)
+            await self.start(route, run_id, body, media_type, traceparent)
         except Exception as exc:  # the broker, results or object store is unreachable
             log.error("%s: run %s not started: %s", route.url, run_id, exc)
             self.metrics.request(route.url, 503, started)
@@ -274,10 +277,9 @@ class Gateway:
         self.metrics.request(route.url, status, started)
         return status, view
 
-    async def start(self, request: Request, route: RoutePlan, run_id: str, body: bytes,
-                    media_type: str) -> None:
+    async def start(self, route: RoutePlan, run_id: str, body: bytes, media_type: str,
+                    traceparent: str = "") -> None:
         """Note the run, store a file body, and produce the message."""
-        traceparent = request.headers.get("traceparent", "")
         with tracing.span("gateway request", traceparent, run_id=run_id,
                           pipeline=self.plan.pipeline, component=route.endpoint, port=route.path):
             await self.results_call(self.results.start_run, run_id, route.hooks)
@@ -322,10 +324,12 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                sender: Any = None, object_store: Any = None, dev: bool = False,
                api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                max_sync_timeout: float = MAX_SYNC_TIMEOUT, wal_dir: str | Path | None = None,
-               wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES) -> Starlette:
+               wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
+               grpc_address: tuple[str, int] | None = None) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
     when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
-    requests are logged there before the 202 and a replayer sends them to the broker."""
+    requests are logged there before the 202 and a replayer sends them to the broker. With
+    `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -360,13 +364,23 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
             replayer = WalReplayer(wal, bootstrap_servers).start()
             gateway.sender = WalSender(wal)
         elif gateway.sender is None:
-            topics = [r.topic for r in plan.routes if r.type == "http"]
+            topics = [r.topic for r in plan.routes if r.type in ("http", "grpc")]
             opened = gateway.sender = await asyncio.to_thread(KafkaSender, bootstrap_servers,
                                                               topics)
+        grpc_server = None
+        if grpc_address is not None and gateway.v2.models:
+            from algorail.runtime import v2_grpc
+
+            grpc_server = await v2_grpc.start_server(gateway.v2, *grpc_address)
+            log.info("V2 gRPC inference service on %s:%d", *grpc_address)
+        elif any(r.type == "grpc" for r in plan.routes):
+            log.warning("this plan has grpc paths: serve them with --grpc-port")
         log.info("gateway for %s/%s ready", plan.owner, plan.deployment)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(2)
             if replayer is not None:
                 await asyncio.to_thread(replayer.stop)
                 wal.close()
@@ -409,9 +423,8 @@ def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
     for route in plan.routes:
         if route.type == "http":
             routes.append(Route(route.url, _poster(gateway, route), methods=["POST"]))
-        elif route.type == "grpc":
-            log.warning("path %s is a grpc endpoint: not served by this gateway yet", route.url)
-    routes.extend(v2_routes.routes(plan, gateway))
+    gateway.v2 = v2_routes.V2Api(plan, gateway)
+    routes.extend(v2_routes.routes(gateway.v2))
     return routes
 
 
@@ -438,7 +451,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           results: ResultsStore | None = None, object_store: Any = None, dev: bool = False,
           hooks: bool = True, api_keys: set[str] | None = None,
           max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
-          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = ()) -> None:
+          wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = (),
+          grpc_port: int | None = None) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
@@ -450,7 +464,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     results = results if results is not None else MemoryResultsStore()
     app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
                      object_store=object_store, dev=dev, api_keys=api_keys,
-                     max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes)
+                     max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes,
+                     grpc_address=(host, grpc_port) if grpc_port is not None else None)
     dispatcher = None
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)

@@ -34,11 +34,20 @@ SELDON_SUFFIX = ".pipeline"
 BODY_TYPES = ("", "application/json", "application/octet-stream")
 
 
-def routes(plan: Any, gateway: Any) -> list[Route]:
+def models(plan: Any) -> dict[str, Any]:
+    """Model name -> the route a run of it enters by: a pipeline with a V2 http path is the
+    model {pipeline} (and {deployment}); a `grpc` endpoint path is the model {path}."""
+    found = {r.path: r for r in plan.routes if r.type == "grpc"}
     v2_paths = [r for r in plan.routes if r.type == "http" and r.protocol == "v2"]
-    if not v2_paths:
+    if v2_paths:
+        found.update({plan.pipeline: v2_paths[0], plan.deployment: v2_paths[0]})
+    return found
+
+
+def routes(api: V2Api) -> list[Route]:
+    """The REST routes, for a plan with a V2 http path."""
+    if not any(r.type == "http" for r in api.models.values()):
         return []
-    api = V2Api(plan, gateway, v2_paths[0])
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     return [
@@ -60,18 +69,22 @@ def error(status: int, message: str) -> JSONResponse:
 class V2Api:
     """The handlers; the run itself goes through the gateway like any other request."""
 
-    def __init__(self, plan: Any, gateway: Any, route: Any):
-        self.plan, self.gateway, self.route = plan, gateway, route
-        self.model_names = {plan.pipeline, plan.deployment}
+    def __init__(self, plan: Any, gateway: Any):
+        self.plan, self.gateway = plan, gateway
+        self.models = models(plan)
 
     def model_name(self, request: Request) -> str:
         """The pipeline named by the Seldon-Model header or the URL; 404 for another."""
-        name = request.headers.get("seldon-model") or request.path_params["name"]
+        return self.check_model(request.headers.get("seldon-model")
+                                or request.path_params["name"])
+
+    def check_model(self, name: str) -> str:
         base = name.removesuffix(SELDON_SUFFIX)
-        if base not in self.model_names:
-            raise Rejected(404, f"no model {name!r} here: this gateway serves the pipeline "
-                               f"{self.plan.pipeline!r} as model {self.plan.pipeline!r} or "
-                               f"'{self.plan.pipeline}{SELDON_SUFFIX}'")
+        if base not in self.models:
+            served = sorted({*self.models, *(f"{m}{SELDON_SUFFIX}" for m, r in
+                                             self.models.items() if r.type == "http")})
+            raise Rejected(404, f"no model {name!r} here: this gateway serves "
+                                f"{', '.join(map(repr, served))}")
         return base
 
     def is_ready(self) -> bool:
@@ -112,24 +125,24 @@ class V2Api:
             timeout = self.gateway.sync_options(request, always_sync=True)
             inference = self.parse(request, await self.gateway.read_body(request))
         except Rejected as exc:
-            self.gateway.metrics.request(self.route.url, exc.status, started)
+            self.gateway.metrics.request(request.url.path, exc.status, started)
             return error(exc.status, str(exc))
-        payload = json.dumps(inference.tensors, separators=(",", ":")).encode()
-        status, view = await self.gateway.execute(request, self.route, payload,
-                                                  "application/json", timeout, started)
-        return self.answer(name, inference, status, view)
+        status, body, run_id = await self.run(name, inference, timeout, started,
+                                              request.headers.get("traceparent", ""))
+        return JSONResponse(body, status_code=status,
+                            headers={"x-run-id": run_id} if run_id else {})
 
     def parse(self, request: Request, body: bytes) -> v2.InferenceRequest:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in BODY_TYPES:
             raise Rejected(415, f"{request.url.path} takes a V2 inference request as "
-                               f"application/json (or no Content-Type), got {media_type}")
+                                f"application/json (or no Content-Type), got {media_type}")
         binary = b""
         header_length = request.headers.get("inference-header-content-length")
         if header_length is not None:
             if not header_length.isdigit() or int(header_length) > len(body):
                 raise Rejected(400, "Inference-Header-Content-Length must be the length of "
-                                   f"the JSON part of the body, at most {len(body)}")
+                                    f"the JSON part of the body, at most {len(body)}")
             body, binary = body[:int(header_length)], body[int(header_length):]
         try:
             value = json.loads(body)
@@ -140,26 +153,28 @@ class V2Api:
         except v2.V2FormatError as exc:
             raise Rejected(400, str(exc)) from None
 
-    def answer(self, name: str, inference: v2.InferenceRequest, status: int,
-               view: dict[str, Any]) -> Response:
+    async def run(self, name: str, inference: v2.InferenceRequest, timeout: float | None,
+                  started: float, traceparent: str = "") -> tuple[int, dict[str, Any], str]:
+        """One synchronous run of a checked request (REST or gRPC): (HTTP status, V2
+        response or {"error"}, run id)."""
+        payload = json.dumps(inference.tensors, separators=(",", ":")).encode()
+        status, view = await self.gateway.execute(self.models[name], payload,
+                                                  "application/json", timeout, started,
+                                                  traceparent)
         run_id = view.get("runId", "")
-        headers = {"x-run-id": run_id} if run_id else {}
         if status == 504:
-            return JSONResponse({"error": f"run {run_id} did not finish in time"},
-                                status_code=504, headers=headers)
+            return 504, {"error": f"run {run_id} did not finish in time"}, run_id
         if status != 200:
-            return JSONResponse({"error": view.get("error", "failed")}, status_code=status,
-                                headers=headers)
+            return status, {"error": view.get("error", "failed")}, run_id
         if view["status"] == "failed":
             errors = "; ".join(str(e.get("error", e)) for e in view["errors"]) or "failed"
-            return JSONResponse({"error": errors}, status_code=400, headers=headers)
+            return 400, {"error": errors}, run_id
         tensors: dict[str, Any] = {}
         for result in view["results"].values():
             if isinstance(result, dict):
                 tensors.update(result)
         try:
-            body = v2.response(tensors, name, inference.id or run_id, inference.parameters,
-                               inference.outputs)
+            return 200, v2.response(tensors, name, inference.id or run_id, inference.parameters,
+                                    inference.outputs), run_id
         except v2.V2FormatError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400, headers=headers)
-        return JSONResponse(body, headers=headers)
+            return 400, {"error": str(exc)}, run_id

@@ -1,0 +1,121 @@
+"""The V2 gRPC inference service of the gateway and the `grpc` algo runtime, with real
+peers: Seldon example manifests whose steps call MLServer over gRPC, and tritonclient's
+gRPC client talking to the gateway."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from mlserver_peer import Deployment, mlserver, mlserver_missing  # noqa: F401 - a fixture
+
+from algorail.plan import compile_plan
+from algorail.spec import load_pipeline, validate_document
+
+grpcclient = pytest.importorskip("tritonclient.grpc")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(mlserver_missing()), reason=str(mlserver_missing()))]
+
+SELDON = EXAMPLES / "seldon"
+MANIFESTS = ["tfsimple", "chain", "error", "tfsimple-batch"]
+# an algorail pipeline with a grpc endpoint path: served as the model "tensors"
+GRPC_PATH = {
+    "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+    "metadata": {"owner": "g", "name": "grpc-path", "version": "1.0.0"},
+    "spec": {
+        "endpoints": [{"name": "api", "paths": [{"name": "tensors", "type": "grpc"}]}],
+        "algos": [{"name": "echo", "runtime": "python", "entrypoint": "copy:copy"}],
+        "hooks": [{"name": "result", "type": "response"}],
+        "pipes": [{"from": "api.tensors", "to": "echo.in"}, {"from": "echo.out", "to": "result"}],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def deployed(module_broker, mlserver):  # noqa: F811
+    bindings = {"*": {"runtime": "grpc", "url": mlserver.grpc, "config": {"model": "{name}"}}}
+    plans = {name: compile_plan(load_pipeline(SELDON / f"{name}.yaml", bindings=bindings))
+             for name in MANIFESTS}
+    plans["grpc-path"] = compile_plan(validate_document(GRPC_PATH))
+    deployment = Deployment(plans, module_broker.bootstrap_servers, grpc=True).start()
+    yield deployment
+    deployment.stop()
+
+
+def client(deployed, name):
+    return grpcclient.InferenceServerClient(deployed.grpc[name])
+
+
+def tensor(name, array):
+    datatype = {"int32": "INT32", "float32": "FP32", "object": "BYTES"}[str(array.dtype)]
+    t = grpcclient.InferInput(name, list(array.shape), datatype)
+    t.set_data_from_numpy(array)
+    return t
+
+
+def test_health_and_metadata_over_grpc(deployed):
+    triton = client(deployed, "tfsimple")
+    assert triton.is_server_live() and triton.is_server_ready()
+    assert triton.is_model_ready("tfsimple.pipeline") and not triton.is_model_ready("other")
+    assert triton.get_model_metadata("tfsimple").name == "tfsimple"
+    assert triton.get_server_metadata().name == "algorail"
+    with pytest.raises(grpcclient.InferenceServerException, match="no model 'other'"):
+        triton.get_model_metadata("other")
+
+
+def test_int32_1xN_over_grpc_both_ways(deployed):
+    """tritonclient sends raw contents to the gateway; the grpc runtime sends raw contents
+    to MLServer's tfsimple1, which refuses anything but INT32."""
+    a = np.arange(16, dtype=np.int32).reshape(1, 16)
+    b = np.full((1, 16), 2, dtype=np.int32)
+    result = client(deployed, "tfsimple").infer(
+        "tfsimple.pipeline", [tensor("INPUT0", a), tensor("INPUT1", b)], request_id="g-1")
+    assert result.get_response().id == "g-1"
+    out0 = result.as_numpy("OUTPUT0")
+    assert out0.dtype == np.int32 and out0.shape == (1, 16) and (out0 == a + b).all()
+    assert (result.as_numpy("OUTPUT1") == a - b).all()
+
+
+def test_fp32_and_bytes_over_grpc(deployed):
+    values = np.array([[0.5, -1.5]], dtype=np.float32)
+    words = np.array([["x", "yz"]], dtype=object)
+    result = client(deployed, "chain").infer("chain", [tensor("X", values),
+                                                       tensor("WORDS", words)])
+    assert result.as_numpy("X").dtype == np.float32 and (result.as_numpy("X") == values).all()
+    assert [w.decode() for w in result.as_numpy("WORDS").flatten()] == ["x", "yz"]
+
+
+def test_a_model_error_over_grpc_fails_at_once_with_invalid_argument(deployed):
+    started = time.monotonic()
+    with pytest.raises(grpcclient.InferenceServerException) as info:
+        client(deployed, "error").infer(
+            "error", [tensor("INPUT", np.array([[500]], dtype=np.int32))])
+    assert "outlier detected" in info.value.message()
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert time.monotonic() - started < 2.0
+    runner = deployed.runners[("error", "outlier-error")]
+    assert not runner.metrics.registry.get_sample_value(
+        "algorail_runner_retries_total", {"component": "outlier-error"})
+
+
+def test_a_batched_grpc_step(deployed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        a = np.full((1, 2), i, dtype=np.int32)
+        out = client(deployed, "tfsimple-batch").infer(
+            "tfsimple-batch", [tensor("INPUT0", a), tensor("INPUT1", a)])
+        return i, out.as_numpy("OUTPUT0")
+
+    with ThreadPoolExecutor(3) as pool:
+        for i, out in pool.map(one, range(3)):
+            assert out.dtype == np.int32 and (out == 2 * i).all()
+
+
+def test_a_grpc_endpoint_path_is_a_model(deployed):
+    result = client(deployed, "grpc-path").infer(
+        "tensors", [tensor("A", np.array([[1, 2, 3]], dtype=np.int32))])
+    assert (result.as_numpy("A") == [[1, 2, 3]]).all()
+    assert result.as_numpy("A").dtype == np.int32

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,21 @@ from algorail.runtime.broker import free_port
 ROOT = Path(__file__).resolve().parent.parent
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 MODELS = ROOT / "examples" / "seldon" / "mlserver"
+
+
+def tfsimple_batch(client, tensor, count: int) -> list:
+    """`count` tfsimple-batch requests at once (so the batched step sees them together), the
+    i-th with INPUT0 = INPUT1 = i as INT32 [1, 2]; their OUTPUT0 arrays, in order. `client()`
+    gives a tritonclient (http or grpc) client, `tensor(name, array)` its input."""
+    import numpy as np
+
+    def one(i):
+        a = np.full((1, 2), i, dtype=np.int32)
+        result = client().infer("tfsimple-batch", [tensor("INPUT0", a), tensor("INPUT1", a)])
+        return result.as_numpy("OUTPUT0")
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def mlserver_missing() -> str | None:
@@ -72,6 +88,11 @@ class MLServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+# the marks of a test module that runs MLServer: slow, and skipped (saying why) without it
+NEEDS_MLSERVER = [pytest.mark.slow,
+                  pytest.mark.skipif(bool(mlserver_missing()), reason=str(mlserver_missing()))]
 
 
 @pytest.fixture(scope="session")

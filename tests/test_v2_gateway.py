@@ -5,20 +5,23 @@ gateway, and Triton's `tritonclient` (or plain HTTP) as the client."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
 from conftest import EXAMPLES
-from mlserver_peer import Deployment, mlserver, mlserver_missing  # noqa: F401 - a fixture
+from mlserver_peer import (  # noqa: F401 - mlserver is a fixture
+    NEEDS_MLSERVER,
+    Deployment,
+    mlserver,
+    tfsimple_batch,
+)
 
 from algorail.plan import compile_plan
 from algorail.spec import load_pipeline
 
 httpclient = pytest.importorskip("tritonclient.http")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bool(mlserver_missing()), reason=str(mlserver_missing()))]
+pytestmark = NEEDS_MLSERVER
 
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = ["tfsimple", "chain", "tfsimples-join", "conditional", "error", "trigger-joins",
@@ -206,16 +209,9 @@ def test_a_batched_step_calls_the_model_once_per_batch(deployed):
     runner = deployed["runners"][("tfsimple-batch", "tfsimple1")]
     calls_before = metric(runner, "algorail_runner_algo_seconds_count") or 0
 
-    def one(i):
-        a = np.full((1, 3), i, dtype=np.int32)
-        result = client(deployed, "tfsimple-batch").infer(
-            "tfsimple-batch", [tensor("INPUT0", a), tensor("INPUT1", a)])
-        return i, result.as_numpy("OUTPUT0")
-
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(one, range(4)))
-    for i, out in answers:
-        assert out.dtype == np.int32 and out.shape == (1, 3) and (out == 2 * i).all()
+    outputs = tfsimple_batch(lambda: client(deployed, "tfsimple-batch"), tensor, 4)
+    for i, out in enumerate(outputs):
+        assert out.dtype == np.int32 and out.shape == (1, 2) and (out == 2 * i).all()
     calls = metric(runner, "algorail_runner_algo_seconds_count") - calls_before
     assert 1 <= calls < 4
 

@@ -9,14 +9,18 @@ import time
 import numpy as np
 import pytest
 from conftest import EXAMPLES
-from mlserver_peer import Deployment, mlserver, mlserver_missing  # noqa: F401 - a fixture
+from mlserver_peer import (  # noqa: F401 - mlserver is a fixture
+    NEEDS_MLSERVER,
+    Deployment,
+    mlserver,
+    tfsimple_batch,
+)
 
 from algorail.plan import compile_plan
 from algorail.spec import load_pipeline, validate_document
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bool(mlserver_missing()), reason=str(mlserver_missing()))]
+pytestmark = NEEDS_MLSERVER
 
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = ["tfsimple", "chain", "error", "tfsimple-batch"]
@@ -101,17 +105,13 @@ def test_a_model_error_over_grpc_fails_at_once_with_invalid_argument(deployed):
 
 
 def test_a_batched_grpc_step(deployed):
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(i):
-        a = np.full((1, 2), i, dtype=np.int32)
-        out = client(deployed, "tfsimple-batch").infer(
-            "tfsimple-batch", [tensor("INPUT0", a), tensor("INPUT1", a)])
-        return i, out.as_numpy("OUTPUT0")
-
-    with ThreadPoolExecutor(3) as pool:
-        for i, out in pool.map(one, range(3)):
-            assert out.dtype == np.int32 and (out == 2 * i).all()
+    runner = deployed.runners[("tfsimple-batch", "tfsimple1")]
+    outputs = tfsimple_batch(lambda: client(deployed, "tfsimple-batch"), tensor, 3)
+    for i, out in enumerate(outputs):
+        assert out.dtype == np.int32 and (out == 2 * i).all()
+    calls = runner.metrics.registry.get_sample_value("algorail_runner_algo_seconds_count",
+                                                     {"component": "tfsimple1"})
+    assert 1 <= calls < 3
 
 
 def test_a_grpc_endpoint_path_is_a_model(deployed):

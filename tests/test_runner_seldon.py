@@ -66,3 +66,38 @@ def test_trigger_joins(seldon, module_broker):
     add = {r["run_id"]: r for r in read_topic(bs, outputs(plan, "add10"), 2)}
     assert mul["r1"]["value"] == {"OUTPUT": [10, 20]} and mul["r2"]["skip"]
     assert add["r2"]["value"] == {"OUTPUT": [13]} and add["r1"]["skip"]
+
+
+class SplittingAlgo:
+    """An algo that splits batches itself, as the V2 runtimes do: one result per payload."""
+
+    splits_batches = True
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, payloads):
+        self.calls.append(len(payloads))
+        return [{"OUTPUT": p["INPUT"]} for p in payloads]
+
+
+@pytest.mark.parametrize("rolling, calls", [(False, [2, 2]), (True, [1, 2, 2, 2])])
+def test_batches_of_an_algo_that_splits_them(module_broker, tmp_path, rolling, calls):
+    """Tumbling: each run gets its own slice; rolling: the window goes to the model and
+    the newest run gets its slice."""
+    from algorail.runtime.testing import RunnerThread, plan_from_yaml
+
+    bs = module_broker.bootstrap_servers
+    text = ("apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: b}\n"
+            f"spec:\n  steps: [{{name: m, batch: {{size: 2, rolling: {str(rolling).lower()}}}}}]\n")
+    plan = plan_from_yaml(text, tmp_path, bs, deployment=f"b-{uuid.uuid4().hex[:6]}",
+                          bindings={"m": {"runtime": "python", "entrypoint": "copy:copy"}})
+    algo = SplittingAlgo()
+    thread = RunnerThread(plan, "m", bs, algo=algo).start()
+    try:
+        produce(bs, plan.routes[0].topic, [(f"r{i}", {"INPUT": [i]}) for i in range(4)])
+        out = {r["run_id"]: r["value"] for r in read_topic(bs, outputs(plan, "m"), 4)}
+        assert out == {f"r{i}": {"OUTPUT": [i]} for i in range(4)}
+        assert algo.calls == calls
+    finally:
+        thread.stop()

@@ -262,3 +262,14 @@ def test_bindings_annotation():
     )
     plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
     assert plan.runner("a").command == ["cat"]
+
+
+def test_stub_models_take_1xN_tensors_like_the_real_ones():
+    from algorail.plugins.runtimes import load_module
+
+    stubs = load_module("stubs", str(SELDON))
+    nested = stubs.tfsimple({"INPUT0": [[1, 2, 3]], "INPUT1": [[1, 1, 1]]})
+    assert nested == {"OUTPUT0": [[2, 3, 4]], "OUTPUT1": [[0, 1, 2]]}
+    typed = {"datatype": "INT32", "shape": [1, 2], "data": [5, 6]}
+    assert stubs.mul10({"INPUT": typed}) == {"OUTPUT": {**typed, "data": [50, 60]}}
+    assert stubs.conditional({"CHOICE": [[1]], "INPUT0": typed}) == {"OUTPUT1": typed}

@@ -81,6 +81,7 @@ class SplittingAlgo:
         return [{"OUTPUT": p["INPUT"]} for p in payloads]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rolling, calls", [(False, [2, 2]), (True, [1, 2, 2, 2])])
 def test_batches_of_an_algo_that_splits_them(module_broker, tmp_path, rolling, calls):
     """Tumbling: each run gets its own slice; rolling: the window goes to the model and

@@ -20,6 +20,7 @@ from conftest import EXAMPLES
 from algorail.registry.api import BackgroundServer, open_registry
 from algorail.registry.auth import create_key
 from algorail.registry.client import RegistryClient, RegistryRequestError
+from algorail.registry.policy import DeploymentPolicy
 
 HELLO = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
 
@@ -45,8 +46,10 @@ def server(request, scratch_database, tmp_path_factory):
     helm = folder / "helm"
     helm.write_text(RECORDING_HELM.format(python=sys.executable, log=str(folder / "calls")))
     helm.chmod(0o755)
+    policy = DeploymentPolicy(namespaces=("algorail", "team-a", "team-b", "refuse"))
     registry = open_registry(scratch_database(request.param),
-                             state_dir=tmp_path_factory.mktemp("state"), helm=str(helm))
+                             state_dir=tmp_path_factory.mktemp("state"), helm=str(helm),
+                             policy=policy)
     with registry.sessions() as session:
         keys = {
             "alice": create_key(session, "alice"),
@@ -270,7 +273,9 @@ def test_kubernetes_deployment_installs_upgrades_and_uninstalls_the_chart(server
     alice.push(hello(name))
     alice.clone("alice", name, "1.0.0", "1.1.0")
     before = len(helm_calls(server))
-    made = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-a"})
+    assert alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes",
+                        {"namespace": "team-a"})["state"] == "starting"
+    made = alice.wait("alice", name)
     assert made["state"] == "running", made["message"]
     install = helm_calls(server)[before]
     assert install["args"][:4] == ["upgrade", "--install", f"alice-{name}",
@@ -282,7 +287,8 @@ def test_kubernetes_deployment_installs_upgrades_and_uninstalls_the_chart(server
 
     assert status_of(lambda: alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes")) == 409
     assert status_of(lambda: bob.terminate("alice", name)) == 404
-    updated = alice.update("alice", name, f"alice/{name}:1.1.0")
+    alice.update("alice", name, f"alice/{name}:1.1.0")
+    updated = alice.wait("alice", name)
     assert updated["pipeline"] == f"alice/{name}:1.1.0" and updated["state"] == "running"
     upgrade = helm_calls(server)[-1]
     assert upgrade["args"][:2] == ["upgrade", "--install"]
@@ -298,12 +304,12 @@ def test_kubernetes_deployment_installs_upgrades_and_uninstalls_the_chart(server
 def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
     alice, name = clients["alice"], unique("hello")
     alice.push(hello(name))
-    made = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "refuse"})
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "refuse"})
+    made = alice.wait("alice", name)
     assert made["state"] == "failed"
     assert "namespace refuse is forbidden" in made["message"]
-    assert alice.deployment("alice", name)["state"] == "failed"
-    again = alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
-    assert again["state"] == "running"
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
+    assert alice.wait("alice", name)["state"] == "running"
 
 
 def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, clients):
@@ -311,10 +317,50 @@ def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, cli
     alice.push(hello(name))
     ref = f"alice/{name}:1.0.0"
     assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5
+    assert alice.wait("alice", name)["state"] == "running"
     assert race(server, lambda c: c.update("alice", name, ref), 6) == [200] + [409] * 5
+    assert alice.wait("alice", name)["state"] == "running"
     assert race(server, lambda c: c.terminate("alice", name), 6).count(200) >= 1
-    assert alice.deployment("alice", name)["state"] == "terminated"
+    assert alice.wait("alice", name)["state"] == "terminated"
     assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5
+    assert alice.wait("alice", name)["state"] == "running"
     installs = [c for c in helm_calls(server) if c["args"][:3] == ["upgrade", "--install",
                                                                    f"alice-{name}"]]
     assert len(installs) == 3
+
+
+def test_kubernetes_target_keeps_non_admin_keys_to_the_chart_namespaces_and_values(server,
+                                                                                   clients):
+    alice, admin, name = clients["alice"], clients["admin"], unique("policy")
+    alice.push(hello(name))
+    ref, before = f"alice/{name}:1.0.0", len(helm_calls(server))
+    refused = {
+        "chart": {"chart": "oci://attacker/chart"},
+        "release": {"release": "bob-hello"},
+        "namespace 'kube-system' is not allowed": {"namespace": "kube-system"},
+        "values.image.repository": {"values": {"image": {"repository": "evil/shell"}}},
+        "values.runner.extraEnv": {"values": {"runner": {"extraEnv": [{"name": "X"}]}}},
+        "values.plan": {"values": {"plan": {"runners": []}}},
+    }
+    for expected, settings in refused.items():
+        with pytest.raises(RegistryRequestError) as info:
+            alice.deploy(ref, name, "kubernetes", settings)
+        assert info.value.status == 403 and expected in str(info.value), settings
+    assert status_of(lambda: alice.deploy(ref, name, "kubernetes", {"workdir": "/"})) == 422
+    assert len(helm_calls(server)) == before  # nothing was installed
+    assert status_of(lambda: alice.deployment("alice", name)) == 404
+    # the allowed values are passed on, in an allowed namespace
+    alice.deploy(ref, name, "kubernetes", {"namespace": "team-b", "values": {
+        "runner": {"resources": {"limits": {"cpu": "2"}}}, "topics": {"partitions": 6}}})
+    assert alice.wait("alice", name)["state"] == "running"
+    values = helm_calls(server)[-1]["values"]
+    assert values["runner"] == {"resources": {"limits": {"cpu": "2"}}}
+    assert values["topics"] == {"partitions": 6}
+    assert alice.terminate("alice", name)["state"] == "terminated"
+    # an admin may pick the chart and any value (for its own owner's pipelines)
+    admin.push(hello(name, owner="ops"))
+    admin.deploy(f"ops/{name}:1.0.0", name, "kubernetes",
+                 {"namespace": "kube-tools", "values": {"image": {"tag": "1.2.3"}}})
+    assert admin.wait("ops", name)["state"] == "running"
+    assert helm_calls(server)[-1]["values"]["image"] == {"tag": "1.2.3"}
+    admin.terminate("ops", name)

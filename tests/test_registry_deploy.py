@@ -6,23 +6,29 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import yaml
 from conftest import EXAMPLES, wait_until
 
-from algorail.registry.api import open_registry
+from algorail.registry.api import BackgroundServer, open_registry
 from algorail.registry.auth import Principal, create_key
 from algorail.registry.client import RegistryClient
-from algorail.registry.supervisor import KubernetesTarget, LocalTarget, process_tree
+from algorail.registry.errors import Forbidden, Invalid
+from algorail.registry.policy import DeploymentPolicy
+from algorail.registry.supervisor import KubernetesTarget, LocalTarget, deployment_processes
 from algorail.runtime.broker import free_port, wait_for_port
 
 HELLO = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
-ALICE = Principal("alice")
+ALICE = Principal("alice", admin=True)  # local deployments need an admin key
+LOCAL = DeploymentPolicy(allow_local=True, deployments_dir=EXAMPLES)
 
 
 def _has_dev() -> bool:
@@ -38,20 +44,36 @@ needs_dev = pytest.mark.skipif(not _has_dev(), reason="`algorail dev` (runtime t
 
 @pytest.fixture
 def registry(tmp_path):
-    return open_registry(f"sqlite:///{tmp_path / 'registry.db'}", state_dir=tmp_path / "state")
+    made = open_registry(f"sqlite:///{tmp_path / 'registry.db'}", state_dir=tmp_path / "state",
+                         policy=LOCAL)
+    yield made
+    made.close()
+
+
+def settle(registry, name: str, owner: str = "alice", timeout: float = 120) -> dict:
+    """The deployment once its start or stop in the background is over."""
+    return wait_until(lambda: (d := registry.deployment(ALICE, owner, name))["state"]
+                      not in ("starting", "stopping") and d, timeout=timeout)
 
 
 def deploy_hello(registry, name: str) -> dict:
     registry.push(ALICE, HELLO)
-    made = registry.deploy(ALICE, "alice/hello:1.0.0", name, "local",
-                           {"workdir": str(EXAMPLES), "startTimeout": 90})
+    registry.deploy(ALICE, "alice/hello:1.0.0", name, "local",
+                    {"workdir": str(EXAMPLES), "startTimeout": 90})
+    made = settle(registry, name)
     assert made["state"] == "running", made["message"]
     return made["runtime"]
 
 
+def children() -> set[int]:
+    """PIDs of this test process's live descendants."""
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE}
+
+
 def _alive(pids: set[int]) -> set[int]:
-    return {p for p in pids if os.path.exists(f"/proc/{p}") and
-            open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"}
+    return {p for p in pids if psutil.pid_exists(p) and
+            psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
 
 
 class RegistryProcess:
@@ -63,7 +85,8 @@ class RegistryProcess:
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "algorail.cli", "registry", "serve", "--database-url",
-                 database, "--state-dir", str(state_dir), "--port", str(self.port)],
+                 database, "--state-dir", str(state_dir), "--port", str(self.port),
+                 "--allow-local-deployments", "--deployments-dir", str(EXAMPLES)],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         assert wait_for_port("127.0.0.1", self.port, 30), log.read_text()
 
@@ -77,26 +100,27 @@ class RegistryProcess:
 
 
 @needs_dev
+@pytest.mark.slow
 def test_local_deployment_serves_survives_restart_and_terminates_everything(tmp_path):
     database, state, log = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "state", tmp_path / "log"
     with open_registry(database, state_dir=state).sessions() as session:
-        key = create_key(session, "alice")
+        key = create_key(session, "alice", admin=True)
     first = RegistryProcess(database, state, log)
     runtime = None
     try:
         with RegistryClient(first.url, key) as client:
             client.push(HELLO)
-            made = client.deploy("alice/hello:1.0.0", "hello-local", "local",
-                                 {"workdir": str(EXAMPLES)})
+            client.deploy("alice/hello:1.0.0", "hello-local", "local", {"workdir": "."})
+            made = client.wait("alice", "hello-local")
         assert made["state"] == "running", made["message"]
         runtime = made["runtime"]
         answer = httpx.post(f"{runtime['url']}/alice/hello-local/in?sync=true",
                             json={"text": "hi there"}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert "HI THERE" in answer.text
-        started = wait_until(lambda: len(process_tree(runtime["pid"], runtime["pgid"])) > 1)
+        started = wait_until(lambda: len(deployment_processes(runtime)) > 1)
         assert started, "algorail dev should run its runners as child processes"
-        tree = process_tree(runtime["pid"], runtime["pgid"])
+        tree = {p.pid for p in deployment_processes(runtime)}
 
         first.stop()  # the deployment keeps running without the registry ...
         assert _alive(tree) == tree
@@ -116,22 +140,22 @@ def test_local_deployment_serves_survives_restart_and_terminates_everything(tmp_
 
 
 @needs_dev
+@pytest.mark.slow
 def test_a_crashed_local_deployment_is_reported_failed(registry):
     os.killpg(deploy_hello(registry, "crashy")["pgid"], signal.SIGKILL)
     status = wait_until(lambda: registry.deployment(ALICE, "alice", "crashy")["state"] == "failed")
     assert status
     message = registry.deployment(ALICE, "alice", "crashy")["message"]
     assert "has exited" in message and "dev.log" in message
+    assert "upper: running" in message  # the last lines of its output
     # after a restart there is nothing left to adopt
     assert registry.reconcile() == {}
 
 
-def test_local_deployment_with_a_missing_workdir_fails_with_a_reason(registry, tmp_path):
+def test_local_deployment_with_a_missing_workdir_is_refused_with_a_reason(registry):
     registry.push(ALICE, HELLO)
-    made = registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local",
-                           {"workdir": str(tmp_path / "nope")})
-    assert made["state"] == "failed"
-    assert "not a directory" in made["message"]
+    with pytest.raises(Invalid, match="does not exist in the deployments folder"):
+        registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local", {"workdir": "nope"})
 
 
 def test_kubernetes_values_render_with_the_pipeline_chart(tmp_path):
@@ -153,6 +177,146 @@ def test_kubernetes_target_without_helm_says_how_to_fix_it(tmp_path):
     registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}", state_dir=tmp_path / "state",
                              helm=str(tmp_path / "no-helm-here"))
     registry.push(ALICE, HELLO)
-    made = registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "kubernetes")
+    assert registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "kubernetes")["state"] == (
+        "starting")
+    made = settle(registry, "hello")
     assert made["state"] == "failed"
     assert "ALGORAIL_HELM" in made["message"]
+
+
+EVIL_ALGO = """import pathlib
+pathlib.Path({marker!r}).write_text("ran")  # what running code on the registry host would do
+
+
+def upper(payload):
+    return {{"text": str(payload["text"]).upper()}}
+"""
+
+
+def marker_pipeline(folder: Path) -> tuple[dict, Path]:
+    """hello, whose algo leaves a marker file as soon as a runner imports it."""
+    marker = folder / "ran-on-the-host"
+    (folder / "evil_algo.py").write_text(EVIL_ALGO.format(marker=str(marker)))
+    document = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
+    document["spec"]["algos"][0]["entrypoint"] = "evil_algo:upper"
+    return document, marker
+
+
+@needs_dev
+@pytest.mark.slow
+def test_local_deployments_need_the_flag_an_admin_key_and_a_workdir_inside(tmp_path):
+    allowed, outside = tmp_path / "deployments", tmp_path / "elsewhere"
+    (allowed / "team").mkdir(parents=True)
+    outside.mkdir()
+    document, marker = marker_pipeline(outside)
+    (allowed / "escape").symlink_to(outside)
+    database, state = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "state"
+    before = children()
+
+    def attempt(policy, who, settings):
+        registry = open_registry(database, state_dir=state, policy=policy)
+        try:
+            registry.push(who, document) if not registry.list_pipelines(who) else None
+            registry.deploy(who, "alice/hello:1.0.0", "hello", "local", settings)
+        finally:
+            registry.close()
+
+    user, admin = Principal("alice"), Principal("alice", admin=True)
+    on = DeploymentPolicy(allow_local=True, deployments_dir=allowed)
+    with pytest.raises(Forbidden, match="--allow-local-deployments"):
+        attempt(DeploymentPolicy(), user, {"workdir": str(outside)})
+    with pytest.raises(Forbidden, match="admin API key"):
+        attempt(on, user, {"workdir": "team"})
+    for workdir in ("/", str(outside), "../elsewhere", "team/../../elsewhere", "escape"):
+        with pytest.raises(Invalid, match="inside the deployments folder"):
+            attempt(on, admin, {"workdir": workdir})
+    with pytest.raises(Invalid, match="no deployments folder"):
+        attempt(DeploymentPolicy(allow_local=True), admin, {"workdir": str(outside)})
+    time.sleep(1)
+    assert not marker.exists() and children() == before  # nothing ran
+    assert open_registry(database, state_dir=state).list_deployments(admin) == []
+
+    # the same pipeline, from a workdir inside the folder, by an admin: it runs (so the
+    # marker above would have shown any execution), and DELETE leaves no process behind
+    (allowed / "team" / "evil_algo.py").write_text((outside / "evil_algo.py").read_text())
+    registry = open_registry(database, state_dir=state, policy=on)
+    try:
+        registry.deploy(admin, "alice/hello:1.0.0", "hello", "local",
+                        {"workdir": "team", "startTimeout": 90})
+        made = settle(registry, "hello")
+        assert made["state"] == "running", made["message"]
+        assert marker.exists()
+        assert children() > before
+        assert registry.terminate(admin, "alice", "hello")["state"] == "terminated"
+        assert wait_until(lambda: children() == before, timeout=10), children() - before
+    finally:
+        registry.close()
+
+
+def test_start_timeout_is_a_bounded_number_and_a_refused_deploy_starts_nothing(registry):
+    registry.push(ALICE, HELLO)
+    before = children()
+    for timeout in ("x", 301, 0, -5, True, [], {"s": 1}):
+        with pytest.raises(Invalid, match="startTimeout") as info:
+            registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local",
+                            {"workdir": ".", "startTimeout": timeout})
+        assert "300" in str(info.value)
+    with pytest.raises(Invalid, match=r"settings\.port"):
+        registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local", {"port": "80; id"})
+    with pytest.raises(Invalid, match="not a setting of the local target"):
+        registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local", {"chart": "x"})
+    assert children() == before
+    assert registry.list_deployments(ALICE) == []
+
+
+@needs_dev
+def test_a_deploy_answers_at_once_and_never_holds_up_another_owners_requests(tmp_path):
+    registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}", state_dir=tmp_path / "state",
+                             policy=LOCAL)
+    with registry.sessions() as session:
+        alice_key, bob_key = create_key(session, "alice", admin=True), create_key(session, "bob")
+    server = BackgroundServer(registry).start()
+    before = children()
+    try:
+        with RegistryClient(server.url, alice_key) as alice, \
+                RegistryClient(server.url, bob_key) as bob:
+            alice.push(HELLO)
+            began = time.monotonic()
+            made = alice.deploy("alice/hello:1.0.0", "stuck", "local", {
+                "workdir": ".", "startTimeout": 60,
+                "bootstrapServers": f"127.0.0.1:{free_port()}"})  # nothing listens there
+            answered = time.monotonic() - began
+            assert made["state"] == "starting" and answered < 1.0, answered
+            slowest = 0.0
+            for _ in range(5):
+                began = time.monotonic()
+                assert bob.whoami()["owner"] == "bob"
+                slowest = max(slowest, time.monotonic() - began)
+                time.sleep(0.2)
+            assert slowest < 1.0, slowest
+            assert alice.deployment("alice", "stuck")["state"] == "starting"
+            assert wait_until(lambda: children() > before, timeout=10)
+            # a deployment still starting can be terminated, and leaves nothing behind
+            assert alice.terminate("alice", "stuck")["state"] in ("stopping", "terminated")
+            assert alice.wait("alice", "stuck", timeout=30)["state"] == "terminated"
+            assert wait_until(lambda: children() == before, timeout=10), children() - before
+    finally:
+        server.stop()
+        registry.close()
+
+
+@needs_dev
+@pytest.mark.slow
+def test_a_deployment_whose_dev_exits_at_start_fails_with_its_output(registry):
+    registry.push(ALICE, HELLO)
+    before = children()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        registry.deploy(ALICE, "alice/hello:1.0.0", "taken", "local",
+                        {"workdir": ".", "port": taken.getsockname()[1], "startTimeout": 90})
+        made = settle(registry, "taken")
+    assert made["state"] == "failed"
+    assert "exited with status" in made["message"]
+    assert "address already in use" in made["message"]  # from the last lines of its output
+    assert wait_until(lambda: children() == before, timeout=10), children() - before

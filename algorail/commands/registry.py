@@ -116,14 +116,30 @@ def registry() -> None:
               help="Cache hot reads in this Redis (redis://HOST:PORT/DB).")
 @click.option("--state-dir", type=click.Path(file_okay=False), envvar="ALGORAIL_REGISTRY_STATE_DIR",
               help="Where deployments keep specs and logs (default ~/.algorail/state).")
+@click.option("--allow-local-deployments", is_flag=True,
+              help="Let admin keys deploy to the local target (processes on this host).")
+@click.option("--deployments-dir", type=click.Path(exists=True, file_okay=False),
+              envvar="ALGORAIL_REGISTRY_DEPLOYMENTS_DIR",
+              help="local: the folder every deployment's workdir must be inside.")
+@click.option("--allowed-namespace", "namespaces", multiple=True, default=["algorail"],
+              show_default=True, metavar="NS",
+              help="kubernetes: a namespace non-admin keys may deploy to; repeatable. "
+                   "The first is the default.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
-def serve(database_url, redis_url, state_dir, host, port) -> None:
+def serve(database_url, redis_url, state_dir, allow_local_deployments, deployments_dir,
+          namespaces, host, port) -> None:
     """Serve the registry API (migrating the database first)."""
+    from pathlib import Path
+
     from algorail.registry.api import open_registry
     from algorail.registry.api import serve as run
+    from algorail.registry.policy import DeploymentPolicy
 
-    run(open_registry(database_url, redis_url, state_dir), host=host, port=port)
+    policy = DeploymentPolicy(allow_local=allow_local_deployments,
+                              deployments_dir=Path(deployments_dir) if deployments_dir else None,
+                              namespaces=tuple(namespaces))
+    run(open_registry(database_url, redis_url, state_dir, policy=policy), host=host, port=port)
 
 
 @registry.command()
@@ -302,6 +318,14 @@ def algos_versions(client, algo):
 
 # ---- deployments -----------------------------------------------------------------------
 
+WAIT_OPTION = click.option("--wait/--no-wait", default=True, show_default=True,
+                           help="Wait until the deployment is no longer starting or stopping.")
+
+
+def _settled(client, deployment: dict, wait: bool) -> dict:
+    return client.wait(deployment["owner"], deployment["name"]) if wait else deployment
+
+
 
 @click.command()
 @click.argument("ref")
@@ -309,17 +333,19 @@ def algos_versions(client, algo):
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local",
               show_default=True)
 @click.option("--port", type=int, help="local: the gateway port (default: a free one).")
-@click.option("--workdir", type=click.Path(exists=True, file_okay=False, resolve_path=True),
-              help="local: directory with the algos' code (put on PYTHONPATH).")
+@click.option("--workdir",
+              help="local: folder with the algos' code (put on PYTHONPATH), inside the "
+                   "registry's --deployments-dir (absolute, or relative to it).")
 @click.option("--namespace", help="kubernetes: namespace of the Helm release.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
               help="Another deployment setting; repeatable.")
+@WAIT_OPTION
 @client_command
-def deploy(client, ref, name, target, port, workdir, namespace, pairs):
+def deploy(client, ref, name, target, port, workdir, namespace, pairs, wait):
     """Deploy pipeline version REF = OWNER/NAME:VERSION."""
     given = {"port": port, "workdir": workdir, "namespace": namespace}
     settings = {k: v for k, v in given.items() if v is not None} | _settings(pairs)
-    return client.deploy(ref, name, target, settings)
+    return _settled(client, client.deploy(ref, name, target, settings), wait)
 
 
 @click.group()
@@ -344,10 +370,11 @@ def status(client, deployment):
 
 @deployments.command()
 @click.argument("deployment")
+@WAIT_OPTION
 @client_command
-def terminate(client, deployment):
+def terminate(client, deployment, wait):
     """Stop DEPLOYMENT and every process or release it started."""
-    return client.terminate(*_owner_name(client, deployment))
+    return _settled(client, client.terminate(*_owner_name(client, deployment)), wait)
 
 
 @deployments.command()
@@ -355,8 +382,10 @@ def terminate(client, deployment):
 @click.option("--pipeline", "ref", help="Move to this pipeline version, OWNER/NAME:VERSION.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
               help="Change a deployment setting; repeatable.")
+@WAIT_OPTION
 @client_command
-def update(client, deployment, ref, pairs):
+def update(client, deployment, ref, pairs, wait):
     """Restart DEPLOYMENT with another pipeline version or settings."""
     owner, name = _owner_name(client, deployment)
-    return client.update(owner, name, ref, _settings(pairs) if pairs else None)
+    return _settled(client, client.update(owner, name, ref, _settings(pairs) if pairs else None),
+                    wait)

@@ -25,12 +25,15 @@ from algorail.errors import AlgorailError
 from algorail.registry import db
 from algorail.registry.auth import AuthError, Principal, principal_for
 from algorail.registry.cache import open_cache
-from algorail.registry.service import Invalid, Registry, RegistryError
+from algorail.registry.errors import Invalid, RegistryError
+from algorail.registry.policy import DeploymentPolicy
+from algorail.registry.service import Registry
 from algorail.registry.supervisor import Supervisor
 
 log = logging.getLogger("algorail.registry")
 
 STRING, OBJECT = {"type": "string"}, {"type": "object"}
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def _json_body(required: list[str], **properties) -> dict:
@@ -103,9 +106,25 @@ async def _reply(func, *args, status: int = 200) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(func, *args), status_code=status)
 
 
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it is longer than MAX_BODY_BYTES
+    (announced or as it streams in), so an oversized body is never read whole or parsed."""
+    too_large = HTTPException(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    announced = request.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > MAX_BODY_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(await _read_body(request) or b"{}")
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise Invalid(f"the request body is not UTF-8 JSON: {reason}") from None
@@ -374,14 +393,15 @@ async def deployments(request: Request) -> JSONResponse:
     if request.method == "GET":
         return await _reply(reg.list_deployments, who)
     body = await _body(request)
-    result = reg.deploy(
+    return await _reply(
+        reg.deploy,
         who,
         _field(body, "pipeline"),
         _field(body, "name"),
         _optional(body, "target", str, "local"),
         _optional(body, "settings", dict),
+        status=201,
     )
-    return JSONResponse(result, status_code=201)
 
 
 async def deployment(request: Request) -> JSONResponse:
@@ -498,18 +518,21 @@ def open_registry(
     database_url: str | None = None,
     redis_url: str | None = None,
     state_dir: str | Path | None = None,
-    cache_prefix: str = "algorail:registry",
+    cache_prefix: str | None = None,
     helm: str | None = None,
+    policy: DeploymentPolicy | None = None,
 ) -> Registry:
-    """Open (and migrate) the database and wire the cache and the supervisor."""
+    """Open (and migrate) the database and wire the cache, the supervisor and the
+    deployment policy (default: no local deployments, kubernetes namespace `algorail`)."""
     engine = db.open_engine(database_url)
     db.migrate(engine)
     if state_dir is None:
         state_dir = Path(db.default_database_url().removeprefix("sqlite:///")).parent / "state"
     return Registry(
         db.session_factory(engine),
-        cache=open_cache(redis_url, cache_prefix),
+        cache=open_cache(redis_url, cache_prefix or "algorail:registry"),
         supervisor=Supervisor(state_dir, helm=helm),
+        policy=policy,
     )
 
 
@@ -553,4 +576,7 @@ def serve(registry: Registry, host: str = "127.0.0.1", port: int = 8700) -> None
 
     for deployment_name, state in registry.reconcile().items():
         log.warning("deployment %s: %s", deployment_name, state)
-    uvicorn.run(create_app(registry), host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(create_app(registry), host=host, port=port, log_level="info")
+    finally:
+        registry.close()

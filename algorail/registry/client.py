@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -10,6 +11,7 @@ import httpx
 from algorail.errors import AlgorailError
 
 DEFAULT_URL = "http://127.0.0.1:8700"
+SETTLING = ("starting", "stopping")
 
 
 class RegistryRequestError(AlgorailError):
@@ -115,6 +117,16 @@ class RegistryClient:
                settings: dict | None = None) -> dict:
         return self.request("PATCH", f"/v1/deployments/{_q(owner)}/{_q(name)}",
                             {"pipeline": pipeline, "settings": settings})
+
+    def wait(self, owner: str, name: str, timeout: float = 360.0) -> dict:
+        """The deployment once it is no longer starting or stopping (deploy, update and
+        terminate answer at once and finish in the background), or as it is at `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.deployment(owner, name)
+            if found["state"] not in SETTLING or time.monotonic() > deadline:
+                return found
+            time.sleep(0.25)
 
     def whoami(self) -> dict:
         return self.request("GET", "/v1/whoami")

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +23,9 @@ from algorail.errors import AlgorailError, PipelineError
 from algorail.registry import models as m
 from algorail.registry.auth import Principal
 from algorail.registry.cache import NoCache
+from algorail.registry.errors import Conflict, Forbidden, Invalid, NotFound
+from algorail.registry.policy import DeploymentPolicy
+from algorail.registry.supervisor import DeploymentCancelled
 
 log = logging.getLogger("algorail.registry")
 
@@ -30,30 +34,6 @@ DIRECTIONS = ("publish", "subscribe")
 TARGETS = ("local", "kubernetes")
 ENDED = ("terminated", "failed")
 ACTIVE = ("starting", "running", "stopping")
-
-
-class RegistryError(AlgorailError):
-    status = 400
-
-    def __init__(self, message: str, problems: list[str] | None = None):
-        super().__init__(message)
-        self.problems = problems or []
-
-
-class NotFound(RegistryError):
-    status = 404
-
-
-class Conflict(RegistryError):
-    status = 409
-
-
-class Invalid(RegistryError):
-    status = 422
-
-
-class Forbidden(RegistryError):
-    status = 403
 
 
 def semver_key(version: str) -> tuple:
@@ -134,10 +114,21 @@ def grant_dict(g: m.EventFlowGrant) -> dict[str, Any]:
 class Registry:
     """Every registry operation, acting for a `Principal`."""
 
-    def __init__(self, sessions: sessionmaker[Session], cache=None, supervisor=None):
+    def __init__(self, sessions: sessionmaker[Session], cache=None, supervisor=None,
+                 policy: DeploymentPolicy | None = None):
         self.sessions = sessions
         self.cache = cache or NoCache()
         self.supervisor = supervisor
+        self.policy = policy or DeploymentPolicy()
+        # Starting a deployment can take minutes (startTimeout, helm): it runs here, never
+        # in a request, which answers at once with the deployment "starting".
+        self._starts = ThreadPoolExecutor(max_workers=4, thread_name_prefix="algorail-deploy")
+
+    def close(self) -> None:
+        """Stop starting deployments (a restarted registry reconciles them)."""
+        if self.supervisor is not None:
+            self.supervisor.close()
+        self._starts.shutdown(wait=True, cancel_futures=True)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -396,6 +387,12 @@ class Registry:
         return self.cache.get_or_load(owner, "event-flows", load)
 
     # ---- deployments -------------------------------------------------------------------
+    #
+    # A deployment's state moves only by conditional updates in SQL (`_claim`, `_move`), so
+    # of concurrent requests exactly one goes ahead. While it is "starting", the start in
+    # the background owns it: a terminate moves it to "stopping" and stops what was
+    # recorded, and the start, finding it no longer "starting", stops what it made and
+    # records "terminated".
 
     def _supervisor(self):
         if self.supervisor is None:
@@ -404,13 +401,14 @@ class Registry:
 
     def deploy(self, who: Principal, pipeline: str, name: str, target: str = "local",
                settings: dict | None = None) -> dict:
+        """Record the deployment as "starting" and start it in the background."""
         owner, pname, version = parse_ref(pipeline)
         self._own(who, owner, f"pipeline {pipeline}")
         check_name(name, "deployment name")
         if target not in TARGETS:
             raise Invalid(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-        supervisor = self._supervisor()
-        wanted = {"target": target, "settings": settings or {}}
+        self._supervisor()
+        wanted = {"target": target, "settings": self.policy.check(who, target, settings or {})}
         with self._session() as s:
             pv = self._find_version(s, owner, pname, version)
             d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
@@ -426,38 +424,68 @@ class Registry:
                                    "request") from None
             else:
                 self._claim(s, d, ENDED, "starting", pipeline_version_id=pv.id, **wanted)
-            self._start(s, d, supervisor, json.loads(pv.document))
+            self._starts.submit(self._start, d.id, json.loads(pv.document))
             return deployment_dict(d)
 
     @staticmethod
-    def _claim(s: Session, d: m.Deployment, allowed: tuple[str, ...], state: str,
+    def _move(s: Session, deployment_id: int, allowed: tuple[str, ...], **values) -> bool:
+        """Set `values` on the deployment only if it is in one of the `allowed` states (a
+        conditional update, committed); whether it was."""
+        done = s.execute(
+            sql_update(m.Deployment)
+            .where(m.Deployment.id == deployment_id, m.Deployment.state.in_(allowed))
+            .values(updated_at=m.utcnow(), **values)
+            .execution_options(synchronize_session=False))
+        s.commit()
+        return done.rowcount == 1
+
+    def _claim(self, s: Session, d: m.Deployment, allowed: tuple[str, ...], state: str,
                **values) -> None:
         """Move `d` to `state` only if it is still in one of the `allowed` states, so of
         concurrent requests changing one deployment exactly one goes ahead."""
-        done = s.execute(
-            sql_update(m.Deployment)
-            .where(m.Deployment.id == d.id, m.Deployment.state.in_(allowed))
-            .values(state=state, message=None, updated_at=m.utcnow(), **values)
-            .execution_options(synchronize_session=False))
-        s.commit()
+        done = self._move(s, d.id, allowed, state=state, message=None, **values)
         s.refresh(d)
-        if done.rowcount != 1:
+        if not done:
             hint = (": use `algorail deployments update`, or terminate it first"
                     if allowed == ENDED else "")
             raise Conflict(f"deployment {d.owner}/{d.name} is {d.state}, and this needs it "
                            f"{' or '.join(allowed)}{hint}")
 
-    @staticmethod
-    def _start(s: Session, d: m.Deployment, supervisor, document: dict) -> None:
+    def _background_move(self, deployment_id: int, allowed: str, **values) -> bool:
+        with self._session() as s:
+            return self._move(s, deployment_id, (allowed,), **values)
+
+    def _start(self, deployment_id: int, document: dict, previous: dict | None = None) -> None:
+        """The background part of deploy and update: stop the `previous` processes (a local
+        update), start, and record "running" or "failed" with the reason."""
+        with self._session() as s:
+            d = s.get(m.Deployment, deployment_id)
+            target, owner, name, settings = d.target, d.owner, d.name, d.settings
+
+        def launched(runtime: dict) -> None:
+            if not self._background_move(deployment_id, "starting", runtime=runtime):
+                raise DeploymentCancelled("the deployment was terminated while starting")
+
+        runtime = None
         try:
-            d.runtime = supervisor.start(d.target, d.owner, d.name, document, d.settings)
-            d.state, d.message = "running", None
+            if previous:
+                self.supervisor.stop(target, previous)
+            runtime = self.supervisor.start(target, owner, name, document, settings, launched)
+            outcome = {"state": "running", "message": None, "runtime": runtime}
         except AlgorailError as exc:
-            d.state, d.message = "failed", str(exc)
+            outcome = {"state": "failed", "message": str(exc)}
         except Exception as exc:  # a target's bug must not leave the deployment "starting"
-            log.exception("deployment %s/%s failed to start", d.owner, d.name)
-            d.state, d.message = "failed", f"{type(exc).__name__}: {exc}"
-        s.commit()
+            log.exception("deployment %s/%s failed to start", owner, name)
+            outcome = {"state": "failed", "message": f"{type(exc).__name__}: {exc}"}
+        if self._background_move(deployment_id, "starting", **outcome):
+            return
+        try:  # terminated while starting: what this start made is stopped here
+            if runtime is not None:
+                self.supervisor.stop(target, runtime)
+            self._background_move(deployment_id, "stopping", state="terminated", message=None)
+        except AlgorailError as exc:
+            self._background_move(deployment_id, "stopping", state="failed",
+                                  message=f"could not stop: {exc}")
 
     def _deployment(self, s: Session, who: Principal, owner: str, name: str) -> m.Deployment:
         self._own(who, owner, f"deployment {owner}/{name}")
@@ -468,12 +496,17 @@ class Registry:
         return d
 
     def _observe(self, s: Session, d: m.Deployment) -> None:
-        """Record a running deployment whose processes have gone as failed."""
+        """Record a running deployment whose processes have gone as failed, and stop any
+        it left behind."""
         if d.state == "running" and self.supervisor is not None:
             problem = self.supervisor.check(d.target, d.runtime)
             if problem:
-                d.state, d.message = "failed", problem
-                s.commit()
+                try:
+                    self.supervisor.stop(d.target, d.runtime)
+                except AlgorailError as exc:
+                    problem += f"\n(and could not stop what is left: {exc})"
+                self._move(s, d.id, ("running",), state="failed", message=problem)
+                s.refresh(d)
 
     def list_deployments(self, who: Principal) -> list[dict]:
         with self._session() as s:
@@ -490,49 +523,65 @@ class Registry:
             return deployment_dict(d)
 
     def terminate(self, who: Principal, owner: str, name: str) -> dict:
+        """Stop everything the deployment started. One still starting answers "stopping";
+        its start in the background stops what it made and records "terminated"."""
+        supervisor = self._supervisor()
         with self._session() as s:
             d = self._deployment(s, who, owner, name)
             if d.state == "terminated":
                 return deployment_dict(d)
-            self._claim(s, d, ("running", "failed"), "stopping")
+            was = d.state
+            self._claim(s, d, ("starting", "running", "failed"), "stopping")
             try:
-                self._supervisor().stop(d.target, d.runtime)
+                supervisor.stop(d.target, d.runtime)
             except AlgorailError as exc:
-                d.state, d.message = "failed", f"could not stop: {exc}"
-                s.commit()
+                if was != "starting":
+                    self._move(s, d.id, ("stopping",), state="failed",
+                               message=f"could not stop: {exc}")
                 raise
-            d.state = "terminated"
-            s.commit()
+            if was != "starting":
+                self._move(s, d.id, ("stopping",), state="terminated")
+            s.refresh(d)
             return deployment_dict(d)
 
     def update(self, who: Principal, owner: str, name: str, pipeline: str | None = None,
                settings: dict | None = None) -> dict:
-        """Move a deployment to another pipeline version or settings, restarting it."""
-        supervisor = self._supervisor()
+        """Move a deployment to another pipeline version or settings, restarting it in the
+        background (a local one is stopped first)."""
+        self._supervisor()
         with self._session() as s:
             d = self._deployment(s, who, owner, name)
-            changes = {"settings": {**d.settings, **(settings or {})}}
+            merged = self.policy.check(who, d.target, {**d.settings, **(settings or {})})
+            changes = {"settings": merged}
             if pipeline:
                 p_owner, pname, version = parse_ref(pipeline)
                 self._own(who, p_owner, f"pipeline {pipeline}")
                 pv = self._find_version(s, p_owner, pname, version)
                 changes["pipeline_version_id"] = pv.id
             self._claim(s, d, ("running", "failed"), "starting", **changes)
-            if d.target == "local":
-                supervisor.stop(d.target, d.runtime)
-            self._start(s, d, supervisor, json.loads(d.pipeline_version.document))
+            previous = d.runtime if d.target == "local" else None
+            self._starts.submit(self._start, d.id, json.loads(d.pipeline_version.document),
+                                previous)
             return deployment_dict(d)
 
     def reconcile(self) -> dict[str, str]:
-        """After a restart: adopt deployments still running, mark the rest failed."""
+        """After a restart: adopt deployments still running; stop what those left starting
+        or stopping had started, and record them failed or terminated."""
         seen = {}
         with self._session() as s:
             for d in s.scalars(select(m.Deployment).where(
                     m.Deployment.state.in_(ACTIVE))).all():
-                if d.state != "running":
-                    d.state, d.message = "failed", f"the registry stopped while {d.state}"
-                    s.commit()
-                else:
+                if d.state == "running":
                     self._observe(s, d)
+                else:
+                    ended = "terminated" if d.state == "stopping" else "failed"
+                    try:
+                        self._supervisor().stop(d.target, d.runtime)
+                        message = None if ended == "terminated" else (
+                            f"the registry stopped while {d.state}")
+                    except AlgorailError as exc:
+                        ended, message = "failed", f"could not stop: {exc}"
+                    d.state, d.message = ended, message
+                    s.commit()
                 seen[f"{d.owner}/{d.name}"] = d.state
         return seen

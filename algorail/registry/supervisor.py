@@ -13,8 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from algorail.errors import AlgorailError
 
@@ -23,37 +27,52 @@ class DeploymentError(AlgorailError):
     """A deployment could not be started or stopped."""
 
 
-def _proc_stat(pid: int) -> tuple[int, int, str] | None:
-    """(parent pid, process group, state letter) of a live process, else None."""
+class DeploymentCancelled(DeploymentError):
+    """The deployment was terminated while it was starting."""
+
+
+TAIL_LINES = 20
+
+
+def log_tail(log: Path, offset: int = 0) -> str:
+    """The last lines written to `log` after byte `offset` (what a failure message shows)."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
     except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), int(fields[2]), fields[0]
+        return ""
+    return "\n".join(text.splitlines()[-TAIL_LINES:])[-2000:]
 
 
-def process_tree(root: int, group: int | None = None) -> set[int]:
-    """`root`, its descendants, and members of process group `group`, all alive."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
-            table[int(entry.name)] = stat
-    found = {pid for pid, (_, pgid, state) in table.items() if pgid == group and state != "Z"}
-    frontier = [root] if root in table and table[root][2] != "Z" else []
-    while frontier:
-        pid = frontier.pop()
-        found.add(pid)
-        frontier += [c for c, (ppid, _, st) in table.items()
-                     if ppid == pid and c not in found and st != "Z"]
-    return found
-
-
-def _cmdline(pid: int) -> list[str]:
+def _alive(proc: psutil.Process) -> bool:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def deployment_processes(runtime: dict) -> list[psutil.Process]:
+    """The live processes of a local deployment: its `algorail dev` process (if it is
+    still the one started: same PID and start time), every descendant of it, and every
+    member of its process group."""
+    found: dict[int, psutil.Process] = {}
+    pid, group = runtime.get("pid"), runtime.get("pgid")
+    try:
+        root = psutil.Process(pid)
+        if root.create_time() == runtime.get("createTime") and _alive(root):
+            found[pid] = root
+            found.update((c.pid, c) for c in root.children(recursive=True))
+    except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
+        pass
+    if group:
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == group:
+                    found[proc.pid] = proc
+            except OSError:
+                continue
+    return [p for p in found.values() if _alive(p)]
 
 
 class LocalTarget:
@@ -61,10 +80,15 @@ class LocalTarget:
 
     def __init__(self, state_dir: Path):
         self.state_dir = state_dir
+        self.closing = threading.Event()
         self._children: dict[int, subprocess.Popen] = {}
 
-    def start(self, owner: str, name: str, document: dict, settings: dict) -> dict:
-        from algorail.runtime.broker import free_port, wait_for_port
+    def start(self, owner: str, name: str, document: dict, settings: dict,
+              launched: Callable[[dict], None] = lambda runtime: None) -> dict:
+        """Start `algorail dev` and wait until it says it is ready; `launched` is called
+        with what was started before the wait, so the caller can record it. If anything
+        fails (including `launched`), every process started is stopped."""
+        from algorail.runtime.broker import free_port
 
         folder = self.state_dir / owner / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -81,55 +105,80 @@ class LocalTarget:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (workdir, env.get("PYTHONPATH")) if p)
         log = folder / "dev.log"
+        offset = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as out:
             proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self._children[proc.pid] = proc
-        timeout = float(settings.get("startTimeout", 60))
-        if not wait_for_port("127.0.0.1", port, timeout) or proc.poll() is not None:
-            self.stop({"pid": proc.pid, "pgid": proc.pid})
-            tail = log.read_text(errors="replace")[-800:]
-            raise DeploymentError(f"`algorail dev` did not serve on port {port} within "
-                                  f"{timeout:.0f}s; its log {log} ends:\n{tail}")
-        return {"pid": proc.pid, "pgid": proc.pid, "port": port,
-                "url": f"http://127.0.0.1:{port}", "command": command, "log": str(log),
-                "spec": str(spec)}
+        runtime = {"pid": proc.pid, "pgid": proc.pid, "port": port,
+                   "url": f"http://127.0.0.1:{port}", "command": command, "log": str(log),
+                   "logOffset": offset, "spec": str(spec)}
+        try:
+            runtime["createTime"] = psutil.Process(proc.pid).create_time()
+            launched(runtime)
+            self._wait_ready(proc, runtime, float(settings.get("startTimeout", 60)))
+        except BaseException:
+            self.stop(runtime)
+            raise
+        return runtime
 
-    def _reap(self, pid: int) -> None:
-        proc = self._children.get(pid)
-        if proc is not None and proc.poll() is not None:
-            del self._children[pid]
+    def _wait_ready(self, proc: subprocess.Popen, runtime: dict, timeout: float) -> None:
+        """Until `algorail dev` prints its ready line and serves its port; it exiting, the
+        timeout or the registry closing is an error that ends with the last lines of its log."""
+        from algorail.runtime.broker import wait_for_port
+        from algorail.runtime.dev import READY_WORD
+
+        log, offset = Path(runtime["log"]), runtime["logOffset"]
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise DeploymentError(f"`algorail dev` exited with status {proc.returncode} "
+                                      f"before it was ready; the last lines of {log}:\n"
+                                      f"{log_tail(log, offset)}")
+            written = log_tail(log, offset)
+            if (any(line.startswith(f"{READY_WORD}:") for line in written.splitlines())
+                    and wait_for_port("127.0.0.1", runtime["port"], 1)):
+                return
+            if self.closing.is_set():
+                raise DeploymentError("the registry stopped while the deployment was starting")
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"`algorail dev` was not ready within {timeout:g}s; "
+                                      f"the last lines of {log}:\n{written}")
+            time.sleep(0.2)
 
     def check(self, runtime: dict) -> str | None:
         pid = runtime.get("pid")
         if not pid:
             return "no process recorded"
-        self._reap(pid)
-        stat = _proc_stat(pid)
-        if stat is None or stat[2] == "Z" or runtime.get("spec") not in _cmdline(pid):
-            return f"the `algorail dev` process {pid} has exited; see {runtime.get('log')}"
-        return None
+        proc = self._children.get(pid)
+        status = proc.poll() if proc is not None else None
+        if status is None and any(p.pid == pid for p in deployment_processes(runtime)):
+            return None
+        exited = "has exited" if status is None else f"has exited with status {status}"
+        tail = log_tail(Path(runtime.get("log", "")), runtime.get("logOffset", 0))
+        return (f"the `algorail dev` process {pid} {exited}; the last lines of "
+                f"{runtime.get('log')}:\n{tail}")
 
     def stop(self, runtime: dict, grace: float = 10.0) -> None:
         """SIGTERM every process of the deployment, then SIGKILL what is left."""
-        pid = runtime.get("pid")
-        if not pid:
-            return
-        if self.check(runtime) is not None and not process_tree(pid, runtime.get("pgid")):
-            return
+        procs = deployment_processes(runtime)
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            for p in process_tree(pid, runtime.get("pgid")):
+            for p in procs:
                 try:
-                    os.kill(p, sig)
-                except ProcessLookupError:
+                    p.send_signal(sig)
+                except psutil.NoSuchProcess:
                     pass
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                self._reap(pid)
-                if not process_tree(pid, runtime.get("pgid")):
-                    return
-                time.sleep(0.1)
-        raise DeploymentError(f"processes of deployment (pid {pid}) did not stop")
+            while procs and time.monotonic() < deadline:
+                time.sleep(0.05)
+                own = self._children.get(runtime.get("pid"))
+                if own is not None:
+                    own.poll()  # collect our own child's exit status: no zombie is left
+                procs = [p for p in procs if _alive(p)]
+            if not procs:
+                return
+        raise DeploymentError(f"processes {sorted(p.pid for p in procs)} of the deployment "
+                              "did not stop")
 
 
 class KubernetesTarget:
@@ -166,7 +215,8 @@ class KubernetesTarget:
             raise DeploymentError(f"helm {args[0]} failed: {done.stderr.strip()[-800:]}")
         return done.stdout
 
-    def start(self, owner: str, name: str, document: dict, settings: dict) -> dict:
+    def start(self, owner: str, name: str, document: dict, settings: dict,
+              launched: Callable[[dict], None] = lambda runtime: None) -> dict:
         release = self.release(owner, name, document, settings)
         folder = self.state_dir / owner / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,8 +232,14 @@ class KubernetesTarget:
         return None  # the cluster, not the registry, keeps the release running
 
     def stop(self, runtime: dict) -> None:
-        if runtime.get("release"):
+        """Uninstall the release; one that is already gone counts as stopped."""
+        if not runtime.get("release"):
+            return
+        try:
             self._run(["uninstall", runtime["release"], "--namespace", runtime["namespace"]])
+        except DeploymentError as exc:
+            if "not found" not in str(exc):
+                raise
 
 
 class Supervisor:
@@ -194,11 +250,16 @@ class Supervisor:
         self.targets = {"local": LocalTarget(root / "local"),
                         "kubernetes": KubernetesTarget(root / "kubernetes", helm)}
 
-    def start(self, target: str, owner: str, name: str, document: dict, settings: dict) -> dict:
-        return self.targets[target].start(owner, name, document, settings)
+    def start(self, target: str, owner: str, name: str, document: dict, settings: dict,
+              launched: Callable[[dict], None] = lambda runtime: None) -> dict:
+        return self.targets[target].start(owner, name, document, settings, launched)
 
     def check(self, target: str, runtime: dict) -> str | None:
         return self.targets[target].check(runtime)
 
     def stop(self, target: str, runtime: dict) -> None:
         self.targets[target].stop(runtime)
+
+    def close(self) -> None:
+        """End the waits of deployments still starting (they fail and are stopped)."""
+        self.targets["local"].closing.set()

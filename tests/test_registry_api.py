@@ -17,7 +17,8 @@ import pytest
 import yaml
 from conftest import EXAMPLES
 
-from algorail.registry.api import BackgroundServer, open_registry
+from algorail.errors import AlgorailError
+from algorail.registry.api import MAX_BODY_BYTES, BackgroundServer, open_registry
 from algorail.registry.auth import create_key
 from algorail.registry.client import RegistryClient, RegistryRequestError
 from algorail.registry.policy import DeploymentPolicy
@@ -364,3 +365,60 @@ def test_kubernetes_target_keeps_non_admin_keys_to_the_chart_namespaces_and_valu
     assert admin.wait("ops", name)["state"] == "running"
     assert helm_calls(server)[-1]["values"]["image"] == {"tag": "1.2.3"}
     admin.terminate("ops", name)
+
+
+def test_over_long_strings_answer_422_naming_the_field_and_its_limit(server, clients):
+    alice, admin, name = clients["alice"], clients["admin"], unique("long")
+    too_long = [
+        ("runtime", "100", lambda: alice.publish_algo("alice", name, "1.0.0", "r" * 200)),
+        ("version", "64", lambda: alice.push(hello(name, "1.0." + "1" * 5000))),
+        ("version", "64", lambda: alice.publish_algo("alice", name, "1." + "2" * 80 + ".0",
+                                                     "python")),
+        ("bootstrapServers", "500", lambda: admin.request(
+            "POST", "/v1/admin/connections", {"name": name, "bootstrapServers": "h" * 1000})),
+    ]
+    for field, limit, call in too_long:
+        with pytest.raises(RegistryRequestError) as info:
+            call()
+        assert info.value.status == 422, str(info.value)
+        assert field in str(info.value) and limit in str(info.value), str(info.value)
+    alice.push(hello(name))
+    assert status_of(lambda: alice.clone("alice", name, "1.0.0", "9.9." + "9" * 70)) == 422
+    with server.registry.sessions() as session, pytest.raises(AlgorailError) as info:
+        create_key(session, "alice", label="l" * 300)
+    assert "label" in str(info.value) and "200" in str(info.value)
+    # a long text that fits (MariaDB's TEXT would stop at 64 KiB) is stored on every backend
+    described = hello(unique("described"))
+    described["metadata"]["description"] = "d" * 100_000
+    stored = alice.push(described)
+    assert len(alice.pipeline_version("alice", stored["name"], "1.0.0")["description"]) == 100_000
+
+
+def test_bodies_over_the_limit_answer_413_before_they_are_parsed(server):
+    headers = {"authorization": f"Bearer {server.keys['alice']}",
+               "content-type": "application/json"}
+    oversized = b'{"document": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+
+    def chunks():  # no Content-Length: the limit holds while the body streams in
+        for start in range(0, len(oversized), 65536):
+            yield oversized[start:start + 65536]
+
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+        for body in (oversized, chunks()):
+            answer = http.post("/v1/pipelines", content=body)
+            assert answer.status_code == 413, answer.text
+            assert str(MAX_BODY_BYTES) in answer.json()["error"]
+        assert http.post("/v1/pipelines", content=b"[]").status_code == 422  # still parsed
+
+
+def test_openapi_lists_every_status_including_401(server):
+    with httpx.Client(base_url=server.url) as http:
+        paths = http.get("/v1/openapi.json").json()["paths"]
+        assert http.get("/v1/whoami").status_code == 401
+    for methods in paths.values():
+        for method, operation in methods.items():
+            assert "401" in operation["responses"], (method, operation["summary"])
+            if "requestBody" in operation:
+                assert {"413", "422"} <= set(operation["responses"]), operation["summary"]
+    assert {"403", "404", "409"} <= set(paths["/v1/deployments"]["post"]["responses"])
+    assert "502" in paths["/v1/deployments/{owner}/{name}"]["delete"]["responses"]

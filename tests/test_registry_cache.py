@@ -75,3 +75,32 @@ def test_event_flow_grant_invalidates_the_algo_owners_reads(cached):
     cached.add_connection(admin, "partner", "10.1.1.1:9092")
     cached.grant(admin, "alice/upper:1.0.0", "partner", "events", "subscribe")
     assert [f["topic"] for f in cached.event_flows(alice, "alice")] == ["events"]
+
+
+def test_two_registries_on_one_redis_keep_their_data_apart(redis_url, tmp_path):
+    """No --cache-prefix: each prefix comes from its database's identity (random per
+    database, so parallel test runs do not meet either)."""
+    alice = Principal("alice")
+    first, second = (open_registry(f"sqlite:///{tmp_path / name}.db", redis_url=redis_url,
+                                   state_dir=tmp_path / name) for name in ("one", "two"))
+    try:
+        assert first.cache.prefix != second.cache.prefix
+        assert first.cache.prefix.startswith("algorail:registry:")
+        first.push(alice, doc("1.0.0"))
+        first.publish_algo(alice, "alice", "upper", "1.0.0", "python")
+        assert [p["name"] for p in first.list_pipelines(alice)] == ["hello"]
+        assert [a["name"] for a in first.list_algos(alice)] == ["upper"]
+        assert second.list_pipelines(alice) == [] and second.list_algos(alice) == []
+        second.push(alice, doc("2.0.0"))  # a write to one does not touch the other's cache
+        assert [p["latest"] for p in second.list_pipelines(alice)] == ["2.0.0"]
+        assert [p["latest"] for p in first.list_pipelines(alice)] == ["1.0.0"]
+        assert first.cache.hits >= 1
+        # the same database opened again shares its prefix, so it sees the same invalidations
+        again = open_registry(f"sqlite:///{tmp_path / 'one'}.db", redis_url=redis_url,
+                              state_dir=tmp_path / "one")
+        assert again.cache.prefix == first.cache.prefix
+    finally:
+        for registry in (first, second):
+            keys = list(registry.cache.redis.scan_iter(f"{registry.cache.prefix}:*"))
+            if keys:
+                registry.cache.redis.delete(*keys)

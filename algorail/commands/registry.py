@@ -114,6 +114,8 @@ def registry() -> None:
 @DATABASE_OPTION
 @click.option("--redis-url", envvar="ALGORAIL_REGISTRY_REDIS_URL",
               help="Cache hot reads in this Redis (redis://HOST:PORT/DB).")
+@click.option("--cache-prefix", envvar="ALGORAIL_REGISTRY_CACHE_PREFIX",
+              help="Prefix of the Redis keys (default: algorail:registry:<database identity>).")
 @click.option("--state-dir", type=click.Path(file_okay=False), envvar="ALGORAIL_REGISTRY_STATE_DIR",
               help="Where deployments keep specs and logs (default ~/.algorail/state).")
 @click.option("--allow-local-deployments", is_flag=True,
@@ -127,8 +129,8 @@ def registry() -> None:
                    "The first is the default.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
-def serve(database_url, redis_url, state_dir, allow_local_deployments, deployments_dir,
-          namespaces, host, port) -> None:
+def serve(database_url, redis_url, cache_prefix, state_dir, allow_local_deployments,
+          deployments_dir, namespaces, host, port) -> None:
     """Serve the registry API (migrating the database first)."""
     from pathlib import Path
 
@@ -139,7 +141,8 @@ def serve(database_url, redis_url, state_dir, allow_local_deployments, deploymen
     policy = DeploymentPolicy(allow_local=allow_local_deployments,
                               deployments_dir=Path(deployments_dir) if deployments_dir else None,
                               namespaces=tuple(namespaces))
-    run(open_registry(database_url, redis_url, state_dir, policy=policy), host=host, port=port)
+    run(open_registry(database_url, redis_url, state_dir, cache_prefix=cache_prefix,
+                      policy=policy), host=host, port=port)
 
 
 @registry.command()

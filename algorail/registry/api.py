@@ -33,6 +33,13 @@ from algorail.registry.supervisor import Supervisor
 log = logging.getLogger("algorail.registry")
 
 STRING, OBJECT = {"type": "string"}, {"type": "object"}
+# Answered by every /v1 operation, and by every one that takes a body.
+UNAUTHORIZED = {401: {"description": "No API key, or an unknown one"}}
+BODY_ERRORS = {
+    413: {"description": "The body is larger than MAX_BODY_BYTES (4 MiB); it is not read"},
+    422: {"description": "The body is not a JSON object, or a field is missing, of the wrong "
+                         "type or too long; the error names it"},
+}
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -183,6 +190,7 @@ async def pipelines(request: Request) -> JSONResponse:
         from the document's metadata."
       responses:
         201: {description: The stored version}
+        403: {description: The document's metadata.owner is not this key's owner}
         409: {description: This version already exists}
         422: {description: The pipeline is invalid; `problems` lists every broken rule}
     """
@@ -234,6 +242,7 @@ async def clone_version(request: Request) -> JSONResponse:
     description: "Body: {to: NEW_VERSION}"
     responses:
       201: {description: The new version}
+      404: {description: No such version for this key's owner}
       409: {description: The new version already exists}
     """
     p, body = request.path_params, await _body(request)
@@ -256,6 +265,7 @@ async def blank_pipeline(request: Request) -> JSONResponse:
     description: "Body: {name, version?, description?}"
     responses:
       201: {description: The new, empty version}
+      409: {description: This version already exists}
     """
     body = await _body(request)
     return await _reply(
@@ -292,6 +302,7 @@ async def algo_versions(request: Request) -> JSONResponse:
       description: "Body: {version, runtime, settings?, published? (default true), description?}"
       responses:
         201: {description: The new version}
+        404: {description: Another owner's algo}
         409: {description: This version already exists}
     """
     who, reg, p = await _who(request), _registry(request), request.path_params
@@ -326,6 +337,7 @@ async def connections(request: Request) -> JSONResponse:
       description: "Body: {name, bootstrapServers}"
       responses:
         201: {description: The connection}
+        403: {description: Not an admin key}
         409: {description: The name is taken}
     """
     who, reg = await _who(request), _registry(request)
@@ -346,6 +358,8 @@ async def grant_event_flow(request: Request) -> JSONResponse:
       publish|subscribe}"
     responses:
       201: {description: The grant}
+      403: {description: Not an admin key}
+      404: {description: No such algo version or connection}
       409: {description: The algo version is not published, or the grant exists}
     """
     body = await _body(request)
@@ -384,9 +398,14 @@ async def deployments(request: Request) -> JSONResponse:
       summary: Deploy a pipeline version
       requestBody: {$ref: "#/components/requestBodies/Deploy"}
       description: "Body: {pipeline: OWNER/NAME:VERSION, name, target: local|kubernetes,
-        settings?: {port, workdir, bootstrapServers, namespace, release, chart, values}}"
+        settings?: {...}}. local: {port, workdir, bootstrapServers, startTimeout};
+        kubernetes: {namespace, values, and for admin keys release, chart}. Answers at once;
+        the deployment starts in the background (poll it until it is running or failed)."
       responses:
-        201: {description: "The deployment; state running or failed (see message)"}
+        201: {description: "The deployment, in state starting"}
+        403: {description: "This key may not use the target or a setting (local deployments
+          need the registry's --allow-local-deployments and an admin key)"}
+        404: {description: No such pipeline version for this key's owner}
         409: {description: A deployment of that name is active}
     """
     who, reg = await _who(request), _registry(request)
@@ -415,13 +434,21 @@ async def deployment(request: Request) -> JSONResponse:
     patch:
       summary: Update a deployment
       requestBody: {$ref: "#/components/requestBodies/Update"}
-      description: "Body: {pipeline?: OWNER/NAME:VERSION, settings?: {...}}; restarts it"
+      description: "Body: {pipeline?: OWNER/NAME:VERSION, settings?: {...}}; restarts it in
+        the background"
       responses:
-        200: {description: The deployment}
+        200: {description: "The deployment, in state starting"}
+        403: {description: This key may not use a setting}
+        404: {description: No such deployment or pipeline version for this key's owner}
+        409: {description: The deployment is starting or stopping}
     delete:
       summary: Terminate a deployment, stopping everything it started
       responses:
-        200: {description: The terminated deployment}
+        200: {description: "The deployment, terminated (or stopping, if it was starting)"}
+        404: {description: No such deployment for this key's owner}
+        409: {description: The deployment is already stopping}
+        422: {description: The registry runs without a deployment supervisor}
+        502: {description: What the deployment started could not be stopped}
     """
     who, reg, p = await _who(request), _registry(request), request.path_params
     if request.method == "GET":
@@ -453,7 +480,12 @@ def openapi_document(routes=None) -> dict:
             for name in re.findall(r"{(\w+)}", path)
         ]
         for method, operation in methods.items():
-            methods[method] = {**operation.get(method, operation), "parameters": parameters}
+            operation = {**operation.get(method, operation), "parameters": parameters}
+            responses = {**operation["responses"], **UNAUTHORIZED}
+            if "requestBody" in operation:
+                responses = {**BODY_ERRORS, **responses}
+            operation["responses"] = dict(sorted(responses.items(), key=lambda r: str(r[0])))
+            methods[method] = operation
     return schema
 
 
@@ -523,14 +555,17 @@ def open_registry(
     policy: DeploymentPolicy | None = None,
 ) -> Registry:
     """Open (and migrate) the database and wire the cache, the supervisor and the
-    deployment policy (default: no local deployments, kubernetes namespace `algorail`)."""
+    deployment policy (default: no local deployments, kubernetes namespace `algorail`).
+    The cache prefix defaults to `algorail:registry:<the database's identity>`."""
     engine = db.open_engine(database_url)
     db.migrate(engine)
     if state_dir is None:
         state_dir = Path(db.default_database_url().removeprefix("sqlite:///")).parent / "state"
+    if redis_url and not cache_prefix:
+        cache_prefix = f"algorail:registry:{db.identity(engine)}"
     return Registry(
         db.session_factory(engine),
-        cache=open_cache(redis_url, cache_prefix or "algorail:registry"),
+        cache=open_cache(redis_url, cache_prefix),
         supervisor=Supervisor(state_dir, helm=helm),
         policy=policy,
     )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from algorail import naming
 from algorail.errors import AlgorailError
-from algorail.registry.models import ApiKey
+from algorail.registry.models import ApiKey, too_long
 
 KEY_PREFIX = "ark_"
 
@@ -37,8 +37,11 @@ def create_key(session: Session, owner: str, admin: bool = False, label: str | N
     if not naming.is_valid_name(owner):
         raise AlgorailError(f"owner {owner!r} is not a valid name: {naming.NAME_RULE}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(key_hash=hash_key(key), prefix=key[:12], owner=owner, admin=admin,
-                       label=label))
+    row = ApiKey(key_hash=hash_key(key), prefix=key[:12], owner=owner, admin=admin, label=label)
+    problem = too_long(row)
+    if problem:
+        raise AlgorailError(f"the key's {problem}")
+    session.add(row)
     session.commit()
     return key
 

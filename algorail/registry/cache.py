@@ -23,7 +23,7 @@ class NoCache:
 
 
 class RedisCache:
-    def __init__(self, url: str, prefix: str = "algorail:registry", ttl: int = 300):
+    def __init__(self, url: str, prefix: str, ttl: int = 300):
         import redis
 
         self.redis = redis.Redis.from_url(url)
@@ -51,5 +51,5 @@ class RedisCache:
         self.redis.incr(self._generation_key(owner))
 
 
-def open_cache(url: str | None, prefix: str = "algorail:registry", ttl: int = 300):
+def open_cache(url: str | None, prefix: str | None, ttl: int = 300):
     return RedisCache(url, prefix=prefix, ttl=ttl) if url else NoCache()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from algorail.errors import AlgorailError
@@ -85,6 +85,14 @@ def current_revision(engine: Engine) -> str | None:
         return None
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def identity(engine: Engine) -> str:
+    """The database's random identity, made when it was created (see `RegistryIdentity`)."""
+    from algorail.registry.models import RegistryIdentity
+
+    with Session(engine) as session:
+        return session.scalars(select(RegistryIdentity.id)).one()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

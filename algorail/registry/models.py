@@ -6,6 +6,8 @@ PostgreSQL and MariaDB.
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -18,10 +20,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAME = 100
 VERSION = 64
+# MariaDB's TEXT holds 64 KiB; MEDIUMTEXT (16 MiB) holds any request body the API accepts.
+LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -30,6 +35,27 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+def too_long(row: Base) -> str | None:
+    """What is wrong with the first string of `row` longer than its column allows (naming
+    the field as the API does, and the limit), or None. SQLite does not enforce lengths;
+    PostgreSQL and MariaDB fail the write: checking first answers alike on all three."""
+    for column in row.__table__.columns:
+        limit, value = getattr(column.type, "length", None), getattr(row, column.key, None)
+        if limit and isinstance(value, str) and len(value) > limit:
+            field = re.sub(r"_(\w)", lambda m: m[1].upper(), column.key)
+            return f"{field} is {len(value)} characters long; the limit is {limit}"
+    return None
+
+
+class RegistryIdentity(Base):
+    """One row: a random id made when the database was created, so two registries share
+    a Redis cache prefix exactly when they share a database."""
+
+    __tablename__ = "registry_identity"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True,
+                                    default=lambda: uuid.uuid4().hex)
 
 
 class ApiKey(Base):
@@ -51,7 +77,7 @@ class Algo(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str] = mapped_column(String(NAME))
     name: Mapped[str] = mapped_column(String(NAME))
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str | None] = mapped_column(LONG_TEXT, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     versions: Mapped[list[AlgoVersion]] = relationship(back_populates="algo")
 
@@ -89,8 +115,8 @@ class PipelineVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
     version: Mapped[str] = mapped_column(String(VERSION))
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    document: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(LONG_TEXT, nullable=True)
+    document: Mapped[str] = mapped_column(LONG_TEXT)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     pipeline: Mapped[Pipeline] = relationship(back_populates="versions")
@@ -107,7 +133,7 @@ class Deployment(Base):
     pipeline_version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
     target: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
-    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(LONG_TEXT, nullable=True)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     runtime: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

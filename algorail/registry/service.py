@@ -52,7 +52,17 @@ def parse_ref(ref: str) -> tuple[str, str, str]:
     return match["owner"], match["name"], match["version"]
 
 
+def checked(row: m.Base) -> m.Base:
+    """`row`, if every string fits its column; else a 422 naming the field and its limit."""
+    problem = m.too_long(row)
+    if problem:
+        raise Invalid(problem)
+    return row
+
+
 def check_version(version: str) -> None:
+    if len(version) > m.VERSION:
+        raise Invalid(f"version is {len(version)} characters long; the limit is {m.VERSION}")
     if not naming.VERSION_RE.match(version):
         raise Invalid(f"version {version!r} is not semver: write MAJOR.MINOR.PATCH, e.g. 1.2.0")
 
@@ -155,10 +165,10 @@ class Registry:
         text = json.dumps(canonical, sort_keys=True)
         pipeline_id = self._row_id(m.Pipeline, owner, name)
         with self._session() as s:
-            pv = m.PipelineVersion(
+            pv = checked(m.PipelineVersion(
                 pipeline_id=pipeline_id, version=version, description=meta.get("description"),
                 document=text, digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            )
+            ))
             s.add(pv)
             try:
                 s.commit()
@@ -181,7 +191,7 @@ class Registry:
                                                         model.name == name))
                 if found is not None:
                     return found
-                row = model(owner=owner, name=name, **extra)
+                row = checked(model(owner=owner, name=name, **extra))
                 s.add(row)
                 try:
                     s.commit()
@@ -267,8 +277,8 @@ class Registry:
             raise Invalid("an algo version needs a runtime, e.g. python or http")
         algo_id = self._row_id(m.Algo, owner, name, description=description)
         with self._session() as s:
-            av = m.AlgoVersion(algo_id=algo_id, version=version, runtime=runtime,
-                               settings=settings or {}, published=published)
+            av = checked(m.AlgoVersion(algo_id=algo_id, version=version, runtime=runtime,
+                                       settings=settings or {}, published=published))
             s.add(av)
             try:
                 s.commit()
@@ -324,7 +334,7 @@ class Registry:
         if not bootstrap_servers or " " in bootstrap_servers:
             raise Invalid("bootstrapServers must be HOST:PORT[,HOST:PORT...]")
         with self._session() as s:
-            row = m.BrokerConnection(name=name, bootstrap_servers=bootstrap_servers)
+            row = checked(m.BrokerConnection(name=name, bootstrap_servers=bootstrap_servers))
             s.add(row)
             try:
                 s.commit()
@@ -362,8 +372,8 @@ class Registry:
             if conn is None:
                 raise NotFound(f"broker connection {connection!r} not found: add it with "
                                "POST /v1/admin/connections")
-            row = m.EventFlowGrant(algo_version_id=av.id, connection_id=conn.id, topic=topic,
-                                   direction=direction)
+            row = checked(m.EventFlowGrant(algo_version_id=av.id, connection_id=conn.id,
+                                           topic=topic, direction=direction))
             s.add(row)
             try:
                 s.commit()
@@ -414,8 +424,8 @@ class Registry:
             d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
                                                     m.Deployment.name == name))
             if d is None:
-                d = m.Deployment(owner=owner, name=name, runtime={}, state="starting",
-                                 pipeline_version_id=pv.id, **wanted)
+                d = checked(m.Deployment(owner=owner, name=name, runtime={}, state="starting",
+                                         pipeline_version_id=pv.id, **wanted))
                 s.add(d)
                 try:
                     s.commit()

@@ -313,6 +313,7 @@ def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
     assert alice.wait("alice", name)["state"] == "running"
 
 
+@pytest.mark.slow
 def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, clients):
     alice, name = clients["alice"], unique("slow")
     alice.push(hello(name))

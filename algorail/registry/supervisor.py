@@ -52,19 +52,32 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def deployment_processes(runtime: dict) -> list[psutil.Process]:
-    """The live processes of a local deployment: its `algorail dev` process (if it is
-    still the one started: same PID and start time), every descendant of it, and every
-    member of its process group."""
-    found: dict[int, psutil.Process] = {}
-    pid, group = runtime.get("pid"), runtime.get("pgid")
+def dev_process(runtime: dict) -> psutil.Process | None:
+    """The deployment's `algorail dev` process if it still runs: the same PID and start
+    time (a deployment recorded before start times were, by its spec on the command line)."""
     try:
-        root = psutil.Process(pid)
-        if root.create_time() == runtime.get("createTime") and _alive(root):
-            found[pid] = root
+        proc = psutil.Process(runtime["pid"])
+        if "createTime" in runtime:
+            same = proc.create_time() == runtime["createTime"]
+        else:
+            same = runtime.get("spec") in proc.cmdline()
+        return proc if same and _alive(proc) else None
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return None
+
+
+def deployment_processes(runtime: dict) -> list[psutil.Process]:
+    """The live processes of a local deployment: its `algorail dev` process, every
+    descendant of it, and every member of its process group."""
+    found: dict[int, psutil.Process] = {}
+    root = dev_process(runtime)
+    if root is not None:
+        found[root.pid] = root
+        try:
             found.update((c.pid, c) for c in root.children(recursive=True))
-    except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
-        pass
+        except psutil.Error:
+            pass
+    group = runtime.get("pgid")
     if group:
         for proc in psutil.process_iter():
             try:
@@ -129,21 +142,26 @@ class LocalTarget:
         from algorail.runtime.dev import READY_WORD
 
         log, offset = Path(runtime["log"]), runtime["logOffset"]
+        ready_line, position, partial, ready = f"{READY_WORD}:".encode(), offset, b"", False
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise DeploymentError(f"`algorail dev` exited with status {proc.returncode} "
                                       f"before it was ready; the last lines of {log}:\n"
                                       f"{log_tail(log, offset)}")
-            written = log_tail(log, offset)
-            if (any(line.startswith(f"{READY_WORD}:") for line in written.splitlines())
-                    and wait_for_port("127.0.0.1", runtime["port"], 1)):
+            with open(log, "rb") as out:  # only what was written since the last look
+                out.seek(position)
+                written = out.read()
+            position += len(written)
+            *lines, partial = (partial + written).split(b"\n")
+            ready = ready or any(line.startswith(ready_line) for line in lines)
+            if ready and wait_for_port("127.0.0.1", runtime["port"], 1):
                 return
             if self.closing.is_set():
                 raise DeploymentError("the registry stopped while the deployment was starting")
             if time.monotonic() > deadline:
                 raise DeploymentError(f"`algorail dev` was not ready within {timeout:g}s; "
-                                      f"the last lines of {log}:\n{written}")
+                                      f"the last lines of {log}:\n{log_tail(log, offset)}")
             time.sleep(0.2)
 
     def check(self, runtime: dict) -> str | None:
@@ -152,7 +170,7 @@ class LocalTarget:
             return "no process recorded"
         proc = self._children.get(pid)
         status = proc.poll() if proc is not None else None
-        if status is None and any(p.pid == pid for p in deployment_processes(runtime)):
+        if status is None and dev_process(runtime) is not None:
             return None
         exited = "has exited" if status is None else f"has exited with status {status}"
         tail = log_tail(Path(runtime.get("log", "")), runtime.get("logOffset", 0))

@@ -95,6 +95,14 @@ def test_deployments_commands_report_state(env, tmp_path):
     assert "not found" in run(env, "deployments", "status", "nothing", ok=False)
 
 
+def test_a_key_label_over_its_limit_is_one_line_naming_it(tmp_path):
+    result = CliRunner().invoke(cli, ["registry", "keys", "create", "--owner", "alice",
+                                      "--label", "l" * 300, "--database-url",
+                                      f"sqlite:///{tmp_path / 'registry.db'}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "label is 300 characters long; the limit is 200" in result.output
+
+
 def test_client_commands_need_a_key():
     result = CliRunner().invoke(cli, ["pipelines", "list"], env={"ALGORAIL_API_KEY": ""})
     assert result.exit_code == 1 and "registry keys create" in result.output

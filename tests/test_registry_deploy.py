@@ -20,8 +20,8 @@ from conftest import EXAMPLES, wait_until
 
 from algorail.registry.api import BackgroundServer, open_registry
 from algorail.registry.auth import Principal, create_key
-from algorail.registry.client import RegistryClient
-from algorail.registry.errors import Forbidden, Invalid
+from algorail.registry.client import RegistryClient, RegistryRequestError
+from algorail.registry.errors import Invalid
 from algorail.registry.policy import DeploymentPolicy
 from algorail.registry.supervisor import KubernetesTarget, LocalTarget, deployment_processes
 from algorail.runtime.broker import free_port, wait_for_port
@@ -184,21 +184,14 @@ def test_kubernetes_target_without_helm_says_how_to_fix_it(tmp_path):
     assert "ALGORAIL_HELM" in made["message"]
 
 
-EVIL_ALGO = """import pathlib
-pathlib.Path({marker!r}).write_text("ran")  # what running code on the registry host would do
-
-
-def upper(payload):
-    return {{"text": str(payload["text"]).upper()}}
-"""
-
-
 def marker_pipeline(folder: Path) -> tuple[dict, Path]:
-    """hello, whose algo leaves a marker file as soon as a runner imports it."""
+    """hello, whose algo is the command `id`, run by an exec algo: each call leaves a
+    marker file on the host it runs on."""
     marker = folder / "ran-on-the-host"
-    (folder / "evil_algo.py").write_text(EVIL_ALGO.format(marker=str(marker)))
     document = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
-    document["spec"]["algos"][0]["entrypoint"] = "evil_algo:upper"
+    algo = document["spec"]["algos"][0]
+    del algo["entrypoint"]
+    algo.update(runtime="exec", command=["sh", "-c", f"id > {marker} && cat"])
     return document, marker
 
 
@@ -208,44 +201,62 @@ def test_local_deployments_need_the_flag_an_admin_key_and_a_workdir_inside(tmp_p
     allowed, outside = tmp_path / "deployments", tmp_path / "elsewhere"
     (allowed / "team").mkdir(parents=True)
     outside.mkdir()
-    document, marker = marker_pipeline(outside)
     (allowed / "escape").symlink_to(outside)
+    document, marker = marker_pipeline(tmp_path)
     database, state = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "state"
+    on = DeploymentPolicy(allow_local=True, deployments_dir=allowed)
+    with open_registry(database, state_dir=state).sessions() as session:
+        user_key = create_key(session, "alice")
     before = children()
 
-    def attempt(policy, who, settings):
+    def over_http(policy) -> tuple[int, str]:
+        registry = open_registry(database, state_dir=state, policy=policy)
+        server = BackgroundServer(registry).start()
+        try:
+            with RegistryClient(server.url, user_key) as client:
+                if not client.pipelines():
+                    client.push(document)
+                with pytest.raises(RegistryRequestError) as info:
+                    client.deploy("alice/hello:1.0.0", "hello", "local", {"workdir": "/"})
+            return info.value.status, str(info.value)
+        finally:
+            server.stop()
+            registry.close()
+
+    status, message = over_http(DeploymentPolicy())
+    assert status == 403 and "--allow-local-deployments" in message
+    status, message = over_http(on)
+    assert status == 403 and "admin API key" in message
+
+    def as_admin(policy, settings):
         registry = open_registry(database, state_dir=state, policy=policy)
         try:
-            registry.push(who, document) if not registry.list_pipelines(who) else None
-            registry.deploy(who, "alice/hello:1.0.0", "hello", "local", settings)
+            registry.deploy(admin, "alice/hello:1.0.0", "hello", "local", settings)
         finally:
             registry.close()
 
-    user, admin = Principal("alice"), Principal("alice", admin=True)
-    on = DeploymentPolicy(allow_local=True, deployments_dir=allowed)
-    with pytest.raises(Forbidden, match="--allow-local-deployments"):
-        attempt(DeploymentPolicy(), user, {"workdir": str(outside)})
-    with pytest.raises(Forbidden, match="admin API key"):
-        attempt(on, user, {"workdir": "team"})
+    admin = Principal("alice", admin=True)
     for workdir in ("/", str(outside), "../elsewhere", "team/../../elsewhere", "escape"):
         with pytest.raises(Invalid, match="inside the deployments folder"):
-            attempt(on, admin, {"workdir": workdir})
+            as_admin(on, {"workdir": workdir})
     with pytest.raises(Invalid, match="no deployments folder"):
-        attempt(DeploymentPolicy(allow_local=True), admin, {"workdir": str(outside)})
+        as_admin(DeploymentPolicy(allow_local=True), {"workdir": str(outside)})
     time.sleep(1)
     assert not marker.exists() and children() == before  # nothing ran
     assert open_registry(database, state_dir=state).list_deployments(admin) == []
 
-    # the same pipeline, from a workdir inside the folder, by an admin: it runs (so the
-    # marker above would have shown any execution), and DELETE leaves no process behind
-    (allowed / "team" / "evil_algo.py").write_text((outside / "evil_algo.py").read_text())
+    # the same pipeline, from a workdir inside the folder, by an admin, runs (so the marker
+    # above would have shown any execution), and DELETE leaves no process behind
     registry = open_registry(database, state_dir=state, policy=on)
     try:
         registry.deploy(admin, "alice/hello:1.0.0", "hello", "local",
                         {"workdir": "team", "startTimeout": 90})
         made = settle(registry, "hello")
         assert made["state"] == "running", made["message"]
-        assert marker.exists()
+        answer = httpx.post(f"{made['runtime']['url']}/alice/hello/in?sync=true",
+                            json={"text": "hi"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert marker.read_text().startswith("uid=")
         assert children() > before
         assert registry.terminate(admin, "alice", "hello")["state"] == "terminated"
         assert wait_until(lambda: children() == before, timeout=10), children() - before

@@ -331,3 +331,19 @@ def test_a_deployment_whose_dev_exits_at_start_fails_with_its_output(registry):
     assert "exited with status" in made["message"]
     assert "address already in use" in made["message"]  # from the last lines of its output
     assert wait_until(lambda: children() == before, timeout=10), children() - before
+
+
+def test_a_reused_pid_is_never_taken_for_a_deployment(tmp_path):
+    """A deployment recorded long ago whose PID (and so process group number) now belongs
+    to another process group: stopping it kills nothing, checking it reports it exited."""
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        runtime = {"pid": other.pid, "pgid": other.pid, "log": str(tmp_path / "dev.log"),
+                   "createTime": psutil.Process(other.pid).create_time() - 100}
+        target = LocalTarget(tmp_path)
+        assert "has exited" in target.check(runtime)
+        target.stop(runtime)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

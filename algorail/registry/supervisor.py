@@ -52,6 +52,13 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _holds_pid(pid: int) -> bool:
+    try:
+        return _alive(psutil.Process(pid))
+    except psutil.Error:
+        return False
+
+
 def dev_process(runtime: dict) -> psutil.Process | None:
     """The deployment's `algorail dev` process if it still runs: the same PID and start
     time (a deployment recorded before start times were, by its spec on the command line)."""
@@ -68,7 +75,9 @@ def dev_process(runtime: dict) -> psutil.Process | None:
 
 def deployment_processes(runtime: dict) -> list[psutil.Process]:
     """The live processes of a local deployment: its `algorail dev` process, every
-    descendant of it, and every member of its process group."""
+    descendant of it, and every member of its process group (the group's number is the
+    dev process's PID: while another process holds that PID, the number was reused and
+    names no group of ours)."""
     found: dict[int, psutil.Process] = {}
     root = dev_process(runtime)
     if root is not None:
@@ -78,7 +87,7 @@ def deployment_processes(runtime: dict) -> list[psutil.Process]:
         except psutil.Error:
             pass
     group = runtime.get("pgid")
-    if group:
+    if group and (root is not None or not _holds_pid(group)):
         for proc in psutil.process_iter():
             try:
                 if os.getpgid(proc.pid) == group:

@@ -423,3 +423,22 @@ def test_openapi_lists_every_status_including_401(server):
                 assert {"413", "422"} <= set(operation["responses"]), operation["summary"]
     assert {"403", "404", "409"} <= set(paths["/v1/deployments"]["post"]["responses"])
     assert "502" in paths["/v1/deployments/{owner}/{name}"]["delete"]["responses"]
+
+
+def test_a_release_name_another_owner_holds_is_refused(server, clients):
+    alice, suffix = clients["alice"], uuid.uuid4().hex[:8]
+    with server.registry.sessions() as session:
+        key = create_key(session, "alice-x")  # alice-x + SUFFIX = alice + x-SUFFIX
+    alice.push(hello(f"x-{suffix}"))
+    alice.deploy(f"alice/x-{suffix}:1.0.0", f"x-{suffix}", "kubernetes")
+    assert alice.wait("alice", f"x-{suffix}")["state"] == "running"
+    installs = len(helm_calls(server))
+    with RegistryClient(server.url, key) as other:
+        other.push(hello(suffix, owner="alice-x"))
+        other.deploy(f"alice-x/{suffix}:1.0.0", suffix, "kubernetes")
+        made = other.wait("alice-x", suffix)
+    assert made["state"] == "failed"
+    assert f"'alice-x-{suffix}' in namespace 'algorail' belongs to another deployment" in (
+        made["message"])
+    assert len(helm_calls(server)) == installs  # alice's release was not touched
+    alice.terminate("alice", f"x-{suffix}")

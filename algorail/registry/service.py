@@ -25,7 +25,7 @@ from algorail.registry.auth import Principal
 from algorail.registry.cache import NoCache
 from algorail.registry.errors import Conflict, Forbidden, Invalid, NotFound
 from algorail.registry.policy import DeploymentPolicy
-from algorail.registry.supervisor import DeploymentCancelled
+from algorail.registry.supervisor import DeploymentCancelled, DeploymentError
 
 log = logging.getLogger("algorail.registry")
 
@@ -132,7 +132,7 @@ class Registry:
         self.policy = policy or DeploymentPolicy()
         # Starting a deployment can take minutes (startTimeout, helm): it runs here, never
         # in a request, which answers at once with the deployment "starting".
-        self._starts = ThreadPoolExecutor(max_workers=4, thread_name_prefix="algorail-deploy")
+        self._starts = ThreadPoolExecutor(max_workers=16, thread_name_prefix="algorail-deploy")
 
     def close(self) -> None:
         """Stop starting deployments (a restarted registry reconciles them)."""
@@ -473,6 +473,7 @@ class Registry:
             target, owner, name, settings = d.target, d.owner, d.name, d.settings
 
         def launched(runtime: dict) -> None:
+            self._check_release_is_free(deployment_id, runtime)
             if not self._background_move(deployment_id, "starting", runtime=runtime):
                 raise DeploymentCancelled("the deployment was terminated while starting")
 
@@ -496,6 +497,24 @@ class Registry:
         except AlgorailError as exc:
             self._background_move(deployment_id, "stopping", state="failed",
                                   message=f"could not stop: {exc}")
+
+    def _check_release_is_free(self, deployment_id: int, runtime: dict) -> None:
+        """Refuse a Helm release (namespace and name) that another deployment, maybe another
+        owner's, still holds: release names are derived from owner and deployment names
+        and can coincide (`alice` + `a-b`, `alice-a` + `b`)."""
+        if "release" not in runtime:
+            return
+        with self._session() as s:
+            others = s.scalars(select(m.Deployment).where(
+                m.Deployment.target == "kubernetes", m.Deployment.id != deployment_id,
+                m.Deployment.state != "terminated")).all()
+            for other in others:
+                if (other.runtime.get("release"), other.runtime.get("namespace")) == (
+                        runtime["release"], runtime["namespace"]):
+                    raise DeploymentError(
+                        f"Helm release {runtime['release']!r} in namespace "
+                        f"{runtime['namespace']!r} belongs to another deployment: deploy "
+                        "under another name")
 
     def _deployment(self, s: Session, who: Principal, owner: str, name: str) -> m.Deployment:
         self._own(who, owner, f"deployment {owner}/{name}")

@@ -244,16 +244,20 @@ class KubernetesTarget:
 
     def start(self, owner: str, name: str, document: dict, settings: dict,
               launched: Callable[[dict], None] = lambda runtime: None) -> dict:
+        """Install or upgrade the release; `launched` is called with what will be installed
+        before helm runs (it may refuse, and then nothing is installed)."""
         release = self.release(owner, name, document, settings)
         folder = self.state_dir / owner / name
         folder.mkdir(parents=True, exist_ok=True)
         values = folder / "values.json"
         values.write_text(json.dumps(release["values"], indent=2), encoding="utf-8")
+        runtime = {"release": release["release"], "namespace": release["namespace"],
+                   "chart": release["chart"], "valuesFile": str(values)}
+        launched(runtime)
         self._run(["upgrade", "--install", release["release"], release["chart"],
                    "--namespace", release["namespace"], "--create-namespace",
                    "--values", str(values)])
-        return {"release": release["release"], "namespace": release["namespace"],
-                "chart": release["chart"], "valuesFile": str(values)}
+        return runtime
 
     def check(self, runtime: dict) -> str | None:
         return None  # the cluster, not the registry, keeps the release running

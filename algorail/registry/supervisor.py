@@ -232,12 +232,16 @@ class KubernetesTarget:
         return {"release": release, "namespace": settings.get("namespace", "algorail"),
                 "chart": chart, "values": values}
 
-    def _run(self, args: list[str]) -> str:
+    def _binary(self) -> str:
         binary = shutil.which(self.helm)
         if binary is None:
             raise DeploymentError(f"the helm CLI ({self.helm!r}) is not on PATH: install Helm 3 "
                                   "or set ALGORAIL_HELM to its path")
-        done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=600)
+        return binary
+
+    def _run(self, args: list[str]) -> str:
+        done = subprocess.run([self._binary(), *args], capture_output=True, text=True,
+                              timeout=600)
         if done.returncode != 0:
             raise DeploymentError(f"helm {args[0]} failed: {done.stderr.strip()[-800:]}")
         return done.stdout
@@ -246,6 +250,7 @@ class KubernetesTarget:
               launched: Callable[[dict], None] = lambda runtime: None) -> dict:
         """Install or upgrade the release; `launched` is called with what will be installed
         before helm runs (it may refuse, and then nothing is installed)."""
+        self._binary()  # no helm, nothing installed: fail before anything is recorded
         release = self.release(owner, name, document, settings)
         folder = self.state_dir / owner / name
         folder.mkdir(parents=True, exist_ok=True)

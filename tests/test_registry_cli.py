@@ -103,6 +103,13 @@ def test_a_key_label_over_its_limit_is_one_line_naming_it(tmp_path):
     assert "label is 300 characters long; the limit is 200" in result.output
 
 
+def test_serve_refuses_an_allowed_namespace_kubernetes_would_refuse(tmp_path):
+    result = CliRunner().invoke(cli, ["registry", "serve", "--allowed-namespace", "Team_A",
+                                      "--database-url", f"sqlite:///{tmp_path / 'r.db'}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "'Team_A' is not a Kubernetes namespace name" in result.output
+
+
 def test_client_commands_need_a_key():
     result = CliRunner().invoke(cli, ["pipelines", "list"], env={"ALGORAIL_API_KEY": ""})
     assert result.exit_code == 1 and "registry keys create" in result.output

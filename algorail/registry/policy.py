@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from algorail.errors import AlgorailError
 from algorail.registry.auth import Principal
 from algorail.registry.errors import Forbidden, Invalid
 
@@ -45,6 +46,13 @@ class DeploymentPolicy:
     allow_local: bool = False
     deployments_dir: Path | None = None
     namespaces: tuple[str, ...] = ("algorail",)
+
+    def __post_init__(self) -> None:
+        bad = [ns for ns in self.namespaces if not NAMESPACE_RE.match(ns)]
+        if bad or not self.namespaces:
+            raise AlgorailError(f"allowed namespace {bad[0] if bad else ''!r} is not a "
+                                "Kubernetes namespace name (lower-case letters, digits and "
+                                "'-', at most 63)")
 
     def check(self, who: Principal, target: str, settings: dict[str, Any]) -> dict[str, Any]:
         """The settings to deploy with (workdir resolved, namespace filled in), or a 403

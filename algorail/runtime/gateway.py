@@ -29,6 +29,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -325,11 +326,14 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                max_sync_timeout: float = MAX_SYNC_TIMEOUT, wal_dir: str | Path | None = None,
                wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
-               grpc_address: tuple[str, int] | None = None) -> Starlette:
+               grpc_address: tuple[str, int] | None = None,
+               health: Callable[[], dict[str, Any] | None] | None = None) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
     when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
     requests are logged there before the 202 and a replayer sends them to the broker. With
-    `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app."""
+    `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app.
+    `health` returns None when all is well, else what /healthz answers with a 503 (dev
+    mode: the components that failed)."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -347,7 +351,7 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
         from algorail.runtime.objectstore import LocalObjectStore
 
         gateway.object_store = LocalObjectStore(tempfile.mkdtemp(prefix="algorail-files-"))
-    routes = _routes(plan, gateway)
+    routes = _routes(plan, gateway, health)
     context = StartupContext(service="gateway", plan=plan, routes=[],
                              metrics=gateway.metrics.registry)
     from algorail.plugin_manager import call_startup
@@ -409,12 +413,18 @@ def _open_wal(wal_dir: str | Path | None, max_bytes: int, max_body_bytes: int,
     return WriteAheadLog(wal_dir, max_bytes)
 
 
-def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
+def _routes(plan: Plan, gateway: Gateway, health: Callable[[], dict[str, Any] | None] | None
+            ) -> list[Route]:
     from algorail.runtime import v2_routes
 
     document = openapi.document(plan, gateway.max_sync_timeout)
+
+    def healthz(request: Request) -> Response:
+        problems = health() if health is not None else None
+        return JSONResponse(problems or {"status": "ok"}, 503 if problems else 200)
+
     routes = [
-        Route("/healthz", lambda request: JSONResponse({"status": "ok"})),
+        Route("/healthz", healthz),
         Route("/metrics", lambda request: gateway.metrics.response()),
         Route("/openapi.json", lambda request: JSONResponse(document)),
         Route(f"/{plan.owner}/{plan.deployment}/runs/{{run_id}}", gateway.get_run,
@@ -452,7 +462,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           hooks: bool = True, api_keys: set[str] | None = None,
           max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
           wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = (),
-          grpc_port: int | None = None) -> None:
+          grpc_port: int | None = None,
+          health: Callable[[], dict[str, Any] | None] | None = None) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
@@ -465,7 +476,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
                      object_store=object_store, dev=dev, api_keys=api_keys,
                      max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes,
-                     grpc_address=(host, grpc_port) if grpc_port is not None else None)
+                     grpc_address=(host, grpc_port) if grpc_port is not None else None,
+                     health=health)
     dispatcher = None
     if hooks and plan.hooks:
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)

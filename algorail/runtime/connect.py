@@ -9,7 +9,8 @@ A sink commits in these steps, so a crash or an outage loses nothing:
 2. When ``flush_size`` records wait or ``flush_interval_ms`` passed, write them. A
    `ConnectorUnavailable` is retried with backoff while the partitions are paused, so the
    consumer stays in its group and nothing is read past the unwritten records.
-3. Records the target rejects for good go to the dead-letter topic, with the reason.
+3. Records the target rejects for good go to the dead-letter topic, with the reason, and
+   their runs fail: an error report (as a runner sends) goes to the pipeline's error topic.
 4. Commit the offsets, only after steps 2 and 3 succeeded.
 
 A source produces what its reader returns with Envelope headers, waits for the broker to
@@ -207,6 +208,7 @@ class SinkLoop:
                  backoff: Backoff | None = None):
         self.plan = plan
         self.cp = cp
+        self.error_topic = plan.error_topic
         self.writer = writer
         self.bootstrap_servers = bootstrap_servers
         self.backoff = backoff or Backoff()
@@ -264,7 +266,8 @@ class SinkLoop:
             try:
                 value = decode_value(message.value, inp.content_type)
             except ValueError as exc:
-                self._dead_letter(message.value, envelope, f"not valid JSON: {exc}")
+                self._reject(message.value, envelope, f"not valid JSON: {exc}",
+                             (message.topic, message.partition, message.offset))
                 return []
             value, skipped = select_fields(value, inp.fields, inp.map)
             if not skipped:
@@ -316,9 +319,21 @@ class SinkLoop:
             record = records[0]
             log.warning("sink %r: %s[%d] offset %d rejected: %s", self.cp.name, record.topic,
                         record.partition, record.offset, exc)
-            self._dead_letter(encode_value(record.value), record.envelope, str(exc))
+            self._reject(encode_value(record.value), record.envelope, str(exc),
+                         (record.topic, record.partition, record.offset))
 
-    def _dead_letter(self, value: bytes | None, envelope: Envelope, reason: str) -> None:
+    def _reject(self, value: bytes | None, envelope: Envelope, reason: str,
+                where: tuple[str, int, int]) -> None:
+        """Step 3: the record to the dead-letter topic, its run's error to the error topic
+        (both flushed with the batch, before its offsets are committed)."""
+        topic, partition, offset = where
+        report = {"runId": envelope.run_id, "component": self.cp.name, "error": reason,
+                  "source": envelope.source, "topic": topic, "partition": partition,
+                  "offset": offset, "deadLetterTopic": self.cp.dead_letter_topic}
+        headers = Envelope(envelope.run_id, envelope.deployment, f"{self.cp.name}.errors",
+                           "application/json", envelope.traceparent).to_headers()
+        self.producer.send(self.error_topic, value=json.dumps(report).encode(),
+                           key=envelope.run_id.encode(), headers=headers)
         envelope.extra[ERROR] = reason[:1000]
         self.producer.send(self.cp.dead_letter_topic, value=value or b"",
                            headers=envelope.to_headers())

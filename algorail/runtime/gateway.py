@@ -479,7 +479,7 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
                      grpc_address=(host, grpc_port) if grpc_port is not None else None,
                      health=health)
     dispatcher = None
-    if hooks and plan.hooks:
+    if hooks:  # also without hooks: it records the runs that failed
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
         dispatcher.start()
         metrics = (dispatcher.metrics.registry, *metrics)

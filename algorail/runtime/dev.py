@@ -338,4 +338,17 @@ def _serve_gateway(supervisor: DevSupervisor) -> None:
     gateway.serve(supervisor.plan, bootstrap_servers=supervisor.bootstrap_servers,
                   host=supervisor.host, port=supervisor.port, results=MemoryResultsStore(),
                   object_store=LocalObjectStore(supervisor.object_store_dir), dev=True,
-                  wal_dir=supervisor.wal_dir, metrics=(children,), health=supervisor.health)
+                  wal_dir=supervisor.wal_dir, metrics=(children,), health=supervisor.health,
+                  reporting_sinks=python_sinks(supervisor.plan))
+
+
+def python_sinks(plan: Plan) -> frozenset[str]:
+    """The data sinks dev mode runs in Python, which report each run's write; the others
+    need Kafka Connect (their `algorail connect` says so and exits)."""
+    from algorail.extensions import Connector
+    from algorail.plugin_manager import get_registry
+
+    installed = get_registry().connectors
+    return frozenset(
+        c.name for c in plan.connectors if c.kind == "sink" and c.connector in installed
+        and type(installed[c.connector]).open_dev is not Connector.open_dev)

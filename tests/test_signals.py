@@ -11,6 +11,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from algorail.errors import AlgorailError
+from algorail.runtime.signals import STOP_GRACE_ENV, stop_grace
+
 SCRIPT = """
 import os, signal, sys, threading, time
 from algorail.runtime.signals import stop_on_signals
@@ -76,3 +81,12 @@ def test_a_graceful_stop_that_hangs_is_cut_short():
         proc.wait()
     assert code == -signal.SIGALRM  # ended by the grace deadline, not left running
     assert time.monotonic() - started < 5
+
+
+def test_the_grace_comes_from_the_environment_and_a_bad_value_is_one_line(monkeypatch):
+    monkeypatch.setenv(STOP_GRACE_ENV, "25")
+    assert stop_grace() == 25
+    monkeypatch.setenv(STOP_GRACE_ENV, "soon")
+    with pytest.raises(AlgorailError, match="ALGORAIL_STOP_GRACE_SECONDS must be a whole "
+                                            "number of seconds"):
+        stop_grace()

@@ -16,13 +16,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from algorail.errors import AlgorailError
+
 STOP_GRACE_SECONDS = 10  # a graceful stop that takes longer (a broker gone too) is cut short
+STOP_GRACE_ENV = "ALGORAIL_STOP_GRACE_SECONDS"  # e.g. to match a pod's termination grace
 PR_SET_PDEATHSIG = 1
 
 
-def stop_on_signals(stop: Callable[[], Any], grace: int = STOP_GRACE_SECONDS) -> None:
+def stop_on_signals(stop: Callable[[], Any], grace: int | None = None) -> None:
     """Call `stop` on the first SIGTERM or SIGINT; end the process on the next one, or
-    when it has not exited `grace` seconds after the first.
+    when it has not exited `grace` seconds after the first (default: $ALGORAIL_STOP_GRACE_SECONDS,
+    else `STOP_GRACE_SECONDS`).
 
     A handler runs in the main thread between two bytecodes, possibly while that thread
     holds the very lock `stop` needs (``threading.Event.set``), so a second handler must
@@ -31,6 +35,8 @@ def stop_on_signals(stop: Callable[[], Any], grace: int = STOP_GRACE_SECONDS) ->
     even when its main thread is stuck in a C call (a Kafka client closing towards a
     broker that died with the same parent).
     """
+    if grace is None:
+        grace = stop_grace()
     stopping = False
 
     def handler(signum: int, frame: Any) -> None:
@@ -44,6 +50,15 @@ def stop_on_signals(stop: Callable[[], Any], grace: int = STOP_GRACE_SECONDS) ->
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def stop_grace() -> int:
+    """Seconds a graceful stop may take: $ALGORAIL_STOP_GRACE_SECONDS, else the default."""
+    value = os.environ.get(STOP_GRACE_ENV) or str(STOP_GRACE_SECONDS)
+    if not value.isdigit() or int(value) < 1:
+        raise AlgorailError(f"{STOP_GRACE_ENV} must be a whole number of seconds (1 or more), "
+                            f"not {value!r}")
+    return int(value)
 
 
 def die_with_parent() -> Callable[[], None] | None:

@@ -170,7 +170,9 @@ class DevSupervisor:
         if self.bootstrap_servers is not None:
             self.echo(f"broker: {self.bootstrap_servers}")
             return
-        self.broker = EmbeddedBroker(log_path=str(self.workdir / "broker.log")).start()
+        log = self.workdir / "broker.log"
+        log.unlink(missing_ok=True)  # this run's broker only: its storage is memory anyway
+        self.broker = EmbeddedBroker(log_path=str(log)).start()
         self.bootstrap_servers = self.broker.bootstrap_servers
         self.echo(f"broker: {self.bootstrap_servers} (embedded, pid {self.broker.process.pid})")
 

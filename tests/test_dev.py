@@ -155,6 +155,20 @@ def test_dev_against_an_existing_broker_starts_none(module_broker, tmp_path):
     assert code == 0 and "broker: stopped" not in rest
 
 
+def test_a_work_folder_is_held_by_one_process_at_a_time(tmp_path):
+    from algorail.runtime.dev import DevError, WorkFolder
+
+    held = WorkFolder(tmp_path / "work").lock()
+    with pytest.raises(DevError, match=re.escape(
+            f"work folder {tmp_path / 'work'} is in use by algorail dev (pid {os.getpid()})")):
+        WorkFolder(tmp_path / "work").lock()
+    held.release()
+    WorkFolder(tmp_path / "work").lock().release()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DevError, match="cannot use work folder .*: Not a directory"):
+        WorkFolder(tmp_path / "file" / "work").lock()
+
+
 @pytest.mark.slow
 def test_a_work_folder_is_locked_and_no_temporary_folder_is_left(tmp_path):
     """A second dev mode on the same work folder fails at once with one line naming the

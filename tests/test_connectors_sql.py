@@ -451,3 +451,17 @@ def test_a_sink_whose_database_does_not_exist_ends_dev_mode(tmp_path, postgres_u
     output = str(failed.value)
     assert "Error: data sink db failed: " in output and "does not exist" in output, output
     assert "Traceback" not in output
+
+
+def test_the_sink_never_lets_mariadb_truncate_a_value_silently(mariadb_url):
+    """Whatever the server's default sql_mode, the sink's sessions are strict, so a value
+    too long for its column is an error (and a dead letter), not a truncated row."""
+    from algorail.connectors.sql import SqlTable
+
+    table = SqlTable({"url": mariadb_url, "table": "unused"})
+    try:
+        with table.connect() as conn:
+            mode = conn.execute(sa.text("SELECT @@SESSION.sql_mode")).scalar()
+    finally:
+        table.close()
+    assert "STRICT_ALL_TABLES" in mode.split(",")

@@ -116,6 +116,7 @@ def validate(files: tuple[str, ...], bindings: str | None) -> None:
     """Check pipeline FILES; print every problem with file, component and rule."""
     from algorail.connectors.secrets import require_secret_references
     from algorail.errors import PipelineError
+    from algorail.graph import code_problems
     from algorail.plan import compile_plan
 
     failed = 0
@@ -123,9 +124,12 @@ def validate(files: tuple[str, ...], bindings: str | None) -> None:
         try:
             pipeline = load(file, bindings)
             require_secret_references(compile_plan(pipeline))
+            problems = code_problems(pipeline)
         except PipelineError as exc:
+            problems = exc.problems
+        if problems:
             failed += 1
-            for problem in exc.problems:
+            for problem in problems:
                 click.secho(str(problem), fg="red", err=True)
             continue
         click.echo(f"{file}: ok ({pipeline.owner}/{pipeline.name}:{pipeline.metadata.version})")

@@ -20,6 +20,12 @@ class AlgoRuntime(ABC):
         """Problems with this algo's settings (an `algorail.spec.Algo`), as sentences."""
         return []
 
+    def check_code(self, algo: Any, pipeline: Any) -> list[str]:
+        """Problems finding the algo's code on this machine (`algorail validate` asks;
+        `plan` and `render` do not, as a cluster's runners get the code from an image).
+        Find it without running it where possible."""
+        return []
+
     @abstractmethod
     def open(self, runner: Any) -> AlgoCall:
         """Get ready to call the algo of this `algorail.plan.RunnerPlan`, once per runner."""

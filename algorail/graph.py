@@ -310,6 +310,22 @@ def check_pipeline(pipeline: Pipeline, registry: Any = None) -> list[Problem]:
     return graph.problems
 
 
+def code_problems(pipeline: Pipeline, registry: Any = None) -> list[Problem]:
+    """Algos whose code cannot be found on this machine (`AlgoRuntime.check_code`): what
+    `algorail validate` adds to the rules, which hold wherever the pipeline runs."""
+    if registry is None:
+        from algorail.plugin_manager import get_registry
+
+        registry = get_registry()
+    problems = []
+    for algo in pipeline.spec.algos:
+        runtime = registry.runtimes.get(algo.runtime)
+        for message in runtime.check_code(algo, pipeline) if runtime else []:
+            problems.append(Problem("entrypoint", message, component=f"algo {algo.name!r}",
+                                    file=pipeline.source_file))
+    return problems
+
+
 def _check_name(graph: PipelineGraph, name: str, what: str, component: str | None) -> None:
     annotations = graph.pipeline.metadata.annotations
     if annotations.get(naming.NAME_RULES_ANNOTATION) == "seldon" and naming.is_seldon_name(name):

@@ -58,6 +58,11 @@ def dead_letter_topic(owner: str, deployment: str, component: str) -> str:
     return f"{owner}.{deployment}.{component}.dead-letter"
 
 
+def sink_report_topic(owner: str, deployment: str, sink: str) -> str:
+    """Where a data sink run in Python reports each run it wrote, rejected or skipped."""
+    return f"{owner}.{deployment}.{sink}.written"
+
+
 def pipeline_output_topic(owner: str, deployment: str) -> str:
     """Where a pipeline's `response` hook republishes its result, for other pipelines."""
     return f"{owner}.{deployment}.outputs"

@@ -36,7 +36,8 @@ class PlanModel(BaseModel):
 
 class TopicPlan(PlanModel):
     name: str
-    role: Literal["endpoint", "output", "error", "dead-letter", "pipeline-output", "external"]
+    role: Literal["endpoint", "output", "error", "dead-letter", "pipeline-output", "external",
+                  "sink-report"]
     component: str | None = None
     port: str | None = None
     content_type: str = "application/json"
@@ -99,6 +100,9 @@ class RoutePlan(PlanModel):
     json_schema: dict[str, Any] | None = None
     protocol: Literal["json", "v2"] = "json"
     hooks: list[str]  # hooks reachable from this path: what a sync call waits for
+    # data sinks reachable from this path: a sync call waits for their writes too where the
+    # sinks report them (run in Python by dev mode; Kafka Connect does not report)
+    sinks: list[str] = Field(default_factory=list)
 
 
 class HookPlan(PlanModel):
@@ -124,6 +128,7 @@ class ConnectorPlan(PlanModel):
     config: dict[str, Any] = Field(default_factory=dict)
     inputs: list[InputPlan] = Field(default_factory=list)  # sinks
     outputs: dict[str, str] = Field(default_factory=dict)  # sources: port -> topic
+    report_topic: str | None = None  # sinks: where each run's outcome is reported
     dead_letter_topic: str
     consumer_group: str
 
@@ -331,6 +336,7 @@ class _Compiler:
         self._topic(topic, "endpoint", endpoint.name, path.name, path.content_type)
         reachable = self.graph.reachable_from(endpoint.name, path.name)
         hooks = [h.name for h in self.pipeline.spec.hooks if h.name in reachable]
+        sinks = [s.name for s in self.pipeline.spec.data_sinks if s.name in reachable]
         return RoutePlan(
             endpoint=endpoint.name,
             path=path.name,
@@ -343,6 +349,7 @@ class _Compiler:
             json_schema=path.json_schema,
             protocol=path.protocol,
             hooks=hooks,
+            sinks=sinks,
         )
 
     def _runner(self, algo: Any) -> RunnerPlan:
@@ -396,7 +403,9 @@ class _Compiler:
             }
         else:
             edges = self.graph.edges_into(comp.name)
-            wiring = {"inputs": [self._input(e, e.target.port) for e in edges]}
+            report = naming.sink_report_topic(self.owner, self.deployment, comp.name)
+            wiring = {"inputs": [self._input(e, e.target.port) for e in edges],
+                      "report_topic": self._topic(report, "sink-report", comp.name)}
         return ConnectorPlan(
             name=comp.name,
             id=self._id(comp.name),

@@ -166,12 +166,15 @@ def kafka_connect_config(connector: str, config: dict[str, Any], kind: str = "si
 class DevPipeline:
     """A pipeline served by `algorail dev` in a child process, on a loopback port.
 
-    Without `bootstrap_servers` dev mode starts its own embedded broker. Stopped (with
-    its process group) by `stop()` or on leaving the ``with`` block.
+    Without `bootstrap_servers` dev mode starts its own embedded broker. Its state goes
+    to `work_dir`, by default a fresh temporary folder removed by `close()` (give the same
+    `work_dir` to a second `DevPipeline` to restart a deployment where the first left
+    off). Stopped (with its process group) by `stop()` or on leaving the ``with`` block.
     """
 
     def __init__(self, file: str | Path, *, bootstrap_servers: str | None = None,
-                 bindings: str | Path | None = None, startup_timeout: float = 90.0):
+                 bindings: str | Path | None = None, startup_timeout: float = 90.0,
+                 work_dir: str | Path | None = None, keep_going: bool = False):
         from algorail.spec import load_bindings, load_pipeline
 
         self.file = Path(file)
@@ -182,9 +185,10 @@ class DevPipeline:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
-        handle, log = tempfile.mkstemp(prefix="algorail-dev-", suffix=".log")
-        os.close(handle)
-        self.log = Path(log)
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="algorail-dev-"))
+        self.keep_going = keep_going
+        self.log = self.work_dir / f"dev-{os.getpid()}-{id(self)}.log"
 
     @property
     def url(self) -> str:
@@ -194,8 +198,10 @@ class DevPipeline:
         from algorail.runtime.broker import free_port
 
         self.port = free_port()
-        command = [sys.executable, "-m", "algorail.cli", "dev", str(self.file),
-                   "--port", str(self.port)]
+        command = [sys.executable, "-P", "-m", "algorail.cli", "dev", str(self.file),
+                   "--port", str(self.port), "--work-dir", str(self.work_dir)]
+        if self.keep_going:
+            command.append("--keep-going")
         if self.bootstrap_servers:
             command += ["--bootstrap-servers", self.bootstrap_servers]
         if self.bindings:
@@ -216,8 +222,9 @@ class DevPipeline:
             if self.process is None or self.process.poll() is not None:
                 raise DevModeError(f"algorail dev exited early:\n{self.output()}")
             if self._announced_ready():
+                healthy = (200, 503) if self.keep_going else (200,)  # 503: a component failed
                 try:
-                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code in healthy:
                         return
                 except httpx.HTTPError:
                     pass
@@ -267,9 +274,13 @@ class DevPipeline:
         self.close()
 
     def close(self) -> None:
-        """Stop dev mode and remove its log."""
+        """Stop dev mode and remove its log, and its work folder when it made it."""
+        import shutil
+
         self.stop()
         self.log.unlink(missing_ok=True)
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def dev_mode_available() -> bool:

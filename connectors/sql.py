@@ -50,7 +50,13 @@ def create_engine(config: dict[str, Any]) -> sa.Engine:
         username=config.get("user") or parts.username,
         password=resolve(config.get("password")),
     )
-    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if url.get_backend_name() == "mysql":
+        # a value that does not fit is an error, never silently truncated, whatever the
+        # server's default sql_mode: a rejected row goes to the dead-letter topic
+        connect_args["init_command"] = (
+            "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')")
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def is_transient(error: sa_exc.DBAPIError) -> bool:

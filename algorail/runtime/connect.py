@@ -10,7 +10,10 @@ A sink commits in these steps, so a crash or an outage loses nothing:
    `ConnectorUnavailable` is retried with backoff while the partitions are paused, so the
    consumer stays in its group and nothing is read past the unwritten records.
 3. Records the target rejects for good go to the dead-letter topic, with the reason.
-4. Commit the offsets, only after steps 2 and 3 succeeded.
+   Each run's outcome (`WRITTEN`, `REJECTED` with the reason, `SKIPPED`) goes to the
+   sink's report topic; the hook dispatcher records it as hooks' outcomes are recorded (a
+   rejection is the run's error), so a sync call waits for the write.
+4. Commit the offsets, only after steps 2 and 3 succeeded (reports flushed).
 
 A source produces what its reader returns with Envelope headers, waits for the broker to
 acknowledge (acks=all), and only then acks the reader (deletes SQS messages, commits the
@@ -38,6 +41,7 @@ from algorail.runtime.messages import ERROR, Envelope, new_run_id
 log = logging.getLogger("algorail.connect")
 
 OFFSET_HEADER = "algorail-source-offset"
+WRITTEN, REJECTED, SKIPPED = "written", "rejected", "skipped"  # a sink's outcome for a run
 
 
 class ConnectorConfigError(AlgorailError):
@@ -258,18 +262,21 @@ class SinkLoop:
     def _records(self, message: Any) -> list[SinkRecord]:
         envelope = Envelope.from_headers(message.headers)
         if envelope.skip:
+            self._report(envelope, SKIPPED)
             return []
         records = []
         for inp in self.inputs[message.topic]:
             try:
                 value = decode_value(message.value, inp.content_type)
             except ValueError as exc:
-                self._dead_letter(message.value, envelope, f"not valid JSON: {exc}")
+                self._reject(message.value, envelope, f"not valid JSON: {exc}")
                 return []
             value, skipped = select_fields(value, inp.fields, inp.map)
             if not skipped:
                 records.append(SinkRecord(message.topic, message.partition, message.offset,
                                           inp.name, value, envelope, message.key))
+        if not records:
+            self._report(envelope, SKIPPED)
         return records
 
     def _flush(self, records: list[SinkRecord], stop: threading.Event) -> bool:
@@ -306,6 +313,8 @@ class SinkLoop:
                                component=self.cp.name):
                 self.writer.write(records)
             self.written += len(records)
+            for record in records:
+                self._report(record.envelope, WRITTEN)
         except ConnectorUnavailable:
             raise
         except Exception as exc:
@@ -316,13 +325,29 @@ class SinkLoop:
             record = records[0]
             log.warning("sink %r: %s[%d] offset %d rejected: %s", self.cp.name, record.topic,
                         record.partition, record.offset, exc)
-            self._dead_letter(encode_value(record.value), record.envelope, str(exc))
+            self._reject(encode_value(record.value), record.envelope, str(exc))
 
-    def _dead_letter(self, value: bytes | None, envelope: Envelope, reason: str) -> None:
+    def _reject(self, value: bytes | None, envelope: Envelope, reason: str) -> None:
+        """Step 3: the record to the dead-letter topic, and its run failed (reported)."""
+        self._report(envelope, REJECTED, reason)
         envelope.extra[ERROR] = reason[:1000]
         self.producer.send(self.cp.dead_letter_topic, value=value or b"",
                            headers=envelope.to_headers())
         self.dead_lettered += 1
+
+    def _report(self, envelope: Envelope, state: str, error: str | None = None) -> None:
+        """The run's outcome at this sink, on its report topic (plans made before sinks
+        reported have none)."""
+        if self.cp.report_topic is None:
+            return
+        report = {"runId": envelope.run_id, "component": self.cp.name, "state": state}
+        if error is not None:
+            report.update(error=error, source=envelope.source,
+                          deadLetterTopic=self.cp.dead_letter_topic)
+        headers = Envelope(envelope.run_id, envelope.deployment, f"{self.cp.name}.written",
+                           "application/json", envelope.traceparent).to_headers()
+        self.producer.send(self.cp.report_topic, value=json.dumps(report).encode(),
+                           key=envelope.run_id.encode(), headers=headers)
 
 
 class SourceLoop:

@@ -29,6 +29,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,13 +153,18 @@ class Gateway:
 
     def __init__(self, plan: Plan, sender: Any, results: ResultsStore, object_store: Any = None,
                  api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
-                 max_sync_timeout: float = MAX_SYNC_TIMEOUT):
+                 max_sync_timeout: float = MAX_SYNC_TIMEOUT,
+                 reporting_sinks: frozenset[str] = frozenset()):
         self.plan, self.sender, self.results = plan, sender, results
         self.object_store = object_store
         self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
         self.max_sync_timeout = max_sync_timeout
-        self.all_hooks = sorted({h for r in plan.routes for h in r.hooks})
+        # what completes a run from each path: its hooks, and the writes of its sinks that
+        # report them (dev mode runs them in Python; Kafka Connect does not report)
+        self.waits = {r.url: [*r.hooks, *(s for s in r.sinks if s in reporting_sinks)]
+                      for r in plan.routes}
+        self.all_hooks = sorted({h for waits in self.waits.values() for h in waits})
         self.validators = self._content_validators()
         self.metrics = GatewayMetrics()
         self.v2: Any = None  # the V2 inference API (v2_routes.V2Api), set with the routes
@@ -272,7 +278,7 @@ class Gateway:
             self.metrics.request(route.url, 202, started)
             return 202, {"runId": run_id, "status": "pending"}
         view, done = await self.results.wait(run_id, timeout)
-        view = view or run_view(run_id, {"expected": route.hooks})
+        view = view or run_view(run_id, {"expected": self.waits[route.url]})
         status = 200 if done else 504
         self.metrics.request(route.url, status, started)
         return status, view
@@ -282,7 +288,8 @@ class Gateway:
         """Note the run, store a file body, and produce the message."""
         with tracing.span("gateway request", traceparent, run_id=run_id,
                           pipeline=self.plan.pipeline, component=route.endpoint, port=route.path):
-            await self.results_call(self.results.start_run, run_id, route.hooks)
+            await self.results_call(self.results.start_run, run_id,
+                                    self.waits[route.url])
             value, content_type = body, route.content_type
             if route.message_data_type == "fileReference":
                 value, content_type = await self.store_file(route, run_id, body, media_type)
@@ -325,11 +332,16 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                max_sync_timeout: float = MAX_SYNC_TIMEOUT, wal_dir: str | Path | None = None,
                wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
-               grpc_address: tuple[str, int] | None = None) -> Starlette:
+               grpc_address: tuple[str, int] | None = None,
+               health: Callable[[], dict[str, Any] | None] | None = None,
+               reporting_sinks: frozenset[str] = frozenset()) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
     when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
     requests are logged there before the 202 and a replayer sends them to the broker. With
-    `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app."""
+    `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app.
+    `health` returns None when all is well, else what /healthz answers with a 503 (dev
+    mode: the components that failed). A run is complete once its hooks and its
+    `reporting_sinks` (data sinks run in Python, as in dev mode) reported."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -337,7 +349,7 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
             raise GatewayError("this pipeline has fileReference paths: give the gateway an "
                                "object store (--object-store-url s3://BUCKET?endpoint=URL)")
     gateway = Gateway(plan, sender, results, object_store, api_keys, max_body_bytes,
-                      max_sync_timeout)
+                      max_sync_timeout, reporting_sinks)
     wal = _open_wal(wal_dir, wal_max_bytes, max_body_bytes, bootstrap_servers)
     if wal is not None:
         gateway.metrics.watch_wal(wal)
@@ -347,7 +359,7 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
         from algorail.runtime.objectstore import LocalObjectStore
 
         gateway.object_store = LocalObjectStore(tempfile.mkdtemp(prefix="algorail-files-"))
-    routes = _routes(plan, gateway)
+    routes = _routes(plan, gateway, health)
     context = StartupContext(service="gateway", plan=plan, routes=[],
                              metrics=gateway.metrics.registry)
     from algorail.plugin_manager import call_startup
@@ -409,12 +421,18 @@ def _open_wal(wal_dir: str | Path | None, max_bytes: int, max_body_bytes: int,
     return WriteAheadLog(wal_dir, max_bytes)
 
 
-def _routes(plan: Plan, gateway: Gateway) -> list[Route]:
+def _routes(plan: Plan, gateway: Gateway, health: Callable[[], dict[str, Any] | None] | None
+            ) -> list[Route]:
     from algorail.runtime import v2_routes
 
     document = openapi.document(plan, gateway.max_sync_timeout)
+
+    def healthz(request: Request) -> Response:
+        problems = health() if health is not None else None
+        return JSONResponse(problems or {"status": "ok"}, 503 if problems else 200)
+
     routes = [
-        Route("/healthz", lambda request: JSONResponse({"status": "ok"})),
+        Route("/healthz", healthz),
         Route("/metrics", lambda request: gateway.metrics.response()),
         Route("/openapi.json", lambda request: JSONResponse(document)),
         Route(f"/{plan.owner}/{plan.deployment}/runs/{{run_id}}", gateway.get_run,
@@ -452,7 +470,9 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           hooks: bool = True, api_keys: set[str] | None = None,
           max_body_bytes: int = DEFAULT_MAX_BODY, wal_dir: str | Path | None = None,
           wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = (),
-          grpc_port: int | None = None) -> None:
+          grpc_port: int | None = None,
+          health: Callable[[], dict[str, Any] | None] | None = None,
+          reporting_sinks: frozenset[str] = frozenset()) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
@@ -465,9 +485,10 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
                      object_store=object_store, dev=dev, api_keys=api_keys,
                      max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes,
-                     grpc_address=(host, grpc_port) if grpc_port is not None else None)
+                     grpc_address=(host, grpc_port) if grpc_port is not None else None,
+                     health=health, reporting_sinks=reporting_sinks)
     dispatcher = None
-    if hooks and plan.hooks:
+    if hooks:  # also without hooks: it records the runs that failed
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)
         dispatcher.start()
         metrics = (dispatcher.metrics.registry, *metrics)

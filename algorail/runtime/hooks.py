@@ -1,7 +1,9 @@
 """The hook dispatcher: consumes the topics piped into hooks, delivers, and records.
 
 One consumer (in its own thread and consumer group) per hook, so a webhook retrying does
-not hold up the others, plus one for the plan's error topic, which marks runs failed.
+not hold up the others, plus one for the plan's error topic, which marks runs failed, and
+one per data sink's report topic, which records the sink's outcome for each run as a hook's
+(a rejected write is the run's error; a sync call waits for the write).
 
 For each message of a hook's input:
 1. skip it when the hook already has an outcome for the run (a replay);
@@ -31,6 +33,8 @@ from algorail import naming
 from algorail.extensions import DeliveryContext, DeliveryFailed, StartupContext
 from algorail.plan import HookPlan, InputPlan, Plan
 from algorail.runtime import kafka_io, messages, tracing
+from algorail.runtime.connect import REJECTED, WRITTEN
+from algorail.runtime.connect import SKIPPED as SINK_SKIPPED
 from algorail.runtime.convention import call_payload, decode, is_json, select_fields
 from algorail.runtime.objectstore import FILE_REFERENCE
 from algorail.runtime.results import (
@@ -44,6 +48,7 @@ from algorail.runtime.results import (
 log = logging.getLogger("algorail.hooks")
 
 SKIP = object()  # an input with no value for this run
+SINK_STATES = {WRITTEN: DELIVERED, REJECTED: DELIVERY_FAILED, SINK_SKIPPED: SKIPPED}
 # A sync caller waits on this hop. Some brokers (Tansu) hold a fetch for its whole wait
 # even when records arrive meanwhile, so a short wait keeps the round trip short.
 FETCH_MAX_WAIT_MS = 10
@@ -143,6 +148,12 @@ class HookDispatcher:
         # "_errors" cannot be a component's name, so this group is the error recorder's own
         errors_group = naming.consumer_group(self.plan.owner, self.plan.deployment, "_errors")
         self._spawn("errors", [self.plan.error_topic], errors_group, self.handle_error)
+        for sink in self.plan.connectors:
+            if sink.report_topic:
+                group = naming.consumer_group(self.plan.owner, self.plan.deployment,
+                                              f"_{sink.name}-reports")
+                self._spawn(f"sink-{sink.name}", [sink.report_topic], group,
+                            lambda rec, name=sink.name: self.handle_sink_report(name, rec))
         log.info("hook dispatcher for %s/%s started (%d hooks)", self.plan.owner,
                  self.plan.deployment, len(self.plan.hooks))
         return self
@@ -331,3 +342,23 @@ class HookDispatcher:
         run_id = error.get("runId") or envelope.run_id
         key = f"{record.topic}:{record.partition}:{record.offset}"
         self.results.record_error(run_id, key, error)
+
+    def handle_sink_report(self, sink: str, record: Any) -> None:
+        """A data sink's outcome for a run. A write or a rejection is final; a skip counts
+        only while nothing else was reported (a sink fed by several inputs)."""
+        report = json.loads(record.value or b"{}")
+        state = SINK_STATES.get(report.get("state"))
+        run_id = report.get("runId") or messages.Envelope.from_headers(record.headers).run_id
+        if state is None:
+            log.warning("sink %s: unknown report %r on %s", sink, report, record.topic)
+            return
+        if self.results.hook_state(run_id, sink) not in (None, SKIPPED):
+            return
+        delivery = {"state": state, "attempts": 1}
+        if state == DELIVERY_FAILED:
+            delivery["error"] = report.get("error", "rejected")
+            self.results.record_error(run_id, f"sink:{sink}", {
+                "runId": run_id, "component": sink, "error": delivery["error"],
+                "source": report.get("source"), "deadLetterTopic": report.get("deadLetterTopic")})
+        self.results.record_hook(run_id, sink, delivery)
+

@@ -53,6 +53,8 @@ class Position(NamedTuple):
 
 
 def open_algo(runner: RunnerPlan) -> Any:
+    """The algo's callable; any failure to open it is one `RunnerError` line, so a runner
+    that cannot start says why and exits 1 (dev mode stops with that line)."""
     from algorail.plugin_manager import get_registry
 
     runtime = get_registry().runtimes.get(runner.runtime)
@@ -61,7 +63,13 @@ def open_algo(runner: RunnerPlan) -> Any:
             f"algo {runner.component!r} needs the {runner.runtime!r} runtime, which no "
             "installed plugin provides; see `algorail plugins`"
         )
-    return runtime.open(runner)
+    try:
+        return runtime.open(runner)
+    except AlgorailError:
+        raise
+    except Exception as exc:  # the algo's own code failed while loading
+        raise RunnerError(f"algo {runner.component!r} failed to start: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 class Runner:

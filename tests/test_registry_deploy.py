@@ -118,6 +118,9 @@ def test_local_deployment_serves_survives_restart_and_terminates_everything(tmp_
                             json={"text": "hi there"}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert "HI THERE" in answer.text
+        # dev keeps its work folder (locked, with its write-ahead log) in the registry's state
+        # folder, so two registries deploying one owner/name never share one
+        assert (state / "local" / "alice" / "hello-local" / "work" / "wal").is_dir()
         started = wait_until(lambda: len(deployment_processes(runtime)) > 1)
         assert started, "algorail dev should run its runners as child processes"
         tree = {p.pid for p in deployment_processes(runtime)}

@@ -118,7 +118,7 @@ class LocalTarget:
         spec.write_text(json.dumps(document, indent=2), encoding="utf-8")
         port = int(settings.get("port") or free_port())
         command = [sys.executable, "-m", "algorail.cli", "dev", str(spec), "--port", str(port),
-                   "--deployment", name]
+                   "--deployment", name, "--work-dir", str(folder / "work")]
         if settings.get("bootstrapServers"):
             command += ["--bootstrap-servers", settings["bootstrapServers"]]
         workdir = settings.get("workdir") or str(folder)

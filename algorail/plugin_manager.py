@@ -1,7 +1,8 @@
 """Finds plugins through the `algorail` entry-point group and collects what they register.
 
 Plugins load once, lazily, on the first call to `get_registry()`, so commands that do
-not need them stay fast. A plugin that fails to import or whose hook raises is recorded as
+not need them stay fast. Listing commands (`algorail --help`) imports only other
+distributions' plugins, since algorail's own add none. A plugin that fails to import or whose hook raises is recorded as
 broken with its reason; the rest of algorail goes on without it. A name two plugins offer
 is kept as a `ConflictedName`, so using it is an error that names both. Services call
 `call_startup`; the CLI adds `plugin_commands`.
@@ -24,6 +25,9 @@ from algorail.errors import AlgorailError
 
 ENTRY_POINT_GROUP = "algorail"
 LOAD_ENV = "ALGORAIL_LOAD_PLUGINS"
+# Distributions of algorail's own plugins (runtimes, hook types, connectors). They add no
+# commands, so listing commands does not import them (nor pydantic, jsonschema, kafka).
+OWN_DISTRIBUTIONS = (None, "algorail")
 
 # (kind shown to users, hook name, registry attribute, attribute that names the thing)
 KINDS = (
@@ -161,18 +165,26 @@ def build_registry(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> 
     return registry
 
 
-def load_entry_point_plugins(pm: pluggy.PluginManager) -> dict[str, PluginInfo]:
-    """Import and register every `algorail` entry point (those `ALGORAIL_LOAD_PLUGINS`
-    allows, when set: a comma-separated list of plugin or distribution names)."""
+def load_entry_point_plugins(
+    pm: pluggy.PluginManager,
+    plugins: dict[str, PluginInfo] | None = None,
+    *,
+    own: bool | None = None,
+) -> dict[str, PluginInfo]:
+    """Import and register every `algorail` entry point not yet in `plugins` (those
+    `ALGORAIL_LOAD_PLUGINS` allows, when set: a comma-separated list of plugin or
+    distribution names); with `own`, only algorail's own (True) or only others' (False)."""
+    plugins = {} if plugins is None else plugins
     allowed = os.environ.get(LOAD_ENV)
     allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed is not None else None
     points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
     per_dist = Counter(_dist_name(ep) for ep in points)
-    plugins: dict[str, PluginInfo] = {}
     for ep in points:
         dist_name = _dist_name(ep)
         name = _plugin_name(ep.name, dist_name, per_dist[dist_name])
         if allow is not None and not allow & {name, ep.name, dist_name}:
+            continue
+        if name in plugins or own not in (None, dist_name in OWN_DISTRIBUTIONS):
             continue
         info = PluginInfo(name, dist_name, ep.dist.version if ep.dist is not None else None)
         plugins[name] = info
@@ -213,33 +225,49 @@ def _dist_name(ep: metadata.EntryPoint) -> str | None:
 def _plugin_name(entry_point: str, dist_name: str | None, points_in_dist: int) -> str:
     """algorail's own plugins by entry point; others by distribution, plus the entry
     point when one distribution has several."""
-    if dist_name in (None, "algorail"):
+    if dist_name in OWN_DISTRIBUTIONS:
         return entry_point
     return dist_name if points_in_dist == 1 else f"{dist_name}:{entry_point}"
 
 
-_registry: Registry | None = None
+_registry: Registry | None = None  # every plugin loaded and its names registered
+_early: Registry | None = None  # only other distributions' plugins, loaded for their commands
 
 
 def get_registry() -> Registry:
     """The registry of installed plugins, loaded on first use."""
-    global _registry
+    global _registry, _early
     if _registry is None:
-        pm = new_plugin_manager()
-        _registry = build_registry(pm, load_entry_point_plugins(pm))
+        early = _early or Registry(pm=new_plugin_manager())
+        load_entry_point_plugins(early.pm, early.plugins)
+        _registry = build_registry(early.pm, early.plugins)
+        _registry.commands = early.commands
+        _early = None
     return _registry
 
 
 def reset_registry() -> None:
     """Forget loaded plugins, e.g. after `algorail install`, or between tests."""
-    global _registry
-    _registry = None
+    global _registry, _early
+    _registry = _early = None
 
 
-def _each_impl(hook_name: str, call: Any) -> None:
+def _command_registry() -> Registry:
+    """The registry once loaded; before that, only the plugins of other distributions,
+    the only ones that may add commands, so `algorail --help` stays fast."""
+    global _early
+    if _registry is not None:
+        return _registry
+    if _early is None:
+        _early = Registry(pm=new_plugin_manager())
+        load_entry_point_plugins(_early.pm, _early.plugins, own=False)
+    return _early
+
+
+def _each_impl(hook_name: str, call: Any, registry: Registry | None = None) -> None:
     """Run `call(impl, info)` for every implementation of a hook; one that raises marks
     its plugin broken and the others still run."""
-    registry = get_registry()
+    registry = registry or get_registry()
     for impl in getattr(registry.pm.hook, hook_name).get_hookimpls():
         info = registry.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
         try:
@@ -261,7 +289,7 @@ def plugin_commands(reserved: Iterable[str] = ()) -> dict[str, Any]:
     A plugin command may not take a built-in name (`reserved`) nor another plugin's: the
     clash is reported naming both, and the first owner keeps the name.
     """
-    registry = get_registry()
+    registry = _command_registry()
     if registry.commands is not None:
         return registry.commands
     import click
@@ -282,7 +310,7 @@ def plugin_commands(reserved: Iterable[str] = ()) -> dict[str, Any]:
                 commands[name] = command
                 info.provides.setdefault("commands", []).append(name)
 
-    _each_impl("register_commands", call)
+    _each_impl("register_commands", call, registry)
     registry.commands = commands
     return commands
 

@@ -243,6 +243,43 @@ def test_plugin_commands_join_the_cli_but_cannot_replace_built_ins(folder):
     assert plugin["status"] == "conflict"
 
 
+# -- start-up cost -----------------------------------------------------------------------------
+
+HEAVY_MODULES = ("pydantic", "jsonschema", "kafka", "starlette", "confluent_kafka")
+LOADED_HEAVY = f"""
+import json, sys
+SETUP
+print(json.dumps(sorted({{m.partition(".")[0] for m in sys.modules}} & set({HEAVY_MODULES!r}))))
+"""
+HELP = """
+from algorail.cli import cli
+try:
+    cli(["--help"], prog_name="algorail")
+except SystemExit:
+    pass
+"""
+
+
+@pytest.mark.parametrize("setup", ["import algorail.cli", HELP], ids=["import", "help"])
+def test_the_cli_and_its_help_import_no_heavy_module(folder, setup):
+    """Timing tests flake on a busy machine; what `--help` imports does not."""
+    folder.add("algorail-greet", {"greet_plugin": COMMAND_PLUGIN}, {"greet": "greet_plugin"})
+    script = LOADED_HEAVY.replace("SETUP", setup)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(folder.root)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+    if setup == HELP:
+        assert "greet" in result.stdout
+
+
+def test_algorails_own_plugins_add_no_commands(folder):
+    """Listing commands skips importing algorail's own plugins; that holds only while they
+    add none."""
+    own = {n: p for n, p in folder.plugins().items() if p["distribution"] == "algorail"}
+    assert own and not [n for n, p in own.items() if "register_commands" in p["hooks"]]
+
+
 # -- startup -----------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 
@@ -131,6 +132,87 @@ def test_a_log_smaller_than_one_request_is_refused(tmp_path):
 
 
 # -- the gateway with a broker that goes away --------------------------------------------------
+
+
+# -- group commit ------------------------------------------------------------------------------
+
+
+class CountedFsync:
+    """os.fsync that counts its calls and remembers how much of the file each one covered."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls, self.durable = 0, 0
+
+    def __call__(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        os.fsync(fd)
+        with self.lock:
+            self.calls += 1
+            self.durable = max(self.durable, size)
+
+
+def test_concurrent_appends_share_an_fsync_and_return_only_once_on_disk(tmp_path):
+    fsync = CountedFsync()
+    wal = WriteAheadLog(tmp_path, fsync=fsync)
+    threads, per_thread = 16, 8
+    start, late = threading.Barrier(threads), []
+
+    def client() -> None:
+        start.wait()
+        for n in range(per_thread):
+            end = wal.append(record(n))
+            with fsync.lock:
+                if fsync.durable < end.offset:  # answered before its bytes were synced
+                    late.append(end)
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    appended = threads * per_thread
+    assert wal.pending == appended and not late
+    assert fsync.calls < appended / 2, f"{fsync.calls} fsyncs for {appended} appends"
+    wal.close()
+    assert len(WriteAheadLog(tmp_path).wait_pending(1000, 0)) == appended
+
+
+APPENDER = """
+import sys, threading, uuid
+from algorail.runtime.wal import WalRecord, WriteAheadLog
+
+wal, lock = WriteAheadLog(sys.argv[1]), threading.Lock()
+
+def client():
+    for n in range(100_000):
+        run_id = uuid.uuid4().hex
+        wal.append(WalRecord(run_id, "t", b"{}", []))
+        with lock:
+            print(run_id, flush=True)  # the acknowledgement
+
+for _ in range(16):
+    threading.Thread(target=client, daemon=True).start()
+threading.Event().wait(60)
+"""
+
+
+def test_every_acknowledged_append_survives_a_kill_9(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True)
+    acknowledged = []
+    try:
+        for line in child.stdout:
+            acknowledged.append(line.strip())
+            if len(acknowledged) == 300:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    acknowledged += [line.strip() for line in child.stdout]  # acknowledged before the kill
+    assert len(acknowledged) >= 300
+    survived = {r.run_id for r in WriteAheadLog(tmp_path).wait_pending(1_000_000, 0)}
+    assert set(acknowledged) <= survived
 
 
 def post(url: str, n: int, query: str = "") -> httpx.Response:

@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,14 @@ def _unb64(text: str | None) -> bytes | None:
 
 
 class WriteAheadLog:
-    """Append (fsync'd), read from the checkpoint, acknowledge. Thread-safe."""
+    """Append (fsync'd, one fsync for concurrent appends), read from the checkpoint,
+    acknowledge. Thread-safe."""
 
     def __init__(self, directory: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 segment_bytes: int = DEFAULT_SEGMENT_BYTES):
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 fsync: Callable[[int], None] = os.fsync):
         self.directory = Path(directory)
+        self._fsync = fsync  # of appended records; tests count the calls
         self.max_bytes, self.segment_bytes = max_bytes, segment_bytes
         # a drained segment is replaced by an empty one once it is this big
         self.rotate_bytes = min(segment_bytes, ROTATE_BYTES)
@@ -112,6 +116,9 @@ class WriteAheadLog:
         self._changed = threading.Condition(self._lock)
         self.checkpoint = self._read_checkpoint()
         self.pending, self.pending_bytes = 0, 0
+        # group commit: records appended, records fsync'd, whether an fsync is under way
+        self._written = self._synced = 0
+        self._syncing = False
         self._recover()
         self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
 
@@ -180,8 +187,14 @@ class WriteAheadLog:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, record: WalRecord) -> None:
-        """Write and fsync one record; raises WalFull when the log is at its limit."""
+    def append(self, record: WalRecord) -> Position:
+        """Write one record and return once it is on disk (where it ends); raises WalFull
+        when the log is at its limit.
+
+        Group commit: the first caller to find its record unsynced fsyncs the segment for
+        every record written so far, and callers that wrote meanwhile wait for that fsync
+        (or the next) instead of each paying for their own.
+        """
         data = record.encode()
         with self._lock:
             if self.pending_bytes + len(data) > self.max_bytes:
@@ -194,12 +207,38 @@ class WriteAheadLog:
                 self._start_segment(self._active_id + 1)
             self._active.write(data)
             self._active.flush()
-            os.fsync(self._active.fileno())
+            end = Position(self._active_id, self._active.tell())
+            self._written += 1
             self.pending += 1
             self.pending_bytes += len(data)
+            mine = self._written
+            while self._synced < mine:
+                if self._syncing:
+                    self._changed.wait()
+                    continue
+                self._sync_active()
+            return end
+
+    def _sync_active(self) -> None:
+        """Fsync the active segment for every record written so far, with the lock released
+        so that others can write meanwhile; called holding the lock."""
+        self._syncing, upto, fd = True, self._written, self._active.fileno()
+        self._lock.release()
+        try:
+            self._fsync(fd)
+        finally:
+            self._lock.acquire()
+            self._syncing = False
             self._changed.notify_all()
+        self._synced = max(self._synced, upto)
 
     def _start_segment(self, segment: int) -> None:
+        """Called holding the lock; records written to the old segment are synced first."""
+        while self._syncing:
+            self._changed.wait()
+        if self._synced < self._written:
+            self._fsync(self._active.fileno())
+            self._synced = self._written
         self._active.close()
         self._active_id = segment
         self._active = open(self._segment_path(segment), "ab")  # noqa: SIM115

@@ -2,8 +2,9 @@
 
 Plugins load once, lazily, on the first call to `get_registry()`, so commands that do
 not need them stay fast. Listing commands (`algorail --help`) imports only other
-distributions' plugins, since algorail's own add none. A plugin that fails to import or whose hook raises is recorded as
-broken with its reason; the rest of algorail goes on without it. A name two plugins offer
+distributions' plugins, since algorail's own add none. A plugin that fails to import or
+whose hook raises is recorded as broken with its reason; the rest of algorail goes on
+without it. A name two plugins offer
 is kept as a `ConflictedName`, so using it is an error that names both. Services call
 `call_startup`; the CLI adds `plugin_commands`.
 """

@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-
 # As installed for users: byte-code cached (the warm-up run writes it), not compiled anew.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 

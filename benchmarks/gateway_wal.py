@@ -34,8 +34,8 @@ PIPELINE = {
     "metadata": {"owner": "bench", "name": "wal", "version": "1.0.0"},
     "spec": {
         "endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
-        "hooks": [{"name": "sink", "type": "webhook", "url": "http://127.0.0.1:9/"}],
-        "pipes": [{"from": "api.in", "to": "sink"}],
+        "hooks": [{"name": "result", "type": "response"}],
+        "pipes": [{"from": "api.in", "to": "result"}],
     },
 }
 POST = """wrk.method = "POST"

@@ -114,3 +114,17 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# What a confluent-kafka (librdkafka) consumer needs to hold a steady load on the embedded
+# broker; kafka-python's equivalents are `kafka_io.CONSUMER_DEFAULTS`.
+CONFLUENT_CONSUMER_SETTINGS: dict[str, object] = {
+    # Tansu answers the JoinGroup of a new group only after half the session timeout: at
+    # librdkafka's 45 s default a consumer reads nothing for ~23 s, and a steady producer
+    # has queued 11,000 records by then.
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+    # Tansu does not answer a waiting fetch when data arrives: at the 500 ms default every
+    # hop waits ~250 ms (p50).
+    "fetch.wait.max.ms": 10,
+}

@@ -101,7 +101,8 @@ def main() -> None:
                      "--bootstrap-servers", broker.bootstrap_servers, "--port", str(port),
                      *extra], stdout=(work / f"{name}.log").open("ab"),
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, env={**os.environ, **env})
+                    start_new_session=True, env={**os.environ, **env},
+                    cwd=work)  # not this checkout's folder, which would shadow --old-source
                 gateways[name] = (proc, f"http://127.0.0.1:{port}")
             for _proc, base in gateways.values():
                 wait_ready(f"{base}/healthz")

@@ -9,8 +9,9 @@ send time), and a consumer of that client reads them, with the settings algorail
 recommends for the embedded broker (`algorail.runtime.broker.CONFLUENT_CONSUMER_SETTINGS`)
 plus any `--set` (confluent-kafka names, e.g. fetch.wait.max.ms=500). Each client gets
 one JSON line: ``{"client", "sent", "received", "lost", "first_record_s", "p50_ms",
-"p99_ms", "p50_ms_per_10s", "broker_cpu_s", ...}``; the consumer is given 20 s after the last
-send to catch up. Exit status 1 when a client did not receive everything.
+"p99_ms", "p50_ms_per_10s", "broker_cpu_s", "broker_cpu_s_per_10s", ...}``; the
+consumer is given 20 s after the last send to catch up. Exit status 1 when a client did
+not receive everything.
 """
 
 from __future__ import annotations
@@ -102,9 +103,12 @@ def soak(client: str, args: argparse.Namespace, settings: dict) -> dict:
         deadline = time.monotonic() + args.seconds + CATCH_UP_SECONDS + 30
         caught_up_by, first_record_s = None, None
         subscribed = time.monotonic()
+        cpu_marks = [cpu_before]  # the broker's CPU seconds every 10 s: does it grow?
         records = CLIENTS[client](broker.bootstrap_servers, settings)
         for batch in records:
             now = time.time()
+            if time.monotonic() - subscribed >= 10 * len(cpu_marks):
+                cpu_marks.append(cpu_seconds(broker.process.pid))
             if batch and first_record_s is None:
                 first_record_s = time.monotonic() - subscribed
             for value in batch:
@@ -132,7 +136,10 @@ def soak(client: str, args: argparse.Namespace, settings: dict) -> dict:
         "p50_ms": round(statistics.median(ms), 1),
         "p99_ms": round(ms[int(len(ms) * 0.99) - 1 if len(ms) > 1 else 0], 1),
         "p50_ms_per_10s": [round(statistics.median(w), 1) for _, w in sorted(windows.items())],
-        "broker_cpu_s": round(broker_cpu, 1), "seconds": args.seconds, "rate": args.rate,
+        "broker_cpu_s": round(broker_cpu, 1),
+        "broker_cpu_s_per_10s": [round(later - earlier, 1) for earlier, later
+                                 in zip(cpu_marks, cpu_marks[1:], strict=False)],
+        "seconds": args.seconds, "rate": args.rate,
         "partitions": args.partitions, "settings": settings,
         "load_average": round(os.getloadavg()[0], 1),
     }

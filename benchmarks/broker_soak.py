@@ -71,7 +71,10 @@ def confluent_records(bootstrap: str, settings: dict):
     consumer.subscribe([TOPIC])
     try:
         while True:
-            messages = consumer.consume(500, timeout=0.2)
+            # consume(n, timeout) waits for n records or the timeout: poll for the first
+            # one, then take what is already queued, so a record waits for no others
+            first = consumer.poll(0.2)
+            messages = [first, *consumer.consume(499, timeout=0)] if first is not None else []
             yield [m.value() for m in messages if m.error() is None]
     finally:
         consumer.close()

@@ -109,17 +109,18 @@ def desired_objects(resource: Mapping[str, Any], plan: Plan,
     values = chart_values(resource, plan, operator_values)
     objects = manifests(render_chart(PIPELINE_CHART, values, release=meta["name"],
                                      namespace=meta.get("namespace", "default"), engine=engine))
-    objects += scaled_objects(resource, plan, objects, values)
+    objects += scaled_objects(resource, plan, objects)
     for obj in objects:
         if obj["kind"] != TOPIC_KIND or plan.clean_topics_on_delete:
             obj["metadata"]["ownerReferences"] = [owner_reference(resource)]
     return objects
 
 
-def scaled_objects(resource: Mapping[str, Any], plan: Plan, objects: list[dict[str, Any]],
-                   values: Mapping[str, Any]) -> list[dict[str, Any]]:
+def scaled_objects(resource: Mapping[str, Any], plan: Plan, objects: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
     """With `deployment.autoscaling.enabled`, a KEDA ScaledObject per runner Deployment
-    scaling it on its consumer group's lag; the Deployment then leaves `replicas` to KEDA."""
+    scaling it on its consumer group's lag (on the brokers the runner is given); the
+    Deployment then leaves `replicas` to KEDA."""
     settings = deployment_settings(resource, resource_name(resource))
     scaling = settings.autoscaling
     if not scaling or not scaling.enabled:
@@ -131,6 +132,8 @@ def scaled_objects(resource: Mapping[str, Any], plan: Plan, objects: list[dict[s
         if obj["kind"] != "Deployment" or runner is None:
             continue
         obj["spec"].pop("replicas", None)
+        env = {e["name"]: e.get("value") for e in
+               obj["spec"]["template"]["spec"]["containers"][0].get("env", [])}
         scaled.append({
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
@@ -142,7 +145,7 @@ def scaled_objects(resource: Mapping[str, Any], plan: Plan, objects: list[dict[s
                 "minReplicaCount": scaling.min_replicas,
                 "maxReplicaCount": scaling.max_replicas,
                 "triggers": [{"type": "kafka", "metadata": {
-                    "bootstrapServers": values["kafka"]["bootstrapServers"],
+                    "bootstrapServers": env["ALGORAIL_BOOTSTRAP_SERVERS"],
                     "consumerGroup": runner.consumer_group,
                     "lagThreshold": str(scaling.lag_threshold),
                 }}],

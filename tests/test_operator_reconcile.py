@@ -1,0 +1,224 @@
+"""The pure reconcile function: a Pipeline resource and observed objects in, the objects to
+apply and prune and the status out. Create, update, prune, idempotence, delete."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from algorail.cli import cli
+from algorail.naming import consumer_group
+from algorail.operator.reconcile import finalize, object_key, reconcile
+from algorail.operator.resource import OWNER_LABEL, pipeline_document
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "k8s" / "hello-pipeline.yaml"
+UID = "4f2b0c8e-5f4d-4a59-9d5e-7d1f0e6c2a11"
+BUILTIN_GROUPS = ("", "apps", "policy", "networking.k8s.io")
+
+
+def _resource(**spec: Any) -> dict[str, Any]:
+    resource = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    resource["metadata"].update(namespace="pipelines", uid=UID, generation=1)
+    resource["spec"].update(spec)
+    return resource
+
+
+def _with_algo(resource: dict[str, Any], name: str) -> dict[str, Any]:
+    """`resource` with a second algo `name` after upper, feeding the response hook."""
+    changed = copy.deepcopy(resource)
+    spec = changed["spec"]
+    spec["algos"].append({**copy.deepcopy(spec["algos"][0]), "name": name,
+                          "inputs": [{"name": "text"}], "outputs": [{"name": "result"}]})
+    spec["pipes"] = [{"from": "api.in", "to": "upper.text"},
+                     {"from": "upper.result", "to": f"{name}.text"},
+                     {"from": f"{name}.result", "to": "result"}]
+    changed["metadata"]["generation"] += 1
+    return changed
+
+
+def _served(objects: list[dict[str, Any]], ready: bool = True) -> list[dict[str, Any]]:
+    """The objects as the API server returns them: its own fields added, runners ready."""
+    served = []
+    for number, obj in enumerate(copy.deepcopy(objects)):
+        obj["metadata"].update(uid=f"uid-{number}", resourceVersion=str(100 + number),
+                               creationTimestamp="2026-01-01T00:00:00Z")
+        if obj["kind"] == "Deployment":
+            replicas = obj["spec"].get("replicas", 1)
+            obj["status"] = {"replicas": replicas, "readyReplicas": replicas if ready else 0}
+        served.append(obj)
+    return served
+
+
+def _keys(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+@pytest.fixture(scope="module")
+def created():
+    resource = _resource()
+    return resource, reconcile(resource, [])
+
+
+def test_create_applies_every_object_of_the_chart_owned_by_the_resource(created):
+    resource, result = created
+    assert result.apply == result.desired and result.prune == []
+    kinds = {o["kind"] for o in result.apply}
+    assert {"KafkaTopic", "Deployment", "Mapping", "ConfigMap"} <= kinds
+    for obj in result.apply:
+        assert obj["metadata"]["namespace"] == "pipelines"
+        assert obj["metadata"]["labels"][OWNER_LABEL] == UID
+        owners = obj["metadata"].get("ownerReferences", [])
+        if obj["kind"] == "KafkaTopic":
+            assert owners == []  # kept with the data when the Pipeline goes
+        else:
+            assert owners == [{"apiVersion": "algorail.io/v1", "kind": "Pipeline",
+                               "name": "hello", "uid": UID, "controller": True,
+                               "blockOwnerDeletion": True}]
+    runner = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert runner["metadata"]["name"] == "hello-upper"
+    assert runner["spec"]["template"]["spec"]["containers"][0]["resources"] == \
+        resource["spec"]["deployment"]["resources"]
+
+
+def test_created_builtin_objects_pass_the_kubernetes_schemas(created):
+    for obj in created[1].desired:
+        if obj["apiVersion"].rpartition("/")[0] in BUILTIN_GROUPS:
+            kubernetes_validate.validate(obj, "1.29", strict=True)
+
+
+def test_status_before_and_after_the_runners_are_ready(created):
+    resource, result = created
+    status = result.status
+    assert status["planVersion"] == "1.0.0" and status["planHash"].startswith("sha256:")
+    assert status["endpoints"] == ["/alice/hello/in"]
+    assert _condition(status, "Ready")["status"] == "False"
+    assert _condition(status, "Progressing")["status"] == "True"
+
+    unready = reconcile(resource, _served(result.desired, ready=False)).status
+    assert _condition(unready, "Ready")["reason"] == "RunnersNotReady"
+    assert unready["components"]["upper"] == {"kind": "algo", "desiredReplicas": 1,
+                                              "readyReplicas": 0}
+    ready = reconcile(resource, _served(result.desired)).status
+    assert _condition(ready, "Ready") | {"lastTransitionTime": None} == {
+        "type": "Ready", "status": "True", "observedGeneration": 1, "reason": "Ready",
+        "message": "1 components ready", "lastTransitionTime": None}
+    assert _condition(ready, "Degraded")["status"] == "False"
+
+
+def test_reconciling_twice_changes_nothing(created):
+    resource, result = created
+    observed = _served(result.desired)
+    again = reconcile(resource, observed)
+    assert again.apply == [] and again.prune == []
+    resource = {**resource, "status": again.status}
+    assert reconcile(resource, observed).status == again.status  # transition times kept
+
+
+def test_a_deleted_owned_object_comes_back(created):
+    resource, result = created
+    observed = [o for o in _served(result.desired) if o["kind"] != "Deployment"]
+    assert _keys(reconcile(resource, observed).apply) == {("Deployment", "hello-upper")}
+
+
+def test_a_changed_algo_patches_its_deployment_and_the_plan(created):
+    resource, result = created
+    changed = copy.deepcopy(resource)
+    changed["spec"]["algos"][0]["command"][-1] = "print('{}')"
+    changed["metadata"]["generation"] = 2
+    update = reconcile(changed, _served(result.desired))
+    assert _keys(update.apply) == {("Deployment", "hello-upper"), ("ConfigMap", "hello-plan")}
+    plan = next(o for o in update.apply if o["kind"] == "ConfigMap")
+    assert "print('{}')" in plan["data"]["plan.json"]  # the runner reads its command there
+
+    def checksum(objects):
+        runner = next(o for o in objects if o["kind"] == "Deployment")
+        return runner["spec"]["template"]["metadata"]["annotations"]["checksum/plan"]
+
+    assert checksum(update.apply) != checksum(result.desired)  # so the pods roll
+    assert update.prune == []
+    assert _condition(update.status, "Ready")["observedGeneration"] == 2
+
+
+def test_a_removed_algo_is_pruned_and_its_topics_kept_unless_cleaned(created):
+    resource, _ = created
+    two = _with_algo(resource, "shout")
+    observed = _served(reconcile(two, []).desired)
+    assert ("Deployment", "hello-shout") in _keys(observed)
+
+    kept = reconcile(resource, observed)
+    assert _keys(kept.prune) == {("Deployment", "hello-shout"),
+                                 ("PodDisruptionBudget", "hello-shout")}
+
+    clean = reconcile({**resource, "spec": {**resource["spec"], "cleanTopicsOnDelete": True}},
+                      observed)
+    pruned_topics = {o["spec"]["topicName"] for o in clean.prune if o["kind"] == "KafkaTopic"}
+    assert pruned_topics == {"alice.hello.shout.result", "alice.hello.shout.dead-letter"}
+
+
+def test_delete_removes_topics_only_with_clean_topics_on_delete(created):
+    resource, result = created
+    observed = _served(result.desired)
+    kept = finalize(resource, observed)
+    assert "KafkaTopic" not in {o["kind"] for o in kept}
+    assert {object_key(o) for o in kept} == {object_key(o) for o in observed
+                                             if o["kind"] != "KafkaTopic"}
+    clean = finalize(_resource(cleanTopicsOnDelete=True), observed)
+    assert {object_key(o) for o in clean} == {object_key(o) for o in observed}
+
+
+def test_clean_topics_on_delete_makes_the_topics_owned():
+    result = reconcile(_resource(cleanTopicsOnDelete=True), [])
+    topics = [o for o in result.desired if o["kind"] == "KafkaTopic"]
+    assert topics and all(o["metadata"]["ownerReferences"][0]["uid"] == UID for o in topics)
+
+
+def test_an_invalid_spec_changes_nothing_and_says_what_algorail_validate_says(tmp_path, created):
+    resource, result = created
+    broken = copy.deepcopy(resource)
+    broken["spec"]["pipes"].append({"from": "nowhere.out", "to": "upper.text"})
+    broken["spec"]["algos"][0]["runtime"] = "no-such-runtime"
+    broken["metadata"]["generation"] = 3
+    outcome = reconcile(broken, _served(result.desired))
+    assert outcome.apply == [] and outcome.prune == [] and outcome.problems
+
+    path = tmp_path / "hello.yaml"
+    path.write_text(yaml.safe_dump(pipeline_document(broken)))
+    printed = CliRunner().invoke(cli, ["validate", str(path)])
+    assert printed.exit_code == 1
+    expected = [re.sub(r"^\S+?:(\d+:)? ", "", line) for line in printed.output.splitlines()]
+    ready = _condition(outcome.status, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert ready["observedGeneration"] == 3
+    assert [line.split(": ", 1)[1] for line in ready["message"].splitlines()] == expected
+    assert _condition(outcome.status, "Degraded")["status"] == "True"
+
+
+def test_a_bad_deployment_setting_is_a_problem_not_a_crash(created):
+    resource, _ = created
+    outcome = reconcile(_resource(deployment={"autoscaling": {"maxReplicas": 0}}), [])
+    assert outcome.apply == []
+    assert "spec.deployment.autoscaling.maxReplicas" in \
+        _condition(outcome.status, "Ready")["message"]
+
+
+def test_autoscaling_adds_a_keda_scaled_object_per_runner():
+    scaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 5, "lagThreshold": 50}
+    result = reconcile(_resource(deployment={"autoscaling": scaling}), [])
+    scaled = [o for o in result.desired if o["kind"] == "ScaledObject"]
+    runner = next(o for o in result.desired if o["kind"] == "Deployment")
+    assert [s["spec"]["scaleTargetRef"]["name"] for s in scaled] == ["hello-upper"]
+    assert "replicas" not in runner["spec"]  # KEDA owns it
+    trigger = scaled[0]["spec"]["triggers"][0]
+    assert trigger["type"] == "kafka" and trigger["metadata"]["lagThreshold"] == "50"
+    assert trigger["metadata"]["consumerGroup"] == consumer_group("alice", "hello", "upper")

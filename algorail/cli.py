@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "connect": "algorail.commands.connectors:connect",
     "eventflows": "algorail.commands.connectors:eventflows",
     "render": "algorail.commands.render:render",
+    "operator": "algorail.commands.operator:operator",
     "registry": "algorail.commands.registry:registry",
     "push": "algorail.commands.registry:push",
     "pipelines": "algorail.commands.registry:pipelines",

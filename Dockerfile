@@ -17,12 +17,12 @@ COPY plugins ./plugins
 COPY connectors ./connectors
 COPY charts ./charts
 COPY templates ./templates
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sql]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sql,operator]'
 
 # -- runtime -----------------------------------------------------------------------------
 FROM python:3.11.10-slim-bookworm
 LABEL org.opencontainers.image.title="algorail" \
-      org.opencontainers.image.description="algorail gateway, runner, hook dispatcher and connectors" \
+      org.opencontainers.image.description="algorail gateway, runner, hook dispatcher, connectors and operator" \
       org.opencontainers.image.source="https://github.com/algorail/algorail" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,7 +30,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/opt/algorail/algos \
     HOME=/tmp
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels 'algorail[sql]' \
+    pip install --no-cache-dir --no-index --find-links /wheels 'algorail[sql,operator]' \
     && groupadd --gid 10001 algorail \
     && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin algorail \
     && mkdir -p /opt/algorail/algos /etc/algorail

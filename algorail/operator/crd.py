@@ -49,6 +49,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None,
             continue
         if key == "const":
             out["enum"] = [value]
+        elif key == "description":
+            out[key] = " ".join(value.split())  # docstrings as one line for `kubectl explain`
         elif key == "properties":
             out[key] = {name: structural(sub, defs) for name, sub in value.items()}
         elif key == "items":

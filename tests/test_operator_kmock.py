@@ -177,3 +177,27 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
         await _until(pipeline_gone)
         assert await get(f"{deployments}/hello-upper") is None
         assert {t["spec"]["topicName"] for t in (await get(topics))["items"]} == topic_names
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_invalid_pipeline_gets_a_condition_and_a_warning_event(api, operator):
+    resource = _pipeline()
+    resource["spec"]["pipes"].append({"from": "nowhere.out", "to": "upper.text"})
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=10) as http:
+        assert (await http.post(PIPELINES, json=resource)).status_code < 300
+
+        async def warned():
+            response = await http.get(f"/api/v1/namespaces/{NAMESPACE}/events")
+            return [e for e in response.json()["items"] if e.get("reason") == "InvalidSpec"]
+        event = (await _until(warned))[0]
+        assert event["type"] == "Warning" and "nowhere" in event["message"]
+
+        async def condition_written():
+            status = (await http.get(f"{PIPELINES}/hello")).json().get("status", {})
+            return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+        ready = await _until(condition_written)
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+        assert "nowhere" in ready["message"]
+        deployments = await http.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments")
+        assert deployments.json()["items"] == []

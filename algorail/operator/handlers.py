@@ -39,7 +39,7 @@ def registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     """A kopf registry with the operator's handlers, bound to `config`."""
     reg = kopf.OperatorRegistry()
     kube: dict[str, Kube] = {}
-    resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": reg}
+    pipelines = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": reg}
 
     @kopf.on.startup(registry=reg)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -73,12 +73,12 @@ def registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             await reconcile_once(body, patch, logger)
 
     async def reconcile_once(body: kopf.Body, patch: kopf.Patch, logger: logging.Logger) -> None:
-        resource_ = _plain(body)
-        result = await asyncio.to_thread(reconcile, resource_, await observed(resource_),
+        pipeline = _plain(body)
+        result = await asyncio.to_thread(reconcile, pipeline, await observed(pipeline),
                                          operator_values=config.values, engine=config.engine)
         if result.problems:
             message = "\n".join(str(p) for p in result.problems)
-            if _changed(resource_, result.status):
+            if _changed(pipeline, result.status):
                 kopf.warn(body, reason="InvalidSpec", message=message[:1000])
             patch.status.update(result.status)
             return
@@ -98,33 +98,33 @@ def registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             logger.info("applied %d objects, pruned %d", len(result.apply), len(result.prune))
         patch.status.update(result.status)
 
-    @kopf.on.create(**resource)
-    @kopf.on.update(**resource)
-    @kopf.on.resume(**resource)
+    @kopf.on.create(**pipelines)
+    @kopf.on.update(**pipelines)
+    @kopf.on.resume(**pipelines)
     async def apply_pipeline(body: kopf.Body, patch: kopf.Patch, logger: logging.Logger,
                              **_: Any) -> None:
         await run(body, patch, logger)
 
-    @kopf.timer(**resource, interval=config.resync_seconds, idle=config.resync_seconds / 2)
+    @kopf.timer(**pipelines, interval=config.resync_seconds, idle=config.resync_seconds / 2)
     async def resync_pipeline(body: kopf.Body, patch: kopf.Patch, logger: logging.Logger,
                               **_: Any) -> None:
         await run(body, patch, logger)
 
-    @kopf.on.delete(**resource)
+    @kopf.on.delete(**pipelines)
     async def delete_pipeline(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
-        resource_ = _plain(body)
-        gone = finalize(resource_, await observed(resource_))
+        pipeline = _plain(body)
+        gone = finalize(pipeline, await observed(pipeline))
         for obj in gone:
             await kube["api"].delete(obj)
-        locks.pop(resource_["metadata"]["uid"], None)
+        locks.pop(pipeline["metadata"]["uid"], None)
         logger.info("deleted %d owned objects", len(gone))
 
     return reg
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's read-only body as plain dicts, as `reconcile` takes it."""
-    return {key: value for key, value in body.items()}
+    """kopf's read-only body as the plain dict `reconcile` takes."""
+    return dict(body)
 
 
 def _changed(resource: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

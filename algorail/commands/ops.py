@@ -1,8 +1,9 @@
 """`algorail inspect`, `tail`, `replay`, `status` and `graph`: look inside a running pipeline.
 
 They read the pipeline from `--pipeline FILE` or `--plan plan.json` and talk to its Kafka
-(`--bootstrap-servers`: dev mode prints its broker; a cluster's Kafka otherwise). Nothing
-heavy is imported at module level.
+(`--bootstrap-servers`: dev mode prints its broker; a cluster's Kafka otherwise), or take
+both from a registry deployment (`--deployment NAME`) or a running `algorail dev`
+(`--dev URL`). Nothing heavy is imported at module level.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def target_options(func):
                      envvar="ALGORAIL_PLAN", help="A plan JSON written by `algorail plan -o`."),
         click.option("--deployment", help="Deployment name (default: the pipeline's name); "
                                           "alone, the registry's deployment of that name."),
+        click.option("--dev", "dev_url", metavar="URL", envvar="ALGORAIL_DEV_URL",
+                     help="The URL `algorail dev` printed: its pipeline, broker and gateway."),
         click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
                      help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]."),
         click.option("--registry", "registry_url", envvar="ALGORAIL_REGISTRY_URL",
@@ -38,10 +41,10 @@ def target_options(func):
     ]
 
     @wraps(func)
-    def wrapper(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url, api_key,
-                bindings, **kwargs):
-        target = _target(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url,
-                         api_key, bindings)
+    def wrapper(pipeline_file, plan_file, deployment, dev_url, bootstrap_servers, registry_url,
+                api_key, bindings, **kwargs):
+        target = _target(pipeline_file, plan_file, deployment, dev_url, bootstrap_servers,
+                         registry_url, api_key, bindings)
         return func(target=target, **kwargs)
 
     for option in reversed(options):
@@ -53,15 +56,25 @@ def target_options(func):
 class Target:
     plan: Any
     bootstrap_servers: str
-    gateway_url: str | None = None  # known for registry deployments
+    gateway_url: str | None = None  # known for registry deployments and dev mode
 
 
-def _target(pipeline_file, plan_file, deployment, bootstrap_servers, registry_url, api_key,
-            bindings) -> Target:
+def _target(pipeline_file, plan_file, deployment, dev_url, bootstrap_servers, registry_url,
+            api_key, bindings) -> Target:
     from algorail.errors import AlgorailError
 
-    if pipeline_file and plan_file:
-        raise AlgorailError("give the pipeline as --pipeline FILE or --plan plan.json, not both")
+    given = [name for name, value in (("--pipeline", pipeline_file),
+                                      ("--plan (or ALGORAIL_PLAN)", plan_file),
+                                      ("--dev (or ALGORAIL_DEV_URL)", dev_url)) if value]
+    if len(given) > 1:
+        raise AlgorailError(f"give the pipeline one way, not {' and '.join(given)}")
+    if dev_url:
+        from algorail.ops.deployments import dev_deployment
+
+        if deployment:
+            raise AlgorailError("--dev URL serves one deployment: leave out --deployment")
+        found = dev_deployment(dev_url)  # its broker, whatever ALGORAIL_BOOTSTRAP_SERVERS says
+        return Target(found.plan, found.bootstrap_servers, found.gateway_url)
     if pipeline_file or plan_file:
         if not bootstrap_servers:
             raise AlgorailError("say where its Kafka is: --bootstrap-servers HOST:PORT (env "
@@ -72,8 +85,9 @@ def _target(pipeline_file, plan_file, deployment, bootstrap_servers, registry_ur
         plan = load_plan(pipeline_file or plan_file, deployment, load_bindings(bindings))
         return Target(plan, bootstrap_servers)
     if not deployment:
-        raise AlgorailError("say which pipeline: --pipeline FILE, --plan plan.json, or "
-                            "--deployment NAME (from the registry)")
+        raise AlgorailError("say which pipeline: --pipeline FILE, --plan plan.json, "
+                            "--deployment NAME (from the registry) or --dev URL (a running "
+                            "`algorail dev`)")
     from algorail.ops.deployments import registry_deployment
 
     found = registry_deployment(deployment, registry_url, api_key)
@@ -279,7 +293,9 @@ def replay(target, gateway_url, results_url, component, run_id, as_new, since, f
 @click.option("--watch", is_flag=True, help="Refresh the table until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(target, interval, watch, as_json):
-    """A table of every component: state, replicas, rates, lag, recent errors."""
+    """A table of every component: state, replicas, rates, lag, recent errors.
+
+    Of a running `algorail dev`: `algorail status --dev http://127.0.0.1:8080`."""
     from rich.live import Live
 
     from algorail.ops.status import pipeline_status

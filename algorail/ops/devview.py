@@ -1,5 +1,6 @@
-"""What `algorail dev` shows of its components: the table printed once it is ready, and
-every runner's metrics merged into the gateway's ``/metrics``.
+"""What `algorail dev` shows of its components: the table printed once it is ready,
+every runner's metrics merged into the gateway's ``/metrics``, and ``GET /v1/dev``, which
+tells the ops commands (`--dev URL`) its plan, broker and work folder.
 
 Each runner serves its own ``/metrics`` on a loopback port (its metrics carry a
 ``component`` label); `ChildMetrics` scrapes them when the gateway's ``/metrics`` is read
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 SCRAPE_TIMEOUT = 2.0
+DEV_INFO_PATH = "/v1/dev"
+REDACTED = "<redacted>"
 
 
 class ChildMetrics:
@@ -60,3 +63,30 @@ def component_table(plan: Any, children: Iterable[Any], gateway_url: str) -> str
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(table)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
+def dev_info(plan: Any, bootstrap_servers: str, work_folder: str | os.PathLike) -> dict[str, Any]:
+    """What ``GET /v1/dev`` answers: the plan as a cluster gets it, with every secret it
+    holds inline (dev mode allows them) replaced by ``<redacted>``, and where its broker
+    and work folder are."""
+    return {"plan": plan_without_secrets(plan), "bootstrapServers": bootstrap_servers,
+            "workFolder": str(work_folder)}
+
+
+def plan_without_secrets(plan: Any) -> dict[str, Any]:
+    """`Plan.to_cluster_dict` with the inline secrets `inline_secrets` finds redacted;
+    references stay, since they hold no secret."""
+    from algorail.connectors.secrets import inline_secrets
+
+    served = plan.to_cluster_dict()
+    holders = {**{f"algo {r['component']!r}": r for r in served["runners"]},
+               **{f"hook {h['name']!r}": h for h in served["hooks"]}}
+    for secret in inline_secrets(plan):
+        if not secret.inline:
+            continue
+        parent, _, key = secret.field.partition(".")  # env.NAME, config.KEY
+        holder = holders[secret.component][parent]
+        if parent == "config" and key.startswith("headers."):  # config.headers.NAME
+            holder, key = holder["headers"], key.removeprefix("headers.")
+        holder[key] = REDACTED
+    return served

@@ -333,19 +333,25 @@ def _announce(supervisor: DevSupervisor, timeout: float) -> None:
 
 
 def _serve_gateway(supervisor: DevSupervisor) -> None:
-    """The gateway and hook dispatcher, in this process, until interrupted."""
-    from algorail.ops.devview import ChildMetrics
+    """The gateway and hook dispatcher, in this process, until interrupted; its
+    ``GET /v1/dev`` tells the ops commands (`--dev URL`) where the pipeline is."""
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from algorail.ops.devview import DEV_INFO_PATH, ChildMetrics, dev_info
     from algorail.runtime import gateway
     from algorail.runtime.objectstore import LocalObjectStore
     from algorail.runtime.results import MemoryResultsStore
 
     children = ChildMetrics(lambda: [c.metrics_url for c in supervisor.children
                                      if c.metrics_url])
+    info = dev_info(supervisor.plan, supervisor.bootstrap_servers, supervisor.workdir)
+    about = Route(DEV_INFO_PATH, lambda request: JSONResponse(info), methods=["GET"])
     gateway.serve(supervisor.plan, bootstrap_servers=supervisor.bootstrap_servers,
                   host=supervisor.host, port=supervisor.port, results=MemoryResultsStore(),
                   object_store=LocalObjectStore(supervisor.object_store_dir), dev=True,
                   wal_dir=supervisor.wal_dir, metrics=(children,), health=supervisor.health,
-                  reporting_sinks=python_sinks(supervisor.plan))
+                  reporting_sinks=python_sinks(supervisor.plan), extra_routes=(about,))
 
 
 def python_sinks(plan: Plan) -> frozenset[str]:

@@ -334,14 +334,16 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
                grpc_address: tuple[str, int] | None = None,
                health: Callable[[], dict[str, Any] | None] | None = None,
-               reporting_sinks: frozenset[str] = frozenset()) -> Starlette:
+               reporting_sinks: frozenset[str] = frozenset(),
+               extra_routes: tuple[Route, ...] = ()) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
     when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
     requests are logged there before the 202 and a replayer sends them to the broker. With
     `grpc_address` (host, port) the V2 gRPC service (v2_grpc.py) runs beside the app.
     `health` returns None when all is well, else what /healthz answers with a 503 (dev
     mode: the components that failed). A run is complete once its hooks and its
-    `reporting_sinks` (data sinks run in Python, as in dev mode) reported."""
+    `reporting_sinks` (data sinks run in Python, as in dev mode) reported. `extra_routes`
+    are served first (dev mode's ``/v1/dev``)."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -359,7 +361,7 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
         from algorail.runtime.objectstore import LocalObjectStore
 
         gateway.object_store = LocalObjectStore(tempfile.mkdtemp(prefix="algorail-files-"))
-    routes = _routes(plan, gateway, health)
+    routes = [*extra_routes, *_routes(plan, gateway, health)]
     context = StartupContext(service="gateway", plan=plan, routes=[],
                              metrics=gateway.metrics.registry)
     from algorail.plugin_manager import call_startup
@@ -472,7 +474,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
           wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES, metrics: tuple[Any, ...] = (),
           grpc_port: int | None = None,
           health: Callable[[], dict[str, Any] | None] | None = None,
-          reporting_sinks: frozenset[str] = frozenset()) -> None:
+          reporting_sinks: frozenset[str] = frozenset(),
+          extra_routes: tuple[Route, ...] = ()) -> None:
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
@@ -486,7 +489,8 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
                      object_store=object_store, dev=dev, api_keys=api_keys,
                      max_body_bytes=max_body_bytes, wal_dir=wal_dir, wal_max_bytes=wal_max_bytes,
                      grpc_address=(host, grpc_port) if grpc_port is not None else None,
-                     health=health, reporting_sinks=reporting_sinks)
+                     health=health, reporting_sinks=reporting_sinks,
+                     extra_routes=extra_routes)
     dispatcher = None
     if hooks:  # also without hooks: it records the runs that failed
         dispatcher = HookDispatcher(plan, bootstrap_servers, results, allow_private_urls=dev)

@@ -14,20 +14,23 @@ from algorail.cli import cli
 from algorail.registry.api import create_app, open_registry
 from algorail.registry.auth import create_key
 from algorail.registry.client import RegistryClient
+from algorail.registry.policy import DeploymentPolicy
 
 
 @pytest.mark.slow
 def test_status_and_inspect_of_a_registry_deployment(tmp_path, broker):
     import yaml
 
-    registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}", state_dir=tmp_path / "state")
+    registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}", state_dir=tmp_path / "state",
+                             policy=DeploymentPolicy(allow_local=True, deployments_dir=EXAMPLES))
     with registry.sessions() as session:
-        key = create_key(session, "alice")
+        key = create_key(session, "alice", admin=True)  # local deployments need an admin key
     with AsgiServer(create_app(registry)) as server, RegistryClient(server.url, key) as client:
         client.push(yaml.safe_load((EXAMPLES / "hello.yaml").read_text()))
-        made = client.deploy("alice/hello:1.0.0", "hello-ops", "local", {
+        client.deploy("alice/hello:1.0.0", "hello-ops", "local", {
             "workdir": str(EXAMPLES), "bootstrapServers": broker.bootstrap_servers,
             "startTimeout": 90})
+        made = client.wait("alice", "hello-ops")
         assert made["state"] == "running", made["message"]
         try:
             reply = httpx.post(f"{made['runtime']['url']}/alice/hello-ops/in?sync=true",

@@ -73,6 +73,7 @@ def test_ops_commands_find_a_dev_pipeline_from_its_url(tmp_path):
     assert info["plan"]["runners"][0]["env"] == {"API_TOKEN": "<redacted>"}
     assert f"broker: {info['bootstrapServers']} (embedded" in output
     assert info["workFolder"] == str(dev.work_dir.resolve())
+    assert f"GET  {dev.url}/v1/dev  (for `algorail status --dev {dev.url}`" in output
 
     assert status.exit_code == 0, status.output
     states = {c["name"]: c["state"] for c in json.loads(status.stdout)["components"]}

@@ -259,8 +259,12 @@ class DevSupervisor:
         return self.ready()
 
     def urls(self) -> list[str]:
+        from algorail.ops.devview import DEV_INFO_PATH
+
         base = f"http://{self.host}:{self.port}"
-        return [f"POST {base}{r.url}" for r in self.plan.routes] + [f"GET  {base}/metrics"]
+        return [f"POST {base}{r.url}" for r in self.plan.routes] + [
+            f"GET  {base}/metrics", f"GET  {base}{DEV_INFO_PATH}  (for `algorail status --dev "
+                                    f"{base}` and the other ops commands)"]
 
     def ready_line(self) -> str:
         plan = self.plan

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algorail import naming
 from algorail.errors import PipelineError, Problem
 from algorail.extensions import TRANSIENT_FAILURES
+from algorail.parsing import ParseError, loads_yaml
+from algorail.spec import check_bindings, error_message
 
+BINDINGS_ANNOTATION = "algorail.io/bindings"
 DEFAULT_BINDING = "*"
 INPUT_ENDPOINT = "inputs"
 INPUT_PATH = "inputs"
@@ -81,6 +83,17 @@ class SeldonDataflow(_Strict):
     cleanTopicsOnDelete: bool = False
 
 
+class SeldonMetadata(BaseModel):
+    """The parts of a Kubernetes object's metadata algorail reads; others are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    namespace: str | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class SeldonSpec(_Strict):
     input: SeldonInput | None = None
     steps: list[SeldonStep] = Field(min_length=1)
@@ -107,25 +120,12 @@ class _Converter:
     def __init__(self, doc: dict[str, Any], bindings: dict[str, Any] | None, file: str | None):
         self.file = file
         self.problems: list[Problem] = []
-        meta = doc.get("metadata") or {}
-        self.name = meta.get("name")
-        self.namespace = meta.get("namespace") or "default"
-        self.annotations = meta.get("annotations") or {}
-        self.labels = meta.get("labels") or {}
-        try:
-            self.spec = SeldonSpec.model_validate(doc.get("spec") or {})
-        except ValidationError as exc:
-            raise PipelineError(
-                [
-                    Problem(
-                        "schema",
-                        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-                        component=self._step_label(e["loc"], doc),
-                        file=file,
-                    )
-                    for e in exc.errors()
-                ]
-            ) from None
+        meta = self._validated(SeldonMetadata, doc.get("metadata") or {}, "metadata", doc)
+        self.name = meta.name
+        self.namespace = meta.namespace or "default"
+        self.annotations = meta.annotations
+        self.labels = meta.labels
+        self.spec = self._validated(SeldonSpec, doc.get("spec") or {}, "spec", doc)
         if not self.name:
             raise PipelineError([Problem("schema", "metadata.name is required", file=file)])
         self.bindings = dict(self._annotation_bindings())
@@ -134,6 +134,22 @@ class _Converter:
         self.steps = {s.name: s for s in self.spec.steps}
         self.ext_input_refs: list[_Ref] = []
         self.externals: dict[str, dict[str, Any]] = {}
+
+    def _validated(self, model: type[BaseModel], value: Any, key: str, doc: dict[str, Any]):
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise PipelineError(
+                [
+                    Problem(
+                        "schema",
+                        ".".join([key, *(str(p) for p in e["loc"])]) + f": {error_message(e)}",
+                        component=self._step_label(e["loc"], doc) if key == "spec" else None,
+                        file=self.file,
+                    )
+                    for e in exc.errors()
+                ]
+            ) from None
 
     def _step_label(self, loc: tuple, doc: dict[str, Any]) -> str | None:
         if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
@@ -144,22 +160,17 @@ class _Converter:
         return None
 
     def _annotation_bindings(self) -> dict[str, Any]:
-        text = self.annotations.get("algorail.io/bindings")
+        text = self.annotations.get(BINDINGS_ANNOTATION)
         if not text:
             return {}
+        where = f"annotation {BINDINGS_ANNOTATION}"
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            data = loads_yaml(text)
+        except ParseError as exc:
             raise PipelineError(
-                [
-                    Problem(
-                        "bindings",
-                        f"annotation algorail.io/bindings is not YAML: {exc}",
-                        file=self.file,
-                    )
-                ]
+                [Problem("bindings", f"{where} is not YAML: {exc}", file=self.file)]
             ) from None
-        return data if isinstance(data, dict) else {}
+        return check_bindings(data, where, self.file)
 
     def problem(self, message: str, component: str | None = None) -> None:
         self.problems.append(Problem("seldon-ref", message, component=component, file=self.file))
@@ -453,8 +464,7 @@ class _Converter:
                 "description": self.annotations.get("algorail.io/description"),
                 "labels": self.labels,
                 "annotations": {
-                    **{k: v for k, v in self.annotations.items()
-                       if k != "algorail.io/bindings"},
+                    **{k: v for k, v in self.annotations.items() if k != BINDINGS_ANNOTATION},
                     naming.NAME_RULES_ANNOTATION: "seldon",
                 },
             },

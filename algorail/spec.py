@@ -6,7 +6,7 @@ Loading checks shape (keys, types, enums). The rules that span components live i
 
 from __future__ import annotations
 
-import json
+import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from algorail.errors import PipelineError, Problem
+from algorail.parsing import ParseError, loads_json, loads_yaml
 
 API_VERSION = "algorail.io/v1"
 SELDON_API_VERSION = "mlops.seldon.io/v1alpha1"
@@ -217,34 +218,44 @@ class Pipeline(Model):
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
-    """Read one YAML or JSON document; syntax errors name the line."""
+    """Read one YAML or JSON document; errors name the file and, for syntax, the line."""
+    return parse_document(read_text(path), str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """A file's text; a file that cannot be read or is not UTF-8 is a `PipelineError`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise PipelineError(
             [Problem("file", f"cannot read: {exc.strerror}", file=str(path))]
         ) from None
-    return parse_document(text, str(path))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(
+            [
+                Problem(
+                    "file",
+                    f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                    file=str(path),
+                    line=raw.count(b"\n", 0, exc.start) + 1,
+                )
+            ]
+        ) from None
+    return text
 
 
 def parse_document(text: str, file: str | None = None) -> dict[str, Any]:
+    """Parse YAML (JSON for a `.json` file) into a mapping; nesting is bounded."""
     try:
         if file and file.endswith(".json"):
-            data = json.loads(text)
+            data = loads_json(text)
         else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise PipelineError(
-            [Problem("syntax", f"invalid JSON: {exc.msg}", file=file, line=exc.lineno)]
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise PipelineError(
-            [Problem("syntax", f"invalid YAML: {reason}", file=file, line=line)]
-        ) from None
+            data = loads_yaml(text)
+    except ParseError as exc:
+        raise PipelineError([Problem("syntax", str(exc), file=file, line=exc.line)]) from None
     if not isinstance(data, dict):
         raise PipelineError(
             [
@@ -291,11 +302,13 @@ def parse_pipeline(
 
 def apply_bindings(data: dict[str, Any], bindings: dict[str, Any]) -> dict[str, Any]:
     """Overlay per-algo settings (runtime, entrypoint, url, ...) from a bindings mapping."""
-    data = json.loads(json.dumps(data))
-    algos = data.get("spec", {}).get("algos", [])
+    data = copy.deepcopy(data)
+    spec = data.get("spec")
+    algos = spec.get("algos") if isinstance(spec, dict) else None
     for algo in algos if isinstance(algos, list) else []:
-        if isinstance(algo, dict) and isinstance(bindings.get(algo.get("name")), dict):
-            algo.update(bindings[algo["name"]])
+        name = algo.get("name") if isinstance(algo, dict) else None
+        if isinstance(name, str) and isinstance(bindings.get(name), dict):
+            algo.update(bindings[name])
     return data
 
 
@@ -306,11 +319,12 @@ def load_pipeline(
 ) -> Pipeline:
     """Load and fully validate a pipeline file. Raises `PipelineError` listing every problem."""
     file = str(path)
-    data = read_document(path)
+    text = read_text(path)
+    data = parse_document(text, file)
     try:
         return validate_document(data, file=file, bindings=bindings, registry=registry)
     except PipelineError as exc:
-        lines = component_lines(Path(path).read_text(encoding="utf-8"))
+        lines = component_lines(text)
         raise PipelineError(
             [
                 replace(p, line=lines.get(p.component)) if p.line is None else p
@@ -335,12 +349,47 @@ def validate_document(
     return pipeline
 
 
-def load_bindings(path: str | Path | None) -> dict[str, Any] | None:
-    """A bindings file maps algo or Seldon step names to algo settings."""
+def load_bindings(path: str | Path | None) -> dict[str, dict[str, Any]] | None:
+    """A bindings file maps algo or Seldon step names to algo settings, at its top level
+    or under `bindings`."""
     if path is None:
         return None
     data = read_document(path)
-    return data.get("bindings", data)
+    return check_bindings(data.get("bindings", data), "bindings", str(path))
+
+
+def check_bindings(bindings: Any, where: str, file: str | None) -> dict[str, dict[str, Any]]:
+    """`bindings` if it maps names to mappings of settings; else a `PipelineError`."""
+    if not isinstance(bindings, dict):
+        message = (
+            f"{where} must be a mapping of algo or step names to settings, "
+            f"not {json_type(bindings)}"
+        )
+        raise PipelineError([Problem("bindings", message, file=file)])
+    problems = [
+        Problem(
+            "bindings",
+            f"{where}: {name!r} must be a name bound to a mapping of settings "
+            f"(runtime, entrypoint, url, ...), not {json_type(value)}",
+            file=file,
+        )
+        for name, value in bindings.items()
+        if not (isinstance(name, str) and isinstance(value, dict))
+    ]
+    if problems:
+        raise PipelineError(problems)
+    return bindings
+
+
+def json_type(value: Any) -> str:
+    """What a loaded value is, in the words of JSON: 'a list', 'a string', 'null'."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (dict, "a mapping"), (list, "a list"),
+                       (str, "a string"), (int | float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def component_lines(text: str) -> dict[str, int]:
@@ -404,9 +453,16 @@ def _shape_problems(exc: ValidationError, data: dict[str, Any], file: str | None
         elif err["type"] == "literal_error":
             message = f"{where}: {message}, got {err.get('input')!r}"
         else:
-            message = f"{where}: {message}"
+            message = f"{where}: {error_message(err)}"
         problems.append(Problem("schema", message, component=component, file=file))
     return problems
+
+
+def error_message(err: Any) -> str:
+    """A pydantic error's message, in the file's terms rather than the model's."""
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping, not {json_type(err.get('input'))}"
+    return err["msg"]
 
 
 def _component_at(data: dict[str, Any], loc: list[Any]) -> str | None:

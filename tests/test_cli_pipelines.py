@@ -1,4 +1,4 @@
-"""`algorail validate`, `plan` and `graph` as a user runs them."""
+"""`algorail validate`, `plan`, `graph` and `render` as a user runs them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+import yaml
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
@@ -110,3 +112,84 @@ def test_help_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "validate" in out.stdout and "plan" in out.stdout
+
+
+SELDON_HEAD = "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("latin1.yaml", "apiVersion: algorail.io/v1\nkind: Pipeline # café\n".encode("latin-1"),
+         ":2: [file] not UTF-8 text: byte 0xe9 at offset 47"),
+        ("deep.yaml", b"[" * 20_000 + b"]" * 20_000,
+         ":1: [syntax] YAML nested deeper than 100 levels"),
+        ("deep-block.yaml", b"a:\n" + b"  - " * 20_000 + b"x\n",
+         ":2: [syntax] YAML nested deeper than 100 levels"),
+        ("deep.json", b"[" * 20_000 + b"]" * 20_000, "[syntax] JSON nested deeper than 100"),
+        ("nan.json", b'{"apiVersion": NaN}', "[syntax] invalid JSON: NaN is not a JSON value"),
+        ("meta.yaml", (SELDON_HEAD + "metadata: [x]\nspec: {steps: [{name: a}]}\n").encode(),
+         "[schema] metadata: must be a mapping, not a list"),
+        ("annotations.yaml",
+         (SELDON_HEAD + "metadata: {name: p, annotations: {a: [1]}}\nspec: {steps: [{name: a}]}\n"
+          ).encode(), "[schema] metadata.annotations.a: Input should be a valid string"),
+        ("binary.yaml", b"apiVersion: !!binary aGk=\n",
+         "[syntax] invalid YAML: tag:yaml.org,2002:binary is not a JSON value"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.endswith(("yaml", "json")) else "",
+)
+@pytest.mark.parametrize("command", ["validate", "plan", "graph", "render"])
+def test_bad_files_are_one_line_naming_the_file_and_exit_1(tmp_path, command, name, content,
+                                                          says):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    extra = ["-o", tmp_path / "out"] if command == "render" else []
+    result = run(command, bad, *extra)
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"{bad}" in lines[0] and says in lines[0], result.output
+
+
+@pytest.mark.parametrize(
+    ("bindings", "says"),
+    [
+        ("bindings: [model1, model2]\n",
+         "[bindings] bindings must be a mapping of algo or step names to settings, not a list"),
+        ("bindings: {model1: python}\n",
+         "[bindings] bindings: 'model1' must be a name bound to a mapping of settings"),
+        ("- model1\n", "[syntax] expected a mapping"),
+    ],
+)
+def test_bindings_that_are_not_a_mapping_are_one_line_and_exit_1(tmp_path, bindings, says):
+    path = tmp_path / "bindings.yaml"
+    path.write_text(bindings)
+    for command in ("validate", "plan", "graph"):
+        result = run(command, "--bindings", path, EXAMPLES / "seldon" / "conditional.yaml")
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and f"{path}" in lines[0] and says in lines[0], result.output
+
+
+def test_bindings_annotation_that_is_not_a_mapping_is_an_error(tmp_path):
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(SELDON_HEAD + "metadata:\n  name: p\n  annotations:\n"
+                        "    algorail.io/bindings: '[a, b]'\nspec: {steps: [{name: a}]}\n")
+    result = run("validate", manifest)
+    assert result.exit_code == 1
+    assert ("[bindings] annotation algorail.io/bindings must be a mapping of algo or step "
+            "names to settings, not a list") in result.output
+
+
+def test_nesting_within_the_limit_still_loads(tmp_path):
+    doc = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
+    config: dict = {}
+    node = config
+    for _ in range(90):  # metadata/spec/algos/0/config: 95 levels in all
+        node["k"] = {}
+        node = node["k"]
+    doc["spec"]["algos"][0]["config"] = config
+    deep = tmp_path / "deep.json"
+    deep.write_text(json.dumps(doc))
+    assert run("validate", deep).exit_code == 0

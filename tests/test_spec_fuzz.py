@@ -1,11 +1,21 @@
 """Random pipelines, well-formed or not, never raise anything but PipelineError; the
-valid ones compile to a plan that survives a JSON round trip."""
+valid ones compile to a plan that survives a JSON round trip. The CLI, given mutated
+pipeline, Seldon and bindings files (or their bytes), exits 0 or 1 without a traceback."""
 
 from __future__ import annotations
 
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner
+from conftest import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from algorail.cli import cli
 from algorail.errors import PipelineError
 from algorail.plan import Plan, compile_plan
 from algorail.spec import SELDON_API_VERSION, validate_document
@@ -185,3 +195,118 @@ def test_arbitrary_json_as_spec(value):
             "spec": value,
         }
     )
+
+
+# -- the CLI over mutated pipeline files ---------------------------------------------------
+
+SEEDS = sorted(EXAMPLES.glob("*.yaml")) + sorted((EXAMPLES / "seldon").glob("*.yaml"))
+BINDINGS = EXAMPLES / "seldon" / "bindings.yaml"
+ODD_VALUES = st.one_of(
+    JSONISH,
+    st.sampled_from(["", "2024-01-01", "name", "1e400", "\x00", "ü", "{{x}}", "!!binary"]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),
+    st.integers(1, 400).map(lambda n: nested(n)),
+)
+COMMANDS = st.sampled_from(
+    [["validate"], ["plan"], ["plan", "--json"], ["graph"], ["graph", "--format", "dot"],
+     ["render", "-o", "{out}"]]
+)
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@st.composite
+def mutated_document(draw, seed: Path) -> Any:
+    """The seed's data with a few nodes replaced, removed or added."""
+    data = yaml.safe_load(seed.read_text(encoding="utf-8"))
+    for _ in range(draw(st.integers(1, 3))):
+        node, key = data, None
+        while True:  # walk down to a random node
+            children = (
+                list(node) if isinstance(node, dict) else
+                list(range(len(node))) if isinstance(node, list) else []
+            )
+            if not children or draw(st.integers(0, 3)) == 0:
+                break
+            parent, key = node, draw(st.sampled_from(children))
+            node = parent[key]
+        if key is None:
+            data = draw(ODD_VALUES) if draw(st.integers(0, 9)) == 0 else data
+            continue
+        action = draw(st.sampled_from(["replace", "remove", "add"]))
+        if action == "replace":
+            parent[key] = draw(ODD_VALUES)
+        elif action == "remove":
+            del parent[key]
+        elif isinstance(parent, dict):
+            parent[draw(st.text(max_size=6))] = draw(ODD_VALUES)
+        else:
+            parent.insert(key, draw(ODD_VALUES))
+    return data
+
+
+@st.composite
+def mutated_bytes(draw, seed: Path) -> bytes:
+    """The seed's bytes with a few spliced, dropped or replaced; or nesting very deep."""
+    if draw(st.integers(0, 9)) == 0:
+        depth = draw(st.sampled_from([1_000, 20_000]))
+        return draw(st.sampled_from([b"[" * depth, b"{a: " * depth, b"- " * depth,
+                                     b"[" * depth + b"]" * depth]))
+    raw = bytearray(seed.read_bytes())
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(raw)))
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        piece = draw(st.binary(min_size=1, max_size=8) | st.sampled_from(
+            [b"\xff", b"\xc3", b"\t", b"&a", b"*a", b"!!python/object:os.system", b": [", b"}"]))
+        if action == "insert":
+            raw[at:at] = piece
+        elif action == "delete":
+            del raw[at:at + len(piece)]
+        else:
+            raw[at:at + len(piece)] = piece
+    return bytes(raw)
+
+
+def file_content(draw, seed: Path) -> tuple[str, bytes]:
+    """(suffix, bytes) of a mutated version of `seed`, as YAML, JSON or raw bytes."""
+    form = draw(st.sampled_from(["yaml", "json", "bytes"]))
+    if form == "bytes":
+        return ".yaml", draw(mutated_bytes(seed))
+    data = draw(mutated_document(seed))
+    if form == "json":
+        return ".json", json.dumps(data, allow_nan=True).encode()
+    return ".yaml", yaml.safe_dump(data, allow_unicode=True).encode()
+
+
+def assert_clean_exit(result) -> None:
+    """Exit 0 or 1, no exception escaped, no traceback printed, an error line on failure."""
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        "".join(traceback.format_exception(result.exception)) + result.output
+    )
+    assert "Traceback" not in result.output
+    if result.exit_code == 1:
+        assert result.output.strip(), "failed without saying why"
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_cli_on_mutated_files_exits_0_or_1_without_traceback(tmp_path, data):
+    seed = data.draw(st.sampled_from(SEEDS), label="seed")
+    suffix, content = file_content(data.draw, seed)
+    pipeline = tmp_path / f"pipeline{suffix}"
+    pipeline.write_bytes(content)
+    args = [a.format(out=tmp_path / "out") for a in data.draw(COMMANDS, label="command")]
+    args.append(str(pipeline))
+    if "seldon" in seed.parts and data.draw(st.booleans(), label="with bindings"):
+        bindings = tmp_path / "bindings.yaml"
+        bindings.write_bytes(file_content(data.draw, BINDINGS)[1])
+        args += ["--bindings", str(bindings)]
+    assert_clean_exit(CliRunner().invoke(cli, args, catch_exceptions=True))

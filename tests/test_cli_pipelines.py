@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -193,3 +196,70 @@ def test_nesting_within_the_limit_still_loads(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text(json.dumps(doc))
     assert run("validate", deep).exit_code == 0
+
+
+SERVER_PORT_OPTIONS = [
+    (["dev", EXAMPLES / "hello.yaml"], "--port"),
+    (["gateway", "--plan", "{plan}", "--bootstrap-servers", "127.0.0.1:1"], "--port"),
+    (["hooks", "--plan", "{plan}", "--bootstrap-servers", "127.0.0.1:1"], "--metrics-port"),
+    (["runner", "--plan", "{plan}", "--component", "upper", "--bootstrap-servers", "x:1"],
+     "--metrics-port"),
+    (["registry", "serve"], "--port"),
+    (["deploy", "alice/hello:1.0.0", "--name", "d"], "--port"),
+]
+
+
+@pytest.fixture
+def plan_file(tmp_path):
+    path = tmp_path / "plan.json"
+    assert run("plan", EXAMPLES / "hello.yaml", "-o", path).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize(("command", "option"), SERVER_PORT_OPTIONS,
+                         ids=[f"{c[0]}-{o}" for c, o in SERVER_PORT_OPTIONS])
+@pytest.mark.parametrize("value", ["99999", "65536", "-1", "0", "http", "8080.5", ""])
+def test_a_port_that_is_not_a_port_is_one_error_line_and_exit_2(plan_file, command, option,
+                                                                 value):
+    if value == "0" and option == "--metrics-port":
+        pytest.skip("--metrics-port 0 means off")
+    args = [str(a).format(plan=plan_file) for a in command] + [option, value]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: Invalid value for '{option}': " + (
+        f"{value!r} is not a port number" if not value.lstrip("-").isdigit()
+        else f"{value} is not a TCP port: use "
+        + ("0 (off) or 1-65535" if option == "--metrics-port" else "1-65535"))], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def busy_port():
+    from algorail.runtime.broker import free_port
+
+    with socket.socket() as listener:
+        port = free_port()
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        yield port
+
+
+@pytest.mark.parametrize(("command", "option"), SERVER_PORT_OPTIONS[:5],
+                         ids=[f"{c[0]}-{o}" for c, o in SERVER_PORT_OPTIONS[:5]])
+def test_a_port_in_use_is_said_before_anything_starts(plan_file, busy_port, command, option):
+    args = [str(a).format(plan=plan_file) for a in command] + [option, str(busy_port)]
+    started = time.monotonic()
+    scratch = plan_file.parent  # where a registry would keep anything, were it to start
+    env = {**os.environ, "ALGORAIL_REGISTRY_STATE_DIR": str(scratch / "state"),
+           "ALGORAIL_REGISTRY_DATABASE_URL": f"sqlite:///{scratch / 'registry.db'}"}
+    out = subprocess.run([sys.executable, "-m", "algorail.cli", *args], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"Error: port {busy_port} on 127.0.0.1 is already in use: stop what listens there or "
+        f"choose another with {option}")
+    assert "Traceback" not in out.stderr and "broker:" not in out.stdout + out.stderr
+    assert time.monotonic() - started < 20
+    assert not (scratch / "registry.db").exists()

@@ -196,29 +196,55 @@ def test_a_runner_error_fails_the_run_and_ends_a_sync_wait(stack):
 def test_rejected_requests_leave_no_message_in_the_topic(stack):
     cases = [
         (b"n=1", {"content-type": "text/plain"}, 415, "takes Content-Type application/json"),
-        (b"{not json", {"content-type": "application/json"}, 422, "not valid JSON"),
+        (b"{not json", {"content-type": "application/json"}, 422, "body: invalid JSON"),
         (b'{"n": "one"}', {"content-type": "application/json"}, 422, "body.n"),
         (b'{"m": 1}', {"content-type": "application/json"}, 422, "'n' is a required property"),
         (b'{"n": 1}', {}, 415, "got none"),
         (b'{"n": "' + b"x" * 4000 + b'"}', {"content-type": "application/json"}, 413, "limit"),
     ]
+    topic = naming.endpoint_topic("gw", "gwtest", "strict")
+    before = len(read_topic(stack["bootstrap"], topic))  # other tests may have posted
     for body, headers, status, message in cases:
         answer = post(stack, "strict", body, headers=headers)
         assert answer.status_code == status, (body, answer.text)
         assert message in answer.json()["error"]
-    topic = naming.endpoint_topic("gw", "gwtest", "strict")
-    assert read_topic(stack["bootstrap"], topic) == []
-    assert post(stack, "strict", {"n": 1}).status_code == 202
-    [record] = read_topic(stack["bootstrap"], topic)
+    assert len(read_topic(stack["bootstrap"], topic)) == before
+    run_id = post(stack, "strict", {"n": 1}).json()["runId"]
+    *_, record = read_topic(stack["bootstrap"], topic)
     assert json.loads(record.value) == {"n": 1}
     envelope = messages.Envelope.from_headers(record.headers)
+    assert envelope.run_id == run_id
     assert envelope.deployment == "gwtest" and envelope.source == "api.strict"
 
 
-def test_bad_sync_timeout_is_a_400(stack):
-    for query in ("?sync=true&timeout=0", "?sync=true&timeout=31", "?sync=true&timeout=soon"):
-        answer = post(stack, "strict", {"n": 1}, query)
-        assert answer.status_code == 400 and "timeout must be" in answer.json()["error"]
+def test_json_that_is_not_json_or_nests_too_deep_is_a_422(stack):
+    app = create_app(stack["plan"], results=stack["results"], bootstrap_servers=stack["bootstrap"],
+                     max_body_bytes=1024 * 1024)
+    cases = [
+        (b"[" * 100_000 + b"]" * 100_000, "body: JSON nested deeper than 100 levels"),
+        (b'{"n": ' + b"[" * 150 + b"1" + b"]" * 150 + b"}", "body: JSON nested deeper than 100"),
+        (b'{"n": NaN}', "body: invalid JSON: NaN is not a JSON value"),
+        (b'{"n": Infinity}', "body: invalid JSON: Infinity is not a JSON value"),
+        (b'{"n": -Infinity}', "body: invalid JSON: -Infinity is not a JSON value"),
+    ]
+    topic = naming.endpoint_topic("gw", "gwtest", "strict")
+    before = len(read_topic(stack["bootstrap"], topic))
+    with AsgiServer(app) as server:
+        for body, message in cases:
+            answer = httpx.post(f"{server.url}/gw/gwtest/strict", content=body,
+                                headers={"content-type": "application/json"})
+            assert answer.status_code == 422, (body[:20], answer.text)
+            assert message in answer.json()["error"]
+    assert len(read_topic(stack["bootstrap"], topic)) == before
+
+
+def test_bad_sync_timeout_is_a_400_with_or_without_sync(stack):
+    for sync in ("?sync=true&", "?", "?sync=false&"):
+        for timeout in ("0", "31", "soon", "nan", "inf", "-1"):
+            answer = post(stack, "strict", {"n": 1}, f"{sync}timeout={timeout}")
+            assert answer.status_code == 400, (sync, timeout, answer.text)
+            assert "timeout must be" in answer.json()["error"]
+    assert post(stack, "strict", {"n": 1}, "?timeout=5").status_code == 202
 
 
 def test_a_path_with_no_hooks_completes_at_once_in_sync_mode(stack):
@@ -233,8 +259,9 @@ def test_unknown_run_is_404(stack):
 
 def test_health_metrics_and_openapi(stack):
     assert httpx.get(f"{stack['url']}/healthz").json() == {"status": "ok"}
+    assert post(stack, "strict", {"m": 1}).status_code == 422
     metrics = httpx.get(f"{stack['url']}/metrics").text
-    assert 'algorail_gateway_requests_total{route="/gw/gwtest/in",status="200"}' in metrics
+    assert 'algorail_gateway_requests_total{route="/gw/gwtest/strict",status="422"}' in metrics
     document = httpx.get(f"{stack['url']}/openapi.json").json()
     assert set(document["paths"]) == {"/gw/gwtest/in", "/gw/gwtest/strict",
                                       "/gw/gwtest/runs/{runId}", "/healthz"}
@@ -244,7 +271,7 @@ def test_health_metrics_and_openapi(stack):
 
 def test_api_keys(stack, tmp_path):
     keys = tmp_path / "keys"
-    keys.write_text("# one per line\nsecret-one\nsecret-two\n")
+    keys.write_text("# one per line\nsecret-one\nsecret-two\nclé-trois\n", encoding="utf-8")
     from algorail.runtime.gateway import load_api_keys
 
     app = create_app(stack["plan"], results=stack["results"],
@@ -253,11 +280,16 @@ def test_api_keys(stack, tmp_path):
         url = f"{server.url}/gw/gwtest/strict"
         assert httpx.post(url, json={"n": 1}).status_code == 401
         assert httpx.post(url, json={"n": 1}, headers={"x-api-key": "nope"}).status_code == 401
+        for sent in ("sécret-one".encode(), "secret-one\u00e9".encode("latin-1")):
+            assert httpx.post(url, json={"n": 1}, headers={"x-api-key": sent}).status_code == 401
+            bearer = {"authorization": b"Bearer " + sent}
+            assert httpx.post(url, json={"n": 1}, headers=bearer).status_code == 401
         ok = httpx.post(url, json={"n": 1}, headers={"authorization": "Bearer secret-two"})
         assert ok.status_code == 202
         run_url = f"{server.url}/gw/gwtest/runs/{ok.json()['runId']}"
         assert httpx.get(run_url).status_code == 401
         assert httpx.get(run_url, headers={"x-api-key": "secret-one"}).status_code == 200
+        assert httpx.get(run_url, headers={"x-api-key": "clé-trois".encode()}).status_code == 200
         assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 

@@ -12,6 +12,7 @@ from functools import wraps
 import click
 
 from algorail.errors import AlgorailError
+from algorail.ports import PORT, check_port_free
 
 DATABASE_OPTION = click.option(
     "--database-url", envvar="ALGORAIL_REGISTRY_DATABASE_URL",
@@ -128,7 +129,7 @@ def registry() -> None:
               help="kubernetes: a namespace non-admin keys may deploy to; repeatable. "
                    "The first is the default.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--port", default=8700, show_default=True, type=PORT)
 def serve(database_url, redis_url, cache_prefix, state_dir, allow_local_deployments,
           deployments_dir, namespaces, host, port) -> None:
     """Serve the registry API (migrating the database first)."""
@@ -141,6 +142,7 @@ def serve(database_url, redis_url, cache_prefix, state_dir, allow_local_deployme
     policy = DeploymentPolicy(allow_local=allow_local_deployments,
                               deployments_dir=Path(deployments_dir) if deployments_dir else None,
                               namespaces=tuple(namespaces))
+    check_port_free(host, port)  # before the database is migrated
     run(open_registry(database_url, redis_url, state_dir, cache_prefix=cache_prefix,
                       policy=policy), host=host, port=port)
 
@@ -335,7 +337,7 @@ def _settled(client, deployment: dict, wait: bool) -> dict:
 @click.option("--name", required=True, help="Deployment name (part of topic names and URLs).")
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local",
               show_default=True)
-@click.option("--port", type=int, help="local: the gateway port (default: a free one).")
+@click.option("--port", type=PORT, help="local: the gateway port (default: a free one).")
 @click.option("--workdir",
               help="local: folder with the algos' code (put on PYTHONPATH), inside the "
                    "registry's --deployments-dir (absolute, or relative to it).")

@@ -9,6 +9,7 @@ import click
 
 from algorail.cli import bindings_option, load
 from algorail.commands import service_logging
+from algorail.ports import PORT, PORT_OR_OFF, check_port_free
 
 
 @click.command()
@@ -19,7 +20,7 @@ from algorail.commands import service_logging
               help="The algo of the plan to run.")
 @click.option("--bootstrap-servers", required=True, envvar="ALGORAIL_BOOTSTRAP_SERVERS",
               help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT].")
-@click.option("--metrics-port", type=int, default=0, show_default=True,
+@click.option("--metrics-port", type=PORT_OR_OFF, default=0, show_default=True,
               envvar="ALGORAIL_METRICS_PORT",
               help="Serve /metrics and /healthz on this port (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
@@ -33,6 +34,8 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
     from algorail.runtime.runner import run_runner
 
     service_logging()
+    if metrics_port:
+        check_port_free(metrics_host, metrics_port, "--metrics-port")
     run_runner(_load_plan(plan_path), component, bootstrap_servers,
                metrics_port=metrics_port or None, metrics_host=metrics_host,
                transactional=transactional)
@@ -40,7 +43,7 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--port", type=int, default=8080, show_default=True, help="Gateway port.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="Gateway port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Gateway address.")
 @click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
               help="Use this Kafka instead of starting an embedded broker.")
@@ -64,6 +67,7 @@ def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
 
     service_logging()
     plan = compile_plan(load(file, bindings), deployment=deployment)
+    check_port_free(host, port)  # before the broker or any runner starts
     if warning := inline_secrets_warning(plan):
         click.secho(warning, fg="yellow", err=True)
     run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,

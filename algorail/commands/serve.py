@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from algorail.errors import AlgorailError
+from algorail.ports import PORT, PORT_OR_OFF, check_port_free
 from algorail.runtime.wal import DEFAULT_MAX_BYTES as WAL_MAX_BYTES  # stdlib only
 
 
@@ -46,8 +47,8 @@ def _load_plan(path: str):
 @_common
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="ALGORAIL_HOST",
               help="Address to listen on (0.0.0.0 in a container).")
-@click.option("--port", type=int, default=8080, show_default=True, envvar="ALGORAIL_PORT")
-@click.option("--grpc-port", type=int, envvar="ALGORAIL_GRPC_PORT",
+@click.option("--port", type=PORT, default=8080, show_default=True, envvar="ALGORAIL_PORT")
+@click.option("--grpc-port", type=PORT, envvar="ALGORAIL_GRPC_PORT",
               help="Also serve the V2 gRPC inference service on this port (needs "
                    "algorail[grpc]; default: off).")
 @click.option("--object-store-url", envvar="ALGORAIL_OBJECT_STORE_URL",
@@ -76,6 +77,9 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
 
     service_logging("%(asctime)s %(name)s %(message)s")
     plan = _load_plan(plan_path)
+    check_port_free(host, port)
+    if grpc_port is not None:
+        check_port_free(host, grpc_port, "--grpc-port")
     click.echo(f"algorail gateway: {plan.owner}/{plan.deployment} on http://{host}:{port}",
                err=True)
     serve(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
@@ -89,7 +93,7 @@ def gateway(plan_path, bootstrap_servers, results_url, results_ttl, dev, host, p
 
 @click.command()
 @_common
-@click.option("--metrics-port", type=int, default=0, show_default=True,
+@click.option("--metrics-port", type=PORT_OR_OFF, default=0, show_default=True,
               envvar="ALGORAIL_METRICS_PORT",
               help="Serve /metrics and /healthz on this port (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
@@ -109,6 +113,8 @@ def hooks(plan_path, bootstrap_servers, results_url, results_ttl, dev, metrics_p
     if results_url is None and not dev:
         click.echo("algorail hooks: no --results-url: results are kept in this process only "
                    "and no gateway can read them", err=True)
+    if metrics_port:
+        check_port_free(metrics_host, metrics_port, "--metrics-port")
     stop = threading.Event()
     stop_on_signals(stop.set)
     dispatcher = HookDispatcher(plan, bootstrap_servers,

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from algorail import v2
 from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
+from algorail.parsing import ParseError, loads_json
 from algorail.plan import Plan, RoutePlan
 from algorail.runtime import messages, openapi, tracing
 from algorail.runtime.convention import is_json
@@ -184,7 +185,9 @@ class Gateway:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             given = given or token.strip()
-        if not any(hmac.compare_digest(given, key) for key in self.api_keys):
+        # header values arrive as latin-1 text: compare the bytes sent with each key's UTF-8
+        sent = given.encode("latin-1")
+        if not any(hmac.compare_digest(sent, key.encode()) for key in self.api_keys):
             raise Rejected(401, "missing or unknown API key: send it as 'Authorization: "
                                 "Bearer KEY' or 'X-API-Key: KEY'")
 
@@ -211,10 +214,7 @@ class Gateway:
             raise Rejected(422, problem)
         if route.json_schema is None and not is_json(media_type):
             return
-        try:
-            value = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise Rejected(422, f"body is not valid JSON: {exc}") from exc
+        value = parse_json_body(body)
         if route.json_schema is not None:
             problems = schema_problems(route.json_schema, value, "body")
             if problems:
@@ -222,21 +222,20 @@ class Gateway:
                                     + "; ".join(problems))
 
     def sync_options(self, request: Request, always_sync: bool = False) -> float | None:
-        """The sync timeout in seconds, or None for an async request."""
+        """The sync timeout in seconds, or None for an async request. A `timeout` is
+        checked even without `sync`, so a wrong one is never silently ignored."""
         sync = request.query_params.get("sync", "false").lower() in ("true", "1", "yes")
-        if not (sync or always_sync):
-            return None
         raw = request.query_params.get("timeout")
-        if raw is None:
-            return min(DEFAULT_SYNC_TIMEOUT, self.max_sync_timeout)
-        try:
-            timeout = float(raw)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= self.max_sync_timeout:
-            raise Rejected(400, f"timeout must be a number of seconds above 0 and at most "
-                                f"{self.max_sync_timeout:g}, got {raw!r}")
-        return timeout
+        timeout = min(DEFAULT_SYNC_TIMEOUT, self.max_sync_timeout)
+        if raw is not None:
+            try:
+                timeout = float(raw)
+            except ValueError:
+                timeout = -1.0
+            if not 0 < timeout <= self.max_sync_timeout:
+                raise Rejected(400, f"timeout must be a number of seconds above 0 and at most "
+                                    f"{self.max_sync_timeout:g}, got {raw!r}")
+        return timeout if sync or always_sync else None
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -448,10 +447,18 @@ def _routes(plan: Plan, gateway: Gateway, health: Callable[[], dict[str, Any] | 
     return routes
 
 
+def parse_json_body(body: bytes) -> Any:
+    """A request body as JSON, or a 422 saying why not (NaN, nesting beyond the limit)."""
+    try:
+        return loads_json(body)
+    except ParseError as exc:
+        raise Rejected(422, f"body: {exc}") from None
+
+
 def decode_v2_request(body: bytes) -> bytes:
     """A V2 inference request becomes the JSON object of tensors a pipeline carries; any
     other JSON object passes as it is."""
-    value = json.loads(body)
+    value = parse_json_body(body)
     if not v2.is_request(value):
         return body
     try:
@@ -481,9 +488,11 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
     import uvicorn
 
+    from algorail.ports import check_port_free
     from algorail.runtime.hooks import HookDispatcher
     from algorail.runtime.results import MemoryResultsStore
 
+    check_port_free(host, port)  # before the producer and the dispatcher start
     results = results if results is not None else MemoryResultsStore()
     app = create_app(plan, results=results, bootstrap_servers=bootstrap_servers,
                      object_store=object_store, dev=dev, api_keys=api_keys,

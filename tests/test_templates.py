@@ -1,14 +1,15 @@
 """Each template, end to end: generate, `algorail install` it, see it in `algorail plugins`,
 run the generated project's own tests, and use the three plugins in one pipeline.
 
-Everything is installed into a throwaway virtualenv made with --system-site-packages
-(algorail and its dependencies visible, nothing leaking into the shared environment);
-every command runs with that venv's interpreter.
+Everything is installed into a throwaway virtualenv that sees the packages of the
+environment running the tests (algorail and its dependencies visible, nothing leaking
+into that environment); every command runs with that venv's interpreter.
 """
 
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from algorail.testing import dev_mode_available
+
+pytestmark = pytest.mark.slow  # builds a venv and installs three projects into it
 
 PROJECTS = {"algo": "algorail-sentiment", "connector": "algorail-jsonl-sink",
             "hook": "algorail-audit-log"}
@@ -70,10 +73,19 @@ class Venv:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Venv:
-    root = tmp_path_factory.mktemp("plugin-venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(root / "venv")], check=True, timeout=60)
-    return Venv(root / "venv")
+    """A venv of its own whose sys.path ends with this environment's site-packages (a
+    .pth file runs `site.addsitedir` on each, so their own .pth files, such as an editable
+    algorail's, apply too). `--system-site-packages` would show the base interpreter's
+    packages instead, which may lack algorail's dependencies."""
+    root = tmp_path_factory.mktemp("plugin-venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
+                   timeout=60)
+    venv = Venv(root)
+    own = json.loads(venv.run("-c", "import json, site; "
+                                     "print(json.dumps(site.getsitepackages()))").stdout)[0]
+    lines = [f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()]
+    Path(own, "algorail-test-parent-env.pth").write_text("".join(lines))
+    return venv
 
 
 @pytest.fixture(scope="module")

@@ -201,6 +201,7 @@ def test_nesting_within_the_limit_still_loads(tmp_path):
 SERVER_PORT_OPTIONS = [
     (["dev", EXAMPLES / "hello.yaml"], "--port"),
     (["gateway", "--plan", "{plan}", "--bootstrap-servers", "127.0.0.1:1"], "--port"),
+    (["gateway", "--plan", "{plan}", "--bootstrap-servers", "127.0.0.1:1"], "--grpc-port"),
     (["hooks", "--plan", "{plan}", "--bootstrap-servers", "127.0.0.1:1"], "--metrics-port"),
     (["runner", "--plan", "{plan}", "--component", "upper", "--bootstrap-servers", "x:1"],
      "--metrics-port"),
@@ -246,8 +247,8 @@ def busy_port():
         yield port
 
 
-@pytest.mark.parametrize(("command", "option"), SERVER_PORT_OPTIONS[:5],
-                         ids=[f"{c[0]}-{o}" for c, o in SERVER_PORT_OPTIONS[:5]])
+@pytest.mark.parametrize(("command", "option"), SERVER_PORT_OPTIONS[:6],
+                         ids=[f"{c[0]}-{o}" for c, o in SERVER_PORT_OPTIONS[:6]])
 def test_a_port_in_use_is_said_before_anything_starts(plan_file, busy_port, command, option):
     args = [str(a).format(plan=plan_file) for a in command] + [option, str(busy_port)]
     started = time.monotonic()

@@ -195,6 +195,7 @@ def test_nesting_within_the_limit_still_loads(tmp_path):
     doc["spec"]["algos"][0]["config"] = config
     deep = tmp_path / "deep.json"
     deep.write_text(json.dumps(doc))
+    (tmp_path / "hello_algos.py").write_text((EXAMPLES / "hello_algos.py").read_text())
     assert run("validate", deep).exit_code == 0
 
 

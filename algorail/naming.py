@@ -5,6 +5,7 @@ Every other module asks here, so a topic name is derived exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
@@ -80,3 +81,25 @@ def kafka_connector_name(owner: str, deployment: str, component: str) -> str:
     """A data source or sink on Kafka Connect; also its Strimzi `KafkaConnector` name,
     hence lower case (a Kubernetes resource name)."""
     return f"{owner}.{deployment}.{component}".lower()
+
+
+# A Helm release name: a DNS label short enough that "{release}-algorail" (the services
+# release, whose chart cuts names at 50) fits, so no object name is ever cut.
+RELEASE_MAX = 50 - len("-algorail")
+RELEASE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RELEASE_RULE = (f"lower-case letters, digits and hyphens, starting and ending with a letter "
+                f"or digit, at most {RELEASE_MAX} characters")
+
+
+def helm_release(owner: str, deployment: str) -> str:
+    """The default Helm release of a deployment: `{owner}-{deployment}` as a DNS label; past
+    RELEASE_MAX characters cut and suffixed with a hash of the whole, so it stays unique."""
+    name = re.sub(r"[^a-z0-9]+", "-", f"{owner}-{deployment}".lower()).strip("-")
+    if len(name) <= RELEASE_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:RELEASE_MAX - 9].rstrip('-')}-{digest}"
+
+
+def is_valid_release(name: str) -> bool:
+    return bool(RELEASE_RE.match(name)) and len(name) <= RELEASE_MAX

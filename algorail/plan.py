@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from algorail import naming
 from algorail.errors import AlgorailError
@@ -133,6 +133,25 @@ class ConnectorPlan(PlanModel):
     consumer_group: str
 
 
+class HelmNames(PlanModel):
+    """The Kubernetes names of one deployment's two Helm releases and of the objects one
+    refers to in the other. Everything that installs or renders them reads these."""
+
+    release: str  # the algorail-pipeline release, prefix of its objects
+    services_release: str  # the algorail release (gateway, hook dispatcher), its prefix
+    plan_config_map: str  # written by algorail-pipeline, mounted by algorail
+    gateway_service: str  # the algorail gateway's Service, target of every Mapping
+
+    @classmethod
+    def for_release(cls, release: str) -> HelmNames:
+        if not naming.is_valid_release(release):
+            raise AlgorailError(f"Helm release name {release!r} is not valid: "
+                                f"use {naming.RELEASE_RULE}")
+        services = f"{release}-algorail"
+        return cls(release=release, services_release=services,
+                   plan_config_map=f"{release}-plan", gateway_service=f"{services}-gateway")
+
+
 class Plan(PlanModel):
     api_version: str = PLAN_API_VERSION
     owner: str
@@ -153,6 +172,20 @@ class Plan(PlanModel):
     routes: list[RoutePlan]
     hooks: list[HookPlan]
     connectors: list[ConnectorPlan]
+    helm: HelmNames
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_helm_names(cls, data: Any) -> Any:
+        """Plans written before `helm` existed get the names the rule gives them."""
+        if isinstance(data, dict) and "helm" not in data and "owner" in data:
+            release = naming.helm_release(data["owner"], data.get("deployment", ""))
+            data = {**data, "helm": HelmNames.for_release(release)}
+        return data
+
+    def with_release(self, release: str) -> Plan:
+        """This plan installed as Helm release `release` (every derived name follows)."""
+        return self.model_copy(update={"helm": HelmNames.for_release(release)})
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -250,6 +283,7 @@ class _Compiler:
             routes=routes,
             hooks=hooks,
             connectors=connectors,
+            helm=HelmNames.for_release(naming.helm_release(self.owner, self.deployment)),
         )
 
     # -- pieces ---------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """Plan -> Helm values -> Kubernetes manifests, for GitOps users and the Pulumi infra.
 
-The charts derive nothing: this module hands them the compiled plan as ``.Values.plan``
+The charts derive nothing: `helm_values` hands them the compiled plan as ``.Values.plan``
 plus what only Python knows (each connector plugin's Kafka Connect config, the run-results
-path from `algorail.naming`). Rendering uses the helm CLI when it is on PATH, else the
+path from `algorail.naming`) and the names the plan carries (`Plan.helm`). It is the one
+place chart values are assembled: `algorail render`, the Pulumi program and the registry's
+Kubernetes target all call it. Rendering uses the helm CLI when it is on PATH, else the
 Python Helm SDK (``helm-python-sdk``); both are imported or run only when rendering.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -49,12 +51,6 @@ def chart_dir(name: str) -> Path:
     return path
 
 
-def release_name(plan: Plan) -> str:
-    """A Helm release name for a plan: `{owner}-{deployment}`, lower case, at most 53 chars."""
-    name = re.sub(r"[^a-z0-9-]+", "-", f"{plan.owner}-{plan.deployment}".lower()).strip("-")
-    return name[:53].rstrip("-")
-
-
 # -- values -------------------------------------------------------------------------------
 
 
@@ -83,8 +79,9 @@ def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, A
 
 
 def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
-    """The algorail-pipeline chart's values for `plan`; refuses a plan holding a secret
-    inline (`PipelineError`), since the plan goes into a ConfigMap and algo env into pods."""
+    """What the algorail-pipeline chart needs of `plan` itself (no release names); refuses
+    a plan holding a secret inline (`PipelineError`), since the plan goes into a ConfigMap
+    and algo env into pods."""
     from algorail.connectors.secrets import require_secret_references
 
     require_secret_references(plan)
@@ -97,7 +94,7 @@ def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
 
 def services_values(plan_config_map: str, fullname: str | None = None,
                     plan: Plan | None = None) -> dict[str, Any]:
-    """The algorail chart's values to serve the plan in ConfigMap `plan_config_map`;
+    """What the algorail chart needs to serve the plan in ConfigMap `plan_config_map`;
     `fullname` prefixes its objects' names (default: the chart picks from the release).
     With `plan`, the hook dispatcher mounts the Secrets its hooks reference."""
     values: dict[str, Any] = {"plan": {"configMap": plan_config_map}}
@@ -111,15 +108,72 @@ def services_values(plan_config_map: str, fullname: str | None = None,
     return values
 
 
+@dataclass(frozen=True)
+class HelmValues:
+    """Both charts' values for one plan, and the Helm release each is installed as."""
+
+    release: str  # algorail-pipeline: topics, runners, routes, connectors, plan ConfigMap
+    pipeline: dict[str, Any]
+    services_release: str  # algorail: the gateway and hook dispatcher serving the plan
+    services: dict[str, Any]
+
+
+# Values the plan owns: an override of one would point a chart at objects that do not exist.
+DERIVED_KEYS = ("fullnameOverride", "plan", "mappings.gatewayService", "mappings.runsPrefix")
+
+
+def helm_values(plan: Plan, overrides: Mapping[str, Any] | None = None,
+                services_overrides: Mapping[str, Any] | None = None,
+                registry: Any = None) -> HelmValues:
+    """The values of both charts for `plan`, each chart's overrides merged on top.
+
+    Every name one chart uses to find the other's objects comes from `plan.helm`, so a
+    pipeline rendered, deployed by Pulumi or by the registry gets the same objects.
+    Overrides may hold any value of the charts except DERIVED_KEYS (and may hold
+    Pulumi Outputs: nothing is copied but dicts and lists)."""
+    names = plan.helm
+    for chart, given in ((PIPELINE_CHART, overrides), (SERVICES_CHART, services_overrides)):
+        for key in DERIVED_KEYS:
+            if _has_path(given or {}, key):
+                raise RenderError(
+                    f"{chart} value {key} comes from the plan ({names.release!r}); choose the "
+                    "release name instead (--release, or the deployment name)")
+    pipeline = pipeline_values(plan, registry)  # refuses a plan holding a secret inline
+    pipeline["fullnameOverride"] = names.release
+    pipeline["mappings"]["gatewayService"] = names.gateway_service
+    pipeline = deep_merge(pipeline, overrides or {})
+    services = deep_merge(services_values(names.plan_config_map, names.services_release, plan),
+                          services_overrides or {})
+    # The values both releases get, final: a check of what a release may hold goes here.
+    return HelmValues(release=names.release, pipeline=pipeline,
+                      services_release=names.services_release, services=services)
+
+
+def _has_path(values: Mapping[str, Any], dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head not in values:
+        return False
+    return not rest or (isinstance(values[head], Mapping) and _has_path(values[head], rest))
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` on top of `base`, merging nested mappings as Helm merges values."""
-    merged = copy.deepcopy(dict(base))
+    """`override` on top of `base`, merging nested mappings as Helm merges values. Dicts and
+    lists are copied, other values (strings, numbers, Pulumi Outputs) are shared."""
+    merged = _copy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = _copy(value)
     return merged
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def load_values_files(paths: Iterable[str | Path]) -> dict[str, Any]:
@@ -245,26 +299,22 @@ def render_pipeline(plan: Plan, out_dir: str | Path, *, values_files: Iterable[s
                     engine: str = "auto") -> list[Path]:
     """Write the manifests of one pipeline under `out_dir`/algorail-pipeline/ (and, with
     `with_services`, the gateway and hook dispatcher for it under `out_dir`/algorail/).
-    Returns the files written; the folder is ready for `kubectl apply -R -f`."""
-    release = release or release_name(plan)
+    `release` replaces the plan's release name (every derived name follows). Returns the
+    files written; the folder is ready for `kubectl apply -R -f`."""
+    if release:
+        plan = plan.with_release(release)
     overrides = load_values_files(values_files)
     charts = [PIPELINE_CHART, SERVICES_CHART] if with_services else [PIPELINE_CHART]
     routed = route_overrides(charts, overrides, list(set_values))
-    values = pipeline_values(plan)
-    jobs = []
+    values = helm_values(plan, routed[PIPELINE_CHART][0],
+                         routed[SERVICES_CHART][0] if with_services else None)
+    jobs = [(PIPELINE_CHART, values.release, values.pipeline)]
     if with_services:
-        # The services get their own name prefix, so no algo name can collide with theirs,
-        # and the pipeline's Mappings point at exactly their gateway Service.
-        fullname = f"{release[:40]}-algorail"
-        values["mappings"]["gatewayService"] = f"{fullname}-gateway"
-        pipeline_fullname = overrides.get("fullnameOverride") or release
-        services = services_values(f"{pipeline_fullname}-plan", fullname, plan)
-        jobs.append((SERVICES_CHART, deep_merge(services, routed[SERVICES_CHART][0])))
-    jobs.insert(0, (PIPELINE_CHART, deep_merge(values, routed[PIPELINE_CHART][0])))
+        jobs.append((SERVICES_CHART, values.services_release, values.services))
     rendered = {
-        chart: render_chart(chart, chart_values, release=release, namespace=namespace,
+        chart: render_chart(chart, chart_values, release=name, namespace=namespace,
                             set_values=routed[chart][1], engine=engine)
-        for chart, chart_values in jobs
+        for chart, name, chart_values in jobs
     }
     written = []
     for chart, templates in rendered.items():

@@ -10,6 +10,7 @@ and values, how they are wired, what is secret, and in which order they are crea
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 from pulumi.runtime.sync_await import _sync_await
 
-from algorail.errors import PipelineError
+from algorail import render
+from algorail.errors import AlgorailError, PipelineError
 from algorail.plan import Plan, compile_plan
 from algorail.spec import load_bindings, load_pipeline
 
@@ -36,7 +38,17 @@ from algorail_infra.stack import build  # noqa: E402
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-STRIMZI = "kubernetes:kafka.strimzi.io/v1beta2"
+STRIMZI_V1 = "kubernetes:kafka.strimzi.io/v1"
+STRIMZI_V1BETA2 = "kubernetes:kafka.strimzi.io/v1beta2"
+STRIMZI_CRDS = {"Kafka": "040-Crd-kafka.yaml", "KafkaConnect": "041-Crd-kafkaconnect.yaml",
+                "KafkaNodePool": "045-Crd-kafkanodepool.yaml"}
+STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+HOST = "kubernetes:getambassador.io/v3alpha1:Host"
+# Upstream CRDs: ../shared/schemas from the project root (or from a folder above it, for a
+# checkout kept one level deeper, such as a git worktree).
+SCHEMAS = next((p / "shared" / "schemas" for p in ROOT.parents
+                if (p / "shared" / "schemas").is_dir()), ROOT.parent / "shared" / "schemas")
 MAPPING = "kubernetes:getambassador.io/v3alpha1:Mapping"
 CRDS = "kubernetes:yaml/v2:ConfigFile"
 LB_IP = "203.0.113.10"
@@ -152,6 +164,44 @@ def secret_value(value: Any) -> Any:
     return value["value"]
 
 
+def validate_cr(resource: dict[str, Any], crd_file: str) -> None:
+    """Validate a custom resource as the engine received it against the upstream CRD of its
+    API version in ../shared/schemas, unknown fields being errors (kubectl --validate=strict)."""
+    import jsonschema
+    import yaml
+
+    path = SCHEMAS / crd_file
+    if not path.is_file():
+        pytest.skip(f"upstream CRD schemas not found at {SCHEMAS} (the shared/schemas folder "
+                    "beside the project checkout)")
+    group, _, version = resource["apiVersion"].partition("/")
+    for crd in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        if (crd or {}).get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        if spec["group"] != group or spec["names"]["kind"] != resource["kind"]:
+            continue
+        (served,) = [v for v in spec["versions"] if v["name"] == version and v.get("served")]
+        schema = _strict(served["schema"]["openAPIV3Schema"])
+        body = {k: v for k, v in resource.items() if k not in ("metadata", "status")}
+        jsonschema.validate(body, schema)
+        return
+    raise AssertionError(f"{crd_file} has no {resource['kind']} in {resource['apiVersion']}")
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema that, like the API server in strict mode, refuses unknown fields."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {k: _strict(v) for k, v in schema.items()}
+    if ("properties" in strict and "additionalProperties" not in strict
+            and not strict.get("x-kubernetes-preserve-unknown-fields")):
+        strict["additionalProperties"] = False
+    return strict
+
+
 def _by_key(monitor: MockMonitor) -> dict[tuple[str, str], Any]:
     return {_key(urn): registration for urn, registration in monitor.resources.items()}
 
@@ -162,12 +212,11 @@ def full() -> Deployed:
     return deploy({"pipelines": PIPELINES})
 
 
-# -- every service, with its pinned chart and values ------------------------------------------
+# -- every service, with its pinned chart or image and its values ---------------------------
 
 
 @pytest.mark.parametrize("release,service", [
-    ("emissary-ingress", "ambassador"), ("strimzi", "strimzi"), ("minio", "minio"),
-    ("monitoring", "prometheus"), ("redis", "redis"), ("postgresql", "postgresql"),
+    ("emissary-ingress", "ambassador"), ("monitoring", "prometheus"), ("cnpg", "cloudnative-pg"),
 ])
 def test_each_upstream_chart_is_installed_at_its_pinned_version(full, release, service):
     inputs = full.release(release)
@@ -177,26 +226,99 @@ def test_each_upstream_chart_is_installed_at_its_pinned_version(full, release, s
     assert inputs["name"] == release  # predictable Service names for the wiring
 
 
-def test_ambassador_installs_its_crds_then_a_load_balanced_ingress(full):
-    crds = full.of_type(CRDS)
-    assert crds["ambassador-crds"]["file"] == versions.EMISSARY_CRDS_URL
-    assert versions.EMISSARY_VERSION in versions.EMISSARY_CRDS_URL
+def test_ambassador_installs_its_crd_chart_then_a_load_balanced_ingress(full):
+    crds = full.release("emissary-crds")
+    emissary = versions.CHARTS["ambassador"]
+    assert (crds["chart"], crds["version"]) == (versions.EMISSARY_CRDS_CHART, emissary.version)
+    assert crds["values"]["enableLegacyVersions"] is False
+    assert full.depends((RELEASE, "emissary-ingress"), (RELEASE, "emissary-crds"))
     values = full.release("emissary-ingress")["values"]
     assert values["service"]["type"] == "LoadBalancer"
     assert values["createDefaultListeners"] is True
     assert full.release("emissary-ingress")["createNamespace"] is True
 
 
+def test_emissary_runs_without_the_cloud_agent_and_serves_every_namespaces_mappings(full):
+    """Emissary's 8.x chart (Emissary 3) installed the Ambassador Cloud agent by default;
+    the 4.x chart has none, and no value turns one on. Nothing may hide the charts'
+    Mappings (/v2/..., /{owner}/..., /algorail/...) from Emissary: no ambassador_id, no
+    single-namespace scope, a Host that routes cleartext (with no Host at all Emissary
+    redirects every HTTP request to HTTPS)."""
+    release = full.release("emissary-ingress")
+    assert int(release["version"].split(".")[0]) >= 4
+    values = release["values"]
+    assert "agent" not in values
+    assert not [n for (t, n) in full.resources if t == RELEASE and "agent" in n]
+    assert "AMBASSADOR_ID" not in values.get("env", {})
+    assert not values.get("scope", {}).get("singleNamespace")
+    (host,) = full.of_type(HOST).values()
+    assert host["spec"] == {"hostname": "*", "requestPolicy": {"insecure": {"action": "Route"}}}
+    assert "ambassador_id" not in host["spec"]
+    validate_cr(host, "emissary/3.9.1-crds.yaml")  # v3alpha1 Host, unchanged in 4.x
+    for mapping in full.of_type(MAPPING).values():
+        assert mapping["spec"]["prefix"] not in ("/", "/v2/")  # the program claims no gateway path
+        validate_cr(mapping, "emissary/4.1.0-mappings.yaml")
+    custom = deploy({"ingressHost": "algorail.example.com"})
+    assert [h["spec"]["hostname"] for h in custom.of_type(HOST).values()] == [
+        "algorail.example.com"]
+
+
+def test_strimzi_1x_is_the_default_and_the_program_applies_its_crds(full):
+    """Helm never upgrades a chart's crds/: the program applies Strimzi's CRDs itself and
+    installs the chart without them, so changing the pinned version upgrades them."""
+    strimzi = versions.STRIMZI["kafka.strimzi.io/v1"]
+    assert versions.STRIMZI_DEFAULT_API == "kafka.strimzi.io/v1"
+    assert full.of_type(CRDS)["strimzi-crds"]["file"] == strimzi.crds_url
+    assert f"/{strimzi.version}/strimzi-crds-{strimzi.version}.yaml" in strimzi.crds_url
+    release = full.release("strimzi")
+    assert (release["chart"], release["version"]) == (strimzi.chart.chart, strimzi.version)
+    assert release["skipCrds"] is True
+    assert full.depends((RELEASE, "strimzi"), (CRDS, "strimzi-crds"))
+    for kind in ("Kafka", "KafkaNodePool", "KafkaConnect"):
+        assert full.of_type(f"{STRIMZI_V1}:{kind}"), f"no {kind} in kafka.strimzi.io/v1"
+    assert not [t for t, _ in full.resources if t.startswith(STRIMZI_V1BETA2)]
+    values = full.release("alice-hello")["values"]
+    assert values["topics"]["apiVersion"] == values["connect"]["apiVersion"] == (
+        "kafka.strimzi.io/v1")
+
+
+def test_strimzi_crs_are_valid_against_the_crds_of_their_strimzi_version(full):
+    for kind, file in STRIMZI_CRDS.items():
+        for cr in full.of_type(f"{STRIMZI_V1}:{kind}").values():
+            validate_cr(cr, f"strimzi-1.2.0/{file}")
+    connect = full.of_type(f"{STRIMZI_V1}:KafkaConnect")["algorail-connect-cluster"]["spec"]
+    assert connect["groupId"] == "algorail-connect-cluster"
+    assert {"offsetStorageTopic", "configStorageTopic", "statusStorageTopic"} <= set(connect)
+    assert "group.id" not in connect["config"]  # v1 refuses it in config
+
+
+def test_the_older_strimzi_api_is_selectable():
+    d = deploy({"strimzi": {"apiVersion": "kafka.strimzi.io/v1beta2"},
+                "pipelines": PIPELINES[:1]})
+    older = versions.STRIMZI["kafka.strimzi.io/v1beta2"]
+    assert d.release("strimzi")["version"] == older.version
+    assert d.of_type(CRDS)["strimzi-crds"]["file"] == older.crds_url
+    assert not [t for t, _ in d.resources if t.startswith(f"{STRIMZI_V1}:")]
+    for kind, file in STRIMZI_CRDS.items():
+        (cr,) = d.of_type(f"{STRIMZI_V1BETA2}:{kind}").values()
+        assert cr["spec"].get("version", older.kafka_version) == older.kafka_version
+        validate_cr(cr, f"strimzi-0.48.0/{file}")
+    connect = d.of_type(f"{STRIMZI_V1BETA2}:KafkaConnect")["algorail-connect-cluster"]["spec"]
+    assert connect["config"]["group.id"] == "algorail-connect-cluster"
+    values = d.release("alice-hello")["values"]
+    assert values["topics"]["apiVersion"] == "kafka.strimzi.io/v1beta2"
+
+
 def test_kafka_is_kraft_with_a_dual_role_node_pool(full):
-    pool = full.of_type(f"{STRIMZI}:KafkaNodePool")["kafka-node-pool"]
-    kafka = full.of_type(f"{STRIMZI}:Kafka")["kafka-cluster"]
+    pool = full.of_type(f"{STRIMZI_V1}:KafkaNodePool")["kafka-node-pool"]
+    kafka = full.of_type(f"{STRIMZI_V1}:Kafka")["kafka-cluster"]
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
     assert sorted(pool["spec"]["roles"]) == ["broker", "controller"]
     assert pool["spec"]["replicas"] == 3
     assert pool["spec"]["storage"]["volumes"][0]["kraftMetadata"] == "shared"
-    assert kafka["spec"]["kafka"]["version"] == versions.KAFKA_VERSION
+    strimzi = versions.STRIMZI["kafka.strimzi.io/v1"]
+    assert kafka["spec"]["kafka"]["version"] == strimzi.kafka_version
     assert "zookeeper" not in kafka["spec"]
-    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
     assert kafka["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
     assert full.outputs["kafkaBootstrapServers"] == "algorail-kafka-bootstrap.algorail.svc:9092"
 
@@ -204,7 +326,7 @@ def test_kafka_is_kraft_with_a_dual_role_node_pool(full):
 def test_kafka_connect_builds_the_connector_plugins_and_reads_only_stack_secrets(full):
     from algorail.kafka_connect import kafka_connect_build, worker_config
 
-    connect = full.of_type(f"{STRIMZI}:KafkaConnect")["algorail-connect-cluster"]
+    connect = full.of_type(f"{STRIMZI_V1}:KafkaConnect")["algorail-connect-cluster"]
     spec = connect["spec"]
     assert spec["build"] == kafka_connect_build("ttl.sh/algorail-connect-test:24h")
     assert spec["build"]["plugins"], "no connector plugin artifacts to build into Connect"
@@ -216,16 +338,22 @@ def test_kafka_connect_builds_the_connector_plugins_and_reads_only_stack_secrets
     (rule,) = role["rules"]
     assert rule["verbs"] == ["get"]
     assert set(rule["resourceNames"]) == {
-        "algorail-connections", "sql-auth", "redis-auth", "minio-credentials"
+        "algorail-connections", "sql-auth", "redis-auth", "object-store-credentials"
     }
 
 
-def test_minio_has_the_bucket_and_an_app_user_from_an_existing_secret(full):
-    values = full.release("minio")["values"]
-    assert values["buckets"][0]["name"] == "algorail"
-    assert values["existingSecret"] == "minio-credentials"
-    assert values["users"][0]["existingSecret"] == "minio-credentials"
-    assert full.outputs["s3Endpoint"] == "http://minio.algorail.svc:9000"
+def test_the_object_store_is_seaweedfs_with_one_s3_identity_from_a_secret(full):
+    seaweedfs = full.of_type(STATEFULSET)["seaweedfs"]
+    (container,) = seaweedfs["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == versions.IMAGES["seaweedfs"].ref
+    assert "-s3" in container["args"]
+    config = json.loads(secret_value(
+        full.resources[(SECRET, "object-store-credentials")]["stringData"])["s3.json"])
+    (identity,) = config["identities"]
+    assert identity["credentials"] == [{"accessKey": "algorail",
+                                        "secretKey": f"{SECRET_MARK}object-store-app-key"}]
+    assert "Admin" in identity["actions"]  # algorail creates its bucket on first use
+    assert full.outputs["s3Endpoint"] == "http://seaweedfs.algorail.svc:8333"
     assert full.outputs["s3Bucket"] == "algorail"
 
 
@@ -248,17 +376,91 @@ def test_prometheus_finds_algorail_monitors_and_dashboard(full):
     assert full.outputs["grafanaUrl"] == f"http://{LB_IP}/grafana/"
 
 
-def test_redis_and_sql_use_generated_passwords_from_kubernetes_secrets(full):
-    redis = full.release("redis")["values"]
-    assert redis["auth"]["existingSecret"] == "redis-auth"
-    sql = full.release("postgresql")["values"]["auth"]
-    assert (sql["existingSecret"], sql["username"], sql["database"]) == (
-        "sql-auth", "algorail", "algorail")
-    assert secret_value(full.resources[(SECRET, "sql-auth")]["stringData"])["password"] == (
-        f"{SECRET_MARK}sql-user-password")
+def test_valkey_and_postgresql_use_generated_passwords_from_kubernetes_secrets(full):
+    valkey = full.of_type(STATEFULSET)["valkey"]["spec"]["template"]["spec"]["containers"][0]
+    assert valkey["image"] == versions.IMAGES["valkey"].ref
+    assert valkey["env"] == [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": "redis-auth", "key": "redis-password"}}}]
+    assert "$(PASSWORD)" in valkey["args"]
+    cluster = full.of_type(CNPG_CLUSTER)["sql-cluster"]
+    assert cluster["spec"]["imageName"] == versions.IMAGES["postgresql"].ref
+    assert cluster["spec"]["bootstrap"]["initdb"] == {
+        "database": "algorail", "owner": "algorail", "secret": {"name": "sql-auth"}}
+    assert full.depends((CNPG_CLUSTER, "sql-cluster"), (RELEASE, "cnpg"))
+    auth = full.resources[(SECRET, "sql-auth")]
+    assert auth["type"] == "kubernetes.io/basic-auth"
+    assert secret_value(auth["stringData"])["password"] == f"{SECRET_MARK}sql-user-password"
     assert full.outputs["sqlDsn"] == (
         f"postgresql://algorail:{SECRET_MARK}sql-user-password"
-        "@postgresql.algorail.svc:5432/algorail")
+        "@postgresql-rw.algorail.svc:5432/algorail")
+
+
+# -- images: every one pinned, from the documented source -------------------------------------
+
+
+def _containers(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return pod_spec.get("initContainers", []) + pod_spec.get("containers", [])
+
+
+def _program_images(deployed: Deployed) -> set[str]:
+    """Every image the Pulumi program names: its own StatefulSets', the PostgreSQL
+    Cluster's and Emissary's; the operators' charts are pinned by version."""
+    images = {c["image"] for s in deployed.of_type(STATEFULSET).values()
+              for c in _containers(s["spec"]["template"]["spec"])}
+    images |= {c["spec"]["imageName"] for c in deployed.of_type(CNPG_CLUSTER).values()}
+    emissary = deployed.release("emissary-ingress")["values"]["image"]
+    return images | {f"{emissary['repository']}:{emissary['tag']}"}
+
+
+def _chart_images() -> set[str]:
+    """Every image algorail's two charts pull with their default values."""
+    pytest.importorskip("helm_python")
+    plan = compile_plan(load_pipeline(ROOT / "examples/hello.yaml"))
+    values = render.helm_values(plan)
+    images = set()
+    for chart, release, chart_values in (
+            (render.PIPELINE_CHART, values.release, values.pipeline),
+            (render.SERVICES_CHART, values.services_release, values.services)):
+        rendered = render.render_chart(chart, chart_values, release=release, engine="sdk")
+        for obj in render.manifests(rendered):
+            template = (obj.get("spec") or {}).get("template")
+            if template:
+                images |= {c["image"] for c in _containers(template["spec"])}
+    return images
+
+
+# A release tag names one build: a full version number, three parts (PostgreSQL and
+# SeaweedFS number their releases with two).
+PINNED_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
+TWO_PART_RELEASES = {"postgresql", "seaweedfs"}
+FLOATING = {"latest", "stable", "main", "master", "edge", "nightly"}
+
+
+def test_every_image_pulled_by_default_is_pinned_from_its_documented_source(full):
+    documented = (ROOT / "docs/deploy.md").read_text(encoding="utf-8")
+    for name, image in versions.IMAGES.items():
+        assert PINNED_TAG.match(image.tag) and image.tag not in FLOATING, (name, image.tag)
+        assert image.tag.count(".") == (1 if name in TWO_PART_RELEASES else 2), (name, image.tag)
+        assert f"`{image.ref}`" in documented, f"docs/deploy.md does not list {image.ref}"
+    known = {image.ref for image in versions.IMAGES.values()}
+    program = _program_images(full) | _program_images(deploy({"sql": {"engine": "mariadb"}}))
+    assert program == known, "the program pulls images not in versions.IMAGES (or misses some)"
+    charts = _chart_images()
+    assert charts, "the charts rendered no workload"
+    for ref in charts:
+        repository, _, tag = ref.rpartition(":")
+        assert PINNED_TAG.match(tag) and tag not in FLOATING, ref
+        assert f"`{ref}`" in documented, f"docs/deploy.md does not list {ref}"
+    for source in [*versions.CHARTS.values(), *(s.chart for s in versions.STRIMZI.values())]:
+        assert PINNED_TAG.match(source.version), source
+        assert f"`{source.version}`" in documented, f"docs/deploy.md does not list {source}"
+
+
+def test_an_image_can_be_pointed_at_a_mirror():
+    mirror = "registry.example.com/mirror/valkey:9.1.1"
+    d = deploy({"images": {"valkey": mirror}})
+    (container,) = d.of_type(STATEFULSET)["valkey"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == mirror
 
 
 # -- pipelines ---------------------------------------------------------------------------------
@@ -292,7 +494,9 @@ def test_each_pipeline_release_carries_exactly_its_compiled_plan(full, entry):
     services = full.release(f"{name}-algorail")
     assert Path(services["chart"]) == (INFRA / "../charts/algorail")
     assert services["values"]["plan"]["configMap"] == f"{name}-plan"
-    assert full.outputs["pipelines"][name] == [r["url"] for r in plan["routes"]]
+    assert full.outputs["pipelines"][name] == {
+        "gateway": f"{name}-algorail-gateway.algorail.svc",
+        "routes": [r["url"] for r in plan["routes"]]}
 
 
 def test_pipeline_releases_are_wired_to_the_stack(full):
@@ -300,7 +504,8 @@ def test_pipeline_releases_are_wired_to_the_stack(full):
     assert values["kafka"] == {"bootstrapServers": "algorail-kafka-bootstrap.algorail.svc:9092",
                                "clusterName": "algorail"}
     assert values["topics"]["create"] is True
-    assert values["connect"] == {"enabled": True, "clusterName": "algorail-connect"}
+    assert values["connect"] == {"enabled": True, "clusterName": "algorail-connect",
+                                 "apiVersion": "kafka.strimzi.io/v1"}
     assert values["mappings"]["enabled"] is True
     assert values["mappings"]["gatewayService"] == "alice-hello-algorail-gateway"
     env = {e["name"]: e for e in values["runner"]["extraEnv"]}
@@ -309,7 +514,7 @@ def test_pipeline_releases_are_wired_to_the_stack(full):
     services = full.release("alice-hello-algorail")["values"]
     assert services["results"]["existingSecret"] == "algorail-connections"
     assert services["objectStore"]["url"] == (
-        "s3://algorail?endpoint=http://minio.algorail.svc:9000&region=us-east-1")
+        "s3://algorail?endpoint=http://seaweedfs.algorail.svc:8333&region=us-east-1")
     assert services["auth"]["existingSecret"] == "algorail-api-keys"
     assert full.outputs["gatewayUrlPattern"] == f"http://{LB_IP}/{{owner}}/{{deployment}}/{{path}}"
 
@@ -367,14 +572,14 @@ def test_external_kafka_replaces_strimzi_kafka_and_is_used_everywhere():
     bootstrap = "b-1.msk.example.com:9092"
     d = deploy({"kafka": {"enabled": False, "bootstrapServers": bootstrap},
                 "pipelines": PIPELINES[:1]})
-    assert not d.of_type(f"{STRIMZI}:Kafka")
-    assert not d.of_type(f"{STRIMZI}:KafkaNodePool")
+    assert not d.of_type(f"{STRIMZI_V1}:Kafka")
+    assert not d.of_type(f"{STRIMZI_V1}:KafkaNodePool")
     assert d.outputs["kafkaBootstrapServers"] == bootstrap
     values = d.release("alice-hello")["values"]
     assert values["kafka"]["bootstrapServers"] == bootstrap
     assert values["topics"]["create"] is False  # no Strimzi topic operator for that cluster
     assert d.release("alice-hello-algorail")["values"]["kafka"]["bootstrapServers"] == bootstrap
-    connect = d.of_type(f"{STRIMZI}:KafkaConnect")["algorail-connect-cluster"]
+    connect = d.of_type(f"{STRIMZI_V1}:KafkaConnect")["algorail-connect-cluster"]
     assert connect["spec"]["bootstrapServers"] == bootstrap
     assert "strimzi" in d.of_type(RELEASE)  # the operator still runs Kafka Connect
 
@@ -383,11 +588,11 @@ def test_without_kafka_or_connect_there_is_no_strimzi_at_all():
     d = deploy({"kafka": {"enabled": False, "bootstrapServers": "kafka:9092"},
                 "kafkaConnect": {"enabled": False}, "pipelines": PIPELINES[:1]})
     assert "strimzi" not in d.of_type(RELEASE)
-    assert not [t for t, _ in d.resources if t.startswith(STRIMZI)]
+    assert not [t for t, _ in d.resources if t.startswith("kubernetes:kafka.strimzi.io/")]
     assert d.release("alice-hello")["values"]["connect"]["enabled"] is False
 
 
-def test_external_s3_redis_and_sql_replace_minio_redis_and_the_database():
+def test_external_s3_redis_and_sql_replace_the_object_store_valkey_and_the_database():
     d = deploy(
         {"objectStore": {"enabled": False, "endpoint": "https://s3.eu-west-1.amazonaws.com",
                          "bucket": "acme-algorail", "region": "eu-west-1"},
@@ -396,7 +601,8 @@ def test_external_s3_redis_and_sql_replace_minio_redis_and_the_database():
                  "redisUrl": "rediss://:redis-secret@cache.example.com:6380/0",
                  "sqlDsn": "postgresql://app:sql-secret@db.example.com:5432/app"},
     )
-    assert not {"minio", "redis", "postgresql", "mariadb"} & set(d.of_type(RELEASE))
+    assert not d.of_type(STATEFULSET) and not d.of_type(CNPG_CLUSTER)
+    assert "cnpg" not in d.of_type(RELEASE)
     connections = secret_value(d.resources[(SECRET, "algorail-connections")]["stringData"])
     assert connections["results-url"] == "rediss://:redis-secret@cache.example.com:6380/0"
     assert connections["secret-access-key"] == "s3-secret-value"
@@ -418,13 +624,16 @@ def test_external_s3_redis_and_sql_replace_minio_redis_and_the_database():
 
 def test_mariadb_replaces_postgresql_when_chosen():
     d = deploy({"sql": {"engine": "mariadb"}})
-    assert "postgresql" not in d.of_type(RELEASE)
-    release = d.release("mariadb")
-    assert (release["chart"], release["version"]) == (
-        versions.CHARTS["mariadb"].chart, versions.CHARTS["mariadb"].version)
+    assert "cnpg" not in d.of_type(RELEASE) and not d.of_type(CNPG_CLUSTER)
+    mariadb = d.of_type(STATEFULSET)["mariadb"]["spec"]["template"]["spec"]
+    (container,) = mariadb["containers"]
+    assert container["image"] == versions.IMAGES["mariadb"].ref
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MARIADB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "sql-auth",
+                                                                     "key": "password"}
+    assert env["MARIADB_DATABASE"]["value"] == "algorail"
     auth = secret_value(d.resources[(SECRET, "sql-auth")]["stringData"])
-    assert set(auth) == {"mariadb-root-password", "mariadb-password",
-                         "mariadb-replication-password"}
+    assert set(auth) == {"root-password", "password"}
     assert d.outputs["sqlDsn"].startswith("mysql://algorail:")
     assert d.outputs["sqlDsn"].endswith("@mariadb.algorail.svc:3306/algorail")
 
@@ -432,8 +641,9 @@ def test_mariadb_replaces_postgresql_when_chosen():
 def test_without_ambassador_and_prometheus_nothing_refers_to_them():
     d = deploy({"ambassador": {"enabled": False}, "prometheus": {"enabled": False},
                 "pipelines": PIPELINES[:1]})
-    assert not d.of_type(CRDS) and not d.of_type(MAPPING)
-    assert not {"emissary-ingress", "monitoring"} & set(d.of_type(RELEASE))
+    assert "emissary-crds" not in d.of_type(RELEASE)
+    assert not d.of_type(MAPPING) and not d.of_type(HOST)
+    assert not {"emissary-crds", "emissary-ingress", "monitoring"} & set(d.of_type(RELEASE))
     values = d.release("alice-hello")["values"]
     assert values["mappings"]["enabled"] is False
     assert values["podMonitor"]["enabled"] is False
@@ -441,8 +651,9 @@ def test_without_ambassador_and_prometheus_nothing_refers_to_them():
     assert services["gateway"]["mapping"]["enabled"] is False
     assert services["serviceMonitor"]["enabled"] is False
     assert d.outputs["grafanaUrl"] is None
-    assert d.outputs["gatewayUrlPattern"] == (
-        "http://{owner}-{deployment}-algorail-gateway.algorail.svc/{owner}/{deployment}/{path}")
+    assert d.outputs["gatewayUrlPattern"] == "http://{gateway}/{owner}/{deployment}/{path}"
+    assert d.outputs["pipelines"]["alice-hello"]["gateway"] == (
+        "alice-hello-algorail-gateway.algorail.svc")
 
 
 def test_ingress_host_names_the_gateway_and_grafana_urls():
@@ -450,19 +661,25 @@ def test_ingress_host_names_the_gateway_and_grafana_urls():
     assert d.outputs["gatewayUrlPattern"] == (
         "http://algorail.example.com/{owner}/{deployment}/{path}")
     assert d.outputs["grafanaUrl"] == "http://algorail.example.com/grafana/"
-    assert not d.of_type("kubernetes:core/v1:Service")  # no load balancer lookup needed
+    # no load balancer lookup needed
+    assert "emissary-ingress-service" not in d.of_type("kubernetes:core/v1:Service")
 
 
 def test_chart_versions_and_values_can_be_overridden_per_stack():
     image = {"registry": "registry.example.com", "repository": "acme/algorail", "tag": "1.2.3"}
-    d = deploy({"chartVersions": {"redis": "99.1.0"}, "image": image,
-                "values": {"redis": {"master": {"persistence": {"size": "50Gi"}}},
+    d = deploy({"chartVersions": {"cloudnative-pg": "99.1.0", "strimzi": "1.2.1"},
+                "image": image,
+                "values": {"cloudnative-pg": {"replicaCount": 2},
+                           "ambassador": {"replicaCount": 5},
                            "algorail": {"gateway": {"replicas": 5}}},
                 "pipelines": PIPELINES[:1]})
-    redis = d.release("redis")
-    assert redis["version"] == "99.1.0"
-    assert redis["values"]["master"]["persistence"]["size"] == "50Gi"
-    assert redis["values"]["auth"]["existingSecret"] == "redis-auth"  # merged, not replaced
+    cnpg = d.release("cnpg")
+    assert (cnpg["version"], cnpg["values"]["replicaCount"]) == ("99.1.0", 2)
+    emissary = d.release("emissary-ingress")["values"]
+    assert emissary["replicaCount"] == 5
+    assert emissary["createDefaultListeners"] is True  # merged, not replaced
+    assert d.release("strimzi")["version"] == "1.2.1"
+    assert "/1.2.1/strimzi-crds-1.2.1.yaml" in d.of_type(CRDS)["strimzi-crds"]["file"]
     services = d.release("alice-hello-algorail")["values"]
     assert services["gateway"]["replicas"] == 5
     assert services["image"] == image == d.release("alice-hello")["values"]["image"]
@@ -478,9 +695,9 @@ def test_chart_versions_and_values_can_be_overridden_per_stack():
     ({"redis": {"url": "redis://:pw@host"}}, {}, "unknown keys url"),
     ({"values": {"kafak": {}}}, {}, "values has unknown services kafak"),
     ({"chartVersions": {"postgres": "1.0.0"}}, {}, "chartVersions has unknown services postgres"),
+    ({"images": {"redis": "redis:8"}}, {}, "images has unknown services redis"),
+    ({"strimzi": {"apiVersion": "kafka.strimzi.io/v2"}}, {}, "strimzi.apiVersion"),
     ({"pipelines": [{"deployment": "x"}]}, {}, "needs a file"),
-    ({"pipelines": [{"file": "../examples/hello.yaml", "deployment": "d" * 40}]}, {},
-     "shorter deployment name"),
 ])
 def test_impossible_configs_fail_naming_the_key_to_set(config, secrets, message):
     with pytest.raises(InfraConfigError, match=message):
@@ -491,22 +708,27 @@ def test_impossible_configs_fail_naming_the_key_to_set(config, secrets, message)
 
 
 def test_dependencies_make_a_first_up_on_an_empty_cluster_converge(full):
-    crds = (CRDS, "ambassador-crds")
+    crds = (RELEASE, "emissary-crds")
+    strimzi_crds = (CRDS, "strimzi-crds")
     operator = (RELEASE, "strimzi")
-    pool = (f"{STRIMZI}:KafkaNodePool", "kafka-node-pool")
-    kafka = (f"{STRIMZI}:Kafka", "kafka-cluster")
-    connect = (f"{STRIMZI}:KafkaConnect", "algorail-connect-cluster")
+    pool = (f"{STRIMZI_V1}:KafkaNodePool", "kafka-node-pool")
+    kafka = (f"{STRIMZI_V1}:Kafka", "kafka-cluster")
+    connect = (f"{STRIMZI_V1}:KafkaConnect", "algorail-connect-cluster")
     edges = [
         ((RELEASE, "emissary-ingress"), crds),  # CRDs before the ingress
         ((MAPPING, "grafana-mapping"), crds),  # CRDs before CRs
+        ((HOST, "ambassador-host"), crds),
+        (operator, strimzi_crds), (pool, strimzi_crds), (kafka, strimzi_crds),
         (pool, operator), (kafka, operator), (kafka, pool),  # operator before Kafka
+        ((CNPG_CLUSTER, "sql-cluster"), (RELEASE, "cnpg")),
         (connect, operator), (connect, kafka),  # Kafka before connectors
     ]
     for name in ("alice-hello", "alice-reviews-prod"):
         pipeline, services = (RELEASE, name), (RELEASE, f"{name}-algorail")
         # Kafka (and Connect, and the CRDs) before topics, connectors and runners.
         edges += [(pipeline, kafka), (pipeline, connect), (pipeline, crds),
-                  (pipeline, (RELEASE, "redis")), (services, pipeline),
+                  (pipeline, (STATEFULSET, "valkey")), (pipeline, (CNPG_CLUSTER, "sql-cluster")),
+                  (pipeline, (STATEFULSET, "seaweedfs")), (services, pipeline),
                   (services, (SECRET, "algorail-api-keys"))]
     missing = [(a, b) for a, b in edges if not full.depends(a, b)]
     assert not missing, f"missing dependency edges: {missing}"
@@ -545,7 +767,7 @@ def test_the_wiring_renders_through_both_charts_and_refers_to_real_objects(full)
     mounted = [v["configMap"]["name"] for v in gateway["spec"]["template"]["spec"]["volumes"]
                if "configMap" in v]
     assert "alice-reviews-prod-plan" in mounted
-    kafka = full.of_type(f"{STRIMZI}:Kafka")["kafka-cluster"]["metadata"]["name"]
+    kafka = full.of_type(f"{STRIMZI_V1}:Kafka")["kafka-cluster"]["metadata"]["name"]
     topics = by_kind["KafkaTopic"].values()
     assert topics and {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics} == {kafka}
     plan = _plan(PIPELINES[1])
@@ -587,4 +809,71 @@ def test_main_runs_with_the_example_stack_config(monkeypatch):
     for entry in config["pipelines"]:
         plan = _plan(entry)
         assert f"{plan['owner']}-{plan['deployment']}".lower() in releases
-    assert {"strimzi", "emissary-ingress", "minio", "redis", "monitoring"} <= releases
+    assert {"strimzi", "emissary-ingress", "cnpg", "monitoring"} <= releases
+
+
+# -- one plan-to-Helm function: render, Pulumi and the registry agree -------------------------
+
+
+LONG_DEPLOYMENT = "customer-reviews-sentiment-production-eu"  # "alice-" + this > 41 characters
+
+
+def test_render_pulumi_and_the_registry_give_one_plan_the_same_names_and_values(tmp_path):
+    """The three places a plan becomes Helm values (`algorail render`, this program, the
+    registry's Kubernetes target) use one function, so they install the same releases with
+    the same object names; a long deployment name gets one shortened release name, not
+    three different cuts."""
+    import yaml
+
+    from algorail.registry.supervisor import KubernetesTarget
+
+    document = yaml.safe_load((ROOT / "examples/hello.yaml").read_text())
+    plan = compile_plan(load_pipeline(ROOT / "examples/hello.yaml"), deployment=LONG_DEPLOYMENT)
+    expected = render.helm_values(plan)
+    assert len(expected.release) <= 41 and expected.release == plan.helm.release
+
+    registry = KubernetesTarget(tmp_path).release("alice", LONG_DEPLOYMENT, document, {})
+    assert registry["release"] == expected.release
+    # The registry compiles a document, not a file: only where the file was differs.
+    assert _without_paths(registry["values"]) == _without_paths(expected.pipeline)
+
+    pulumi_stack = deploy({"pipelines": [{"file": "../examples/hello.yaml",
+                                          "deployment": LONG_DEPLOYMENT}]})
+    pipeline = pulumi_stack.release(expected.release)
+    services = pulumi_stack.release(expected.services_release)
+    for key in ("fullnameOverride", "connectorConfigs"):
+        assert pipeline["values"][key] == expected.pipeline[key]
+    assert _without_paths(pipeline["values"])["plan"] == _without_nulls(
+        _without_paths(expected.pipeline)["plan"])
+    for key in ("runsPrefix", "gatewayService"):
+        assert pipeline["values"]["mappings"][key] == expected.pipeline["mappings"][key]
+    assert services["values"]["fullnameOverride"] == expected.services["fullnameOverride"]
+    assert services["values"]["plan"] == expected.services["plan"]
+
+    pytest.importorskip("helm_python")
+    written = render.render_pipeline(plan, tmp_path / "out", with_services=True, engine="sdk")
+    rendered = [o for path in written for o in yaml.safe_load_all(path.read_text()) if o]
+    names = {(o["kind"], o["metadata"]["name"]) for o in rendered}
+    assert ("ConfigMap", plan.helm.plan_config_map) in names
+    assert ("Service", plan.helm.gateway_service) in names
+    instances = {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in rendered}
+    assert instances == {expected.release, expected.services_release}
+    for mapping in (o for o in rendered if o["kind"] == "Mapping"):
+        assert mapping["spec"]["service"].split(".")[0] == plan.helm.gateway_service
+
+
+def _without_paths(values: dict[str, Any]) -> dict[str, Any]:
+    plan = {k: v for k, v in values["plan"].items() if k not in ("source_file", "base_dir")}
+    plan["runners"] = [{k: v for k, v in r.items() if k != "base_dir"} for r in plan["runners"]]
+    return {**values, "plan": plan}
+
+
+def test_a_value_the_plan_owns_cannot_be_overridden():
+    plan = compile_plan(load_pipeline(ROOT / "examples/hello.yaml"))
+    with pytest.raises(render.RenderError, match="mappings.gatewayService comes from the plan"):
+        render.helm_values(plan, {"mappings": {"gatewayService": "elsewhere"}})
+    with pytest.raises(AlgorailError, match="release name 'Bad_Name' is not valid"):
+        plan.with_release("Bad_Name")
+    renamed = plan.with_release("hello-prod")
+    assert (renamed.helm.services_release, renamed.helm.plan_config_map) == (
+        "hello-prod-algorail", "hello-prod-plan")

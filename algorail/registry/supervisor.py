@@ -223,14 +223,15 @@ class KubernetesTarget:
         from algorail.spec import parse_pipeline
 
         plan = compile_plan(parse_pipeline(document), deployment=name)
-        release = settings.get("release") or render.release_name(plan)
-        if len(release) > 53:
-            raise DeploymentError(f"Helm release name {release!r} is longer than 53 characters: "
-                                  "pass settings.release")
+        try:
+            if settings.get("release"):
+                plan = plan.with_release(settings["release"])
+            values = render.helm_values(plan, settings.get("values", {}))
+        except AlgorailError as exc:
+            raise DeploymentError(f"settings: {exc}") from None
         chart = settings.get("chart") or str(render.chart_dir(render.PIPELINE_CHART))
-        values = render.deep_merge(render.pipeline_values(plan), settings.get("values", {}))
-        return {"release": release, "namespace": settings.get("namespace", "algorail"),
-                "chart": chart, "values": values}
+        return {"release": values.release, "namespace": settings.get("namespace", "algorail"),
+                "chart": chart, "values": values.pipeline}
 
     def _binary(self) -> str:
         binary = shutil.which(self.helm)

@@ -1,4 +1,13 @@
-"""Ambassador (Emissary-ingress): its CRDs, then the ingress itself, then routes to services."""
+"""Ambassador (Emissary-ingress 4, CNCF): its CRD chart, then the ingress itself, then
+routes to services. Emissary 4 ships no Ambassador Cloud agent (chart 8.x, Emissary 3,
+installed one by default and reported the cluster to a SaaS).
+
+Nothing here narrows which Mappings Emissary serves: no `ambassador_id`, every namespace
+watched, the default Listeners take Hosts from every namespace, and one Host routes
+cleartext (without any Host, Emissary redirects all HTTP to HTTPS). So the Mappings the
+charts create for every path the gateway serves (`/{owner}/{deployment}/...`, the
+Seldon-compatible `/v2/...`, `/algorail/...`) are all reachable.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +17,20 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import Service
-from pulumi_kubernetes.yaml.v2 import ConfigFile
 
 from algorail_infra.helm import upstream_release
-from algorail_infra.versions import EMISSARY_CRDS_URL, ChartSource
+from algorail_infra.versions import ChartSource
 
 NAMESPACE = "emissary"
 RELEASE = "emissary-ingress"
-MAPPING_API = "getambassador.io/v3alpha1"
+EMISSARY_API = "getambassador.io/v3alpha1"
 
 
 @dataclass
 class AmbassadorArgs:
     chart: ChartSource
+    crds_chart: ChartSource  # at the same version as `chart`
+    image: str  # repository:tag of Emissary itself
     host: str = ""  # DNS name for the ingress; empty: use the load balancer's address
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -31,20 +41,34 @@ class Ambassador(pulumi.ComponentResource):
     def __init__(self, name: str, args: AmbassadorArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:Ambassador", name, None, opts)
-        # The CRDs (and their conversion webhook) must exist before the chart or any Mapping.
-        self.crds = ConfigFile(
-            f"{name}-crds", file=EMISSARY_CRDS_URL, opts=pulumi.ResourceOptions(parent=self)
+        # The CRDs must exist before the chart or any Mapping. They are templates of their
+        # own chart (not a crds/ folder), so Helm upgrades them with it. Only the current
+        # v3alpha1 API is served: no conversion webhook for the legacy v1/v2 APIs.
+        self.crds = upstream_release(
+            "emissary-crds", args.crds_chart, NAMESPACE, {"enableLegacyVersions": False}, {},
+            pulumi.ResourceOptions(parent=self), create_namespace=True,
         )
+        repository, _, tag = args.image.rpartition(":")
         self.release = upstream_release(
             RELEASE, args.chart, NAMESPACE,
             {
                 "createDefaultListeners": True,
                 "replicaCount": 2,
                 "service": {"type": "LoadBalancer"},
+                "image": {"repository": repository, "tag": tag},
             },
             args.values,
             pulumi.ResourceOptions(parent=self, depends_on=[self.crds]),
             create_namespace=True,
+        )
+        self.host = CustomResource(
+            f"{name}-host",
+            api_version=EMISSARY_API,
+            kind="Host",
+            metadata={"name": "algorail", "namespace": NAMESPACE},
+            spec={"hostname": args.host or "*",
+                  "requestPolicy": {"insecure": {"action": "Route"}}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crds, self.release]),
         )
         self.address: pulumi.Output[str] = (
             pulumi.Output.from_input(args.host) if args.host else self._load_balancer_address()
@@ -66,7 +90,7 @@ class Ambassador(pulumi.ComponentResource):
         """A Mapping from URL `prefix` to `service` (host:port), created after the CRDs."""
         return CustomResource(
             f"{name}-mapping",
-            api_version=MAPPING_API,
+            api_version=EMISSARY_API,
             kind="Mapping",
             metadata={"name": name, "namespace": namespace},
             spec={"hostname": "*", "prefix": prefix, "rewrite": "", "service": service},

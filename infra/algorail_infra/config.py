@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from algorail.errors import AlgorailError
-from algorail_infra.versions import CHARTS
+from algorail_infra.versions import CHARTS, IMAGES, STRIMZI, STRIMZI_DEFAULT_API
 
 SQL_ENGINES = ("postgresql", "mariadb")
 
@@ -33,6 +33,11 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class StrimziSettings:
+    api_version: str = STRIMZI_DEFAULT_API  # kafka.strimzi.io/v1 (Strimzi 1.x) or v1beta2 (0.4x)
+
+
+@dataclass(frozen=True)
 class KafkaConnectSettings:
     enabled: bool = True
     replicas: int = 1
@@ -42,7 +47,7 @@ class KafkaConnectSettings:
 
 @dataclass(frozen=True)
 class ObjectStoreSettings:
-    enabled: bool = True  # in-cluster MinIO
+    enabled: bool = True  # in-cluster SeaweedFS
     bucket: str = "algorail"
     endpoint: str = ""  # an external S3 endpoint (used when enabled is false)
     region: str = "us-east-1"
@@ -53,7 +58,8 @@ class ObjectStoreSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    enabled: bool = True  # in-cluster Bitnami Redis
+    enabled: bool = True  # in-cluster Valkey
+    storage_size: str = "8Gi"
     url: pulumi.Output | None = None  # an external redis:// URL (secret config)
 
 
@@ -64,6 +70,7 @@ class SqlSettings:
     database: str = "algorail"
     user: str = "algorail"
     storage_size: str = "10Gi"
+    instances: int = 1  # PostgreSQL instances (CloudNativePG: one primary, the rest replicas)
     dsn: pulumi.Output | None = None  # an external database URL (secret config)
 
 
@@ -84,6 +91,7 @@ class Settings:
     ambassador: bool = True
     prometheus: bool = True
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    strimzi: StrimziSettings = field(default_factory=StrimziSettings)
     kafka_connect: KafkaConnectSettings = field(default_factory=KafkaConnectSettings)
     object_store: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -93,6 +101,7 @@ class Settings:
     image: dict[str, str] = field(default_factory=dict)  # algorail image for both charts
     pipelines: tuple[PipelineEntry, ...] = ()
     chart_versions: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # per-image overrides (mirrors)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-service overrides
 
 
@@ -109,6 +118,7 @@ def load_settings(config: pulumi.Config, base_dir: Path | None = None) -> Settin
         ambassador=_enabled(config.get_object("ambassador")),
         prometheus=_enabled(config.get_object("prometheus")),
         kafka=kafka,
+        strimzi=_section(config, "strimzi", StrimziSettings),
         kafka_connect=_section(config, "kafkaConnect", KafkaConnectSettings),
         object_store=ObjectStoreSettings(
             **_fields(obj, ObjectStoreSettings, "objectStore"),
@@ -123,6 +133,7 @@ def load_settings(config: pulumi.Config, base_dir: Path | None = None) -> Settin
         image=config.get_object("image") or {},
         pipelines=tuple(_pipeline(p, base) for p in config.get_object("pipelines") or []),
         chart_versions=config.get_object("chartVersions") or {},
+        images=config.get_object("images") or {},
         values=config.get_object("values") or {},
     )
     check(settings)
@@ -162,7 +173,13 @@ def check(settings: Settings) -> None:
             f"sql.engine is {settings.sql.engine!r}: "
             "pulumi config set --path sql.engine postgresql (or mariadb)"
         )
-    for key, known in (("values", SERVICES), ("chartVersions", tuple(CHARTS))):
+    if settings.strimzi.api_version not in STRIMZI:
+        problems.append(
+            f"strimzi.apiVersion is {settings.strimzi.api_version!r}: pulumi config set "
+            f"--path strimzi.apiVersion {' (or '.join(STRIMZI)})"
+        )
+    for key, known in (("values", SERVICES), ("chartVersions", CHART_SERVICES),
+                       ("images", tuple(IMAGES))):
         unknown = sorted(set(getattr(settings, _snake(key))) - set(known))
         if unknown:
             problems.append(
@@ -175,9 +192,10 @@ def check(settings: Settings) -> None:
 # Read from top-level secret config keys only, never from a clear object.
 _SECRET_FIELDS = {"access_key_id", "secret_access_key", "url", "dsn"}
 
-# Services whose Helm values `values.<service>` can override.
-SERVICES = ("ambassador", "strimzi", "minio", "prometheus", "redis", "postgresql", "mariadb",
-            "algorail")
+# Charts whose version `chartVersions.<service>` can override, and whose Helm values
+# `values.<service>` can (and algorail's own `algorail` release).
+CHART_SERVICES = (*CHARTS, "strimzi")
+SERVICES = (*CHART_SERVICES, "algorail")
 
 
 def _enabled(section: dict[str, Any] | None) -> bool:

@@ -10,6 +10,7 @@ provider resolves them, and a Role lets Connect read exactly the Secrets listed 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
@@ -18,8 +19,7 @@ from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRef
 
 from algorail.kafka_connect import kafka_connect_build, worker_config
 from algorail_infra.config import KafkaConnectSettings
-from algorail_infra.strimzi import STRIMZI_API, StrimziOperator
-from algorail_infra.versions import KAFKA_VERSION
+from algorail_infra.strimzi import StrimziOperator
 
 
 @dataclass
@@ -40,30 +40,22 @@ class KafkaConnect(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:KafkaConnect", name, None, opts)
         self.cluster_name = name
+        operator = args.operator
         self.cluster = CustomResource(
             f"{name}-cluster",
-            api_version=STRIMZI_API,
+            api_version=operator.api_version,
             kind="KafkaConnect",
             metadata={"name": name, "namespace": args.namespace,
                       "annotations": {"strimzi.io/use-connector-resources": "true"}},
             spec={
-                "version": KAFKA_VERSION,
+                "version": operator.kafka_version,
                 "replicas": args.settings.replicas,
                 "bootstrapServers": args.bootstrap_servers,
-                "config": {
-                    "group.id": f"{name}-cluster",
-                    "offset.storage.topic": f"{name}-offsets",
-                    "config.storage.topic": f"{name}-configs",
-                    "status.storage.topic": f"{name}-status",
-                    "config.storage.replication.factor": -1,
-                    "offset.storage.replication.factor": -1,
-                    "status.storage.replication.factor": -1,
-                    **worker_config(),
-                },
+                **_group(name, operator.api_version),
                 "build": kafka_connect_build(args.image, args.settings.push_secret or None),
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.operator.release, *args.depends_on]
+                parent=self, depends_on=[*operator.ready, *args.depends_on]
             ),
         )
         self._grant_secrets(name, args)
@@ -93,3 +85,22 @@ class KafkaConnect(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+
+
+def _group(name: str, api_version: str) -> dict[str, Any]:
+    """The Connect group and its storage topics: fields of the spec in `v1` (which then
+    refuses them in `config`), worker config entries in `v1beta2`."""
+    group = {"groupId": f"{name}-cluster", "offsetStorageTopic": f"{name}-offsets",
+             "configStorageTopic": f"{name}-configs", "statusStorageTopic": f"{name}-status"}
+    config: dict[str, Any] = {
+        "config.storage.replication.factor": -1,
+        "offset.storage.replication.factor": -1,
+        "status.storage.replication.factor": -1,
+        **worker_config(),
+    }
+    if api_version.endswith("/v1beta2"):
+        keys = {"groupId": "group.id", "offsetStorageTopic": "offset.storage.topic",
+                "configStorageTopic": "config.storage.topic",
+                "statusStorageTopic": "status.storage.topic"}
+        return {"config": {**{keys[k]: v for k, v in group.items()}, **config}}
+    return {**group, "config": config}

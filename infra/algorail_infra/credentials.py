@@ -21,12 +21,13 @@ def password(name: str, parent: pulumi.Resource, length: int = 32) -> pulumi.Out
 
 
 def kubernetes_secret(name: str, namespace: pulumi.Input[str],
-                      data: dict[str, pulumi.Input[str]], parent: pulumi.Resource) -> Secret:
-    """An Opaque Secret named `name` whose every value is kept secret in Pulumi's state."""
+                      data: dict[str, pulumi.Input[str]], parent: pulumi.Resource,
+                      secret_type: str = "Opaque") -> Secret:
+    """A Secret named `name` whose every value is kept secret in Pulumi's state."""
     return Secret(
         name,
         metadata=ObjectMetaArgs(name=name, namespace=namespace),
-        type="Opaque",
+        type=secret_type,
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
+from algorail.render import deep_merge
 from algorail_infra.versions import ChartSource
 
 # Long enough for an operator or database to become ready on a fresh cluster.
@@ -25,22 +26,12 @@ class ChartArgs:
     values: dict[str, Any] = field(default_factory=dict)  # overrides of the program's values
 
 
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, recursively for nested dicts. Unlike `algorail.render.deep_merge`
-    it copies nothing, because these values hold Pulumi Outputs (which cannot be copied)."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def upstream_release(resource_name: str, source: ChartSource, namespace: pulumi.Input[str],
                      values: dict[str, Any], overrides: dict[str, Any] | None,
-                     opts: pulumi.ResourceOptions, create_namespace: bool = False) -> Release:
-    """A release of a pinned upstream chart, named `resource_name` in the cluster too."""
+                     opts: pulumi.ResourceOptions, create_namespace: bool = False,
+                     skip_crds: bool = False) -> Release:
+    """A release of a pinned upstream chart, named `resource_name` in the cluster too;
+    `skip_crds` when the program applies the chart's CRDs itself."""
     return Release(
         resource_name,
         ReleaseArgs(
@@ -50,6 +41,7 @@ def upstream_release(resource_name: str, source: ChartSource, namespace: pulumi.
             repository_opts=RepositoryOptsArgs(repo=source.repo) if source.repo else None,
             namespace=namespace,
             create_namespace=create_namespace,
+            skip_crds=skip_crds,
             values=deep_merge(values, overrides or {}),
             timeout=RELEASE_TIMEOUT_S,
         ),

@@ -8,8 +8,7 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from algorail_infra.config import KafkaSettings
-from algorail_infra.strimzi import STRIMZI_API, StrimziOperator
-from algorail_infra.versions import KAFKA_METADATA_VERSION, KAFKA_VERSION
+from algorail_infra.strimzi import StrimziOperator
 
 PLAIN_PORT = 9092
 
@@ -29,10 +28,11 @@ class Kafka(pulumi.ComponentResource):
         cfg = args.settings
         cluster = cfg.cluster_name
         replication = min(3, cfg.replicas)
-        after_operator = pulumi.ResourceOptions(parent=self, depends_on=[args.operator.release])
+        operator = args.operator
+        after_operator = pulumi.ResourceOptions(parent=self, depends_on=operator.ready)
         self.node_pool = CustomResource(
             f"{name}-node-pool",
-            api_version=STRIMZI_API,
+            api_version=operator.api_version,
             kind="KafkaNodePool",
             metadata={"name": "dual-role", "namespace": args.namespace,
                       "labels": {"strimzi.io/cluster": cluster}},
@@ -48,15 +48,15 @@ class Kafka(pulumi.ComponentResource):
         )
         self.cluster = CustomResource(
             f"{name}-cluster",
-            api_version=STRIMZI_API,
+            api_version=operator.api_version,
             kind="Kafka",
             metadata={"name": cluster, "namespace": args.namespace,
                       "annotations": {"strimzi.io/node-pools": "enabled",
                                       "strimzi.io/kraft": "enabled"}},
             spec={
                 "kafka": {
-                    "version": KAFKA_VERSION,
-                    "metadataVersion": KAFKA_METADATA_VERSION,
+                    # The metadata version follows: Strimzi sets this version's default.
+                    "version": operator.kafka_version,
                     "listeners": [
                         {"name": "plain", "port": PLAIN_PORT, "type": "internal", "tls": False},
                         {"name": "tls", "port": 9093, "type": "internal", "tls": True},
@@ -72,7 +72,7 @@ class Kafka(pulumi.ComponentResource):
                 "entityOperator": {"topicOperator": {}, "userOperator": {}},
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.operator.release, self.node_pool]
+                parent=self, depends_on=[*operator.ready, self.node_pool]
             ),
         )
         self.cluster_name = cluster

@@ -1,54 +1,62 @@
-"""MinIO: an S3-compatible store in the cluster, with algorail's bucket and its own user."""
+"""An S3-compatible store in the cluster: SeaweedFS (master, volume server, filer and S3
+gateway in one process) from the project's official image, with one S3 identity for
+algorail. The gateway and runners create the bucket on first use."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 
 from algorail_infra.config import ObjectStoreSettings
 from algorail_infra.credentials import kubernetes_secret, password
-from algorail_infra.helm import ChartArgs, upstream_release
+from algorail_infra.workload import Workload, stateful_service
 
-RELEASE = "minio"
-APP_USER = "algorail"  # MinIO user (access key) the platform uses; not the root user
+NAME = "seaweedfs"
+S3_PORT = 8333
+APP_USER = "algorail"  # the S3 access key the platform uses
+CONFIG_PATH = "/etc/seaweedfs"
+CONFIG_KEY = "s3.json"
 
 
-@dataclass(kw_only=True)
-class MinioArgs(ChartArgs):
+@dataclass
+class ObjectStoreArgs:
+    namespace: pulumi.Input[str]
+    image: str
     settings: ObjectStoreSettings
 
 
-class Minio(pulumi.ComponentResource):
+class ObjectStore(pulumi.ComponentResource):
     """`endpoint`, `bucket`, and the app user's keys as secret Outputs."""
 
-    def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("algorail:infra:Minio", name, None, opts)
+    def __init__(self, name: str, args: ObjectStoreArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("algorail:infra:ObjectStore", name, None, opts)
         self.access_key_id = pulumi.Output.secret(APP_USER)
         self.secret_access_key = password(f"{name}-app-key", self)
-        self.secret = kubernetes_secret(
-            f"{name}-credentials", args.namespace,
-            {
-                "rootUser": password(f"{name}-root-user", self, 16),
-                "rootPassword": password(f"{name}-root-password", self),
-                "secretKey": self.secret_access_key,
-            },
-            self,
-        )
+        self.secret = kubernetes_secret(f"{name}-credentials", args.namespace, {
+            CONFIG_KEY: self.secret_access_key.apply(_s3_config),
+            "secretKey": self.secret_access_key,
+        }, self)
         self.bucket = args.settings.bucket
-        self.release = upstream_release(
-            RELEASE, args.chart, args.namespace,
-            {
-                "mode": "standalone",
-                "existingSecret": self.secret.metadata.name,
-                "persistence": {"size": args.settings.storage_size},
-                "resources": {"requests": {"memory": "1Gi"}},
-                "buckets": [{"name": self.bucket, "policy": "none", "purge": False}],
-                "users": [{"accessKey": APP_USER, "existingSecret": self.secret.metadata.name,
-                           "existingSecretKey": "secretKey", "policy": "readwrite"}],
-            },
-            args.values,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
+        self.statefulset, self.service = stateful_service(Workload(
+            name=NAME, namespace=args.namespace, image=args.image, port=S3_PORT,
+            storage_size=args.settings.storage_size, data_path="/data",
+            args=["server", "-dir=/data", "-s3", f"-s3.port={S3_PORT}",
+                  f"-s3.config={CONFIG_PATH}/{CONFIG_KEY}"],
+            secret_files={CONFIG_PATH: self.secret.metadata.name},
+        ), self, [self.secret])
+        self.endpoint = pulumi.Output.concat(
+            "http://", NAME, ".", args.namespace, f".svc:{S3_PORT}"
         )
-        self.endpoint = pulumi.Output.concat("http://", RELEASE, ".", args.namespace, ".svc:9000")
         self.register_outputs({"endpoint": self.endpoint, "bucket": self.bucket})
+
+
+def _s3_config(secret_key: str) -> str:
+    """SeaweedFS's S3 identities: only algorail's key, allowed to create its bucket."""
+    return json.dumps({"identities": [{
+        "name": APP_USER,
+        "credentials": [{"accessKey": APP_USER, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]})

@@ -3,8 +3,9 @@
 compiled plan) and `algorail` (the gateway and hook dispatcher serving that plan).
 
 The plan is compiled here, at `pulumi up` time, by the same code `algorail plan` runs,
-and turned into chart values by the same code `algorail render` runs; this module only
-adds where the stack's services are.
+and turned into chart values by `algorail.render.helm_values`, as `algorail render` does;
+this module only adds where the stack's services are. Release and object names come
+from the plan (`Plan.helm`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ from algorail.connectors.secrets import require_secret_references
 from algorail import render
 from algorail.plan import Plan, compile_plan
 from algorail.spec import load_bindings, load_pipeline
-from algorail_infra.config import InfraConfigError, PipelineEntry
-from algorail_infra.helm import deep_merge, local_release
+from algorail_infra.config import PipelineEntry
+from algorail_infra.helm import local_release
 from algorail_infra.platform import Platform
-
-# The `algorail` chart cuts object names at 50 characters: "{release}-algorail" must fit.
-MAX_RELEASE_NAME = 50 - len("-algorail")
 
 
 def compile_entry(entry: PipelineEntry) -> Plan:
@@ -32,13 +30,6 @@ def compile_entry(entry: PipelineEntry) -> Plan:
     pipeline = load_pipeline(entry.file, bindings=load_bindings(entry.bindings))
     plan = compile_plan(pipeline, deployment=entry.deployment)
     require_secret_references(plan)  # before any resource: the plan goes into a ConfigMap
-    name = render.release_name(plan)
-    if len(name) > MAX_RELEASE_NAME:
-        raise InfraConfigError(
-            f"{entry.file}: release name {name!r} is longer than {MAX_RELEASE_NAME} "
-            "characters; give it a shorter deployment name: "
-            "pulumi config set --path 'pipelines[N].deployment' SHORT-NAME"
-        )
     return plan
 
 
@@ -63,30 +54,30 @@ class PipelineDeployment(pulumi.ComponentResource):
     def __init__(self, name: str, args: PipelineArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:Pipeline", name, None, opts)
-        services_name = f"{name}-algorail"
-        wiring = deep_merge(args.wiring, {
-            "mappings": {"gatewayService": f"{services_name}-gateway"},
-            "runner": {"extraEnv": args.platform.runner_env()},
-        })
-        after = pulumi.ResourceOptions(
-            parent=self, depends_on=[args.platform.secret, *args.depends_on]
+        names = args.plan.helm
+        values = render.helm_values(
+            args.plan,
+            render.deep_merge(render.deep_merge(args.wiring, {
+                "runner": {"extraEnv": args.platform.runner_env()},
+            }), args.values),
+            render.deep_merge(
+                args.platform.services_values(names.services_release, args.ingress,
+                                              args.monitoring),
+                args.services_values,
+            ),
         )
+        after = [args.platform.secret, *args.depends_on]
         self.release = local_release(
-            name, args.pipeline_chart, args.namespace,
-            deep_merge(deep_merge(wiring, args.values), render.pipeline_values(args.plan)),
-            after,
-        )
-        services = deep_merge(
-            args.platform.services_values(services_name, args.ingress, args.monitoring),
-            render.services_values(f"{name}-plan", plan=args.plan),  # the plan's ConfigMap
+            values.release, args.pipeline_chart, args.namespace, values.pipeline,
+            pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         self.services = local_release(
-            services_name, args.services_chart, args.namespace,
-            deep_merge(services, args.services_values),
+            values.services_release, args.services_chart, args.namespace, values.services,
             pulumi.ResourceOptions(parent=self, depends_on=[
-                self.release, args.platform.secret, args.platform.api_keys, *args.depends_on,
+                self.release, args.platform.api_keys, *after,
             ]),
         )
         self.routes = [route.url for route in args.plan.routes]
+        self.gateway_service = pulumi.Output.concat(
+            names.gateway_service, ".", args.namespace, ".svc")
         self.register_outputs({"routes": self.routes})
-

@@ -64,10 +64,9 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({})
 
     def services_values(self, release: str, ingress: bool, monitoring: bool) -> dict[str, Any]:
-        """`algorail` chart values for the release `release` serving one pipeline's plan;
-        `release` is also its fullname, so its gateway Service is `{release}-gateway`."""
+        """Where the stack's services are, for the `algorail` release `release` serving
+        one pipeline's plan (the plan's own values come from `algorail.render`)."""
         return {
-            "fullnameOverride": release,
             "kafka": {"bootstrapServers": self.connections.bootstrap_servers},
             "results": {"existingSecret": self.secret.metadata.name,
                         "existingSecretKey": RESULTS_URL_KEY},

@@ -1,4 +1,5 @@
-"""Redis (Bitnami chart, standalone): the results store of the gateway and hook dispatcher."""
+"""The results store of the gateway and hook dispatcher: Valkey (Redis protocol) from the
+Valkey project's official image, with a generated password."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ from dataclasses import dataclass
 
 import pulumi
 
+from algorail_infra.config import RedisSettings
 from algorail_infra.credentials import kubernetes_secret, password
-from algorail_infra.helm import ChartArgs, upstream_release
+from algorail_infra.workload import Workload, stateful_service
 
-RELEASE = "redis"
+NAME = "valkey"
+PORT = 6379
 PASSWORD_KEY = "redis-password"
 
 
-@dataclass(kw_only=True)
-class RedisArgs(ChartArgs):
-    """Redis needs nothing beyond its chart; a password is generated."""
+@dataclass
+class RedisArgs:
+    namespace: pulumi.Input[str]
+    image: str
+    settings: RedisSettings
 
 
 class Redis(pulumi.ComponentResource):
@@ -27,18 +32,15 @@ class Redis(pulumi.ComponentResource):
         self.secret = kubernetes_secret(
             f"{name}-auth", args.namespace, {PASSWORD_KEY: secret_value}, self
         )
-        self.release = upstream_release(
-            RELEASE, args.chart, args.namespace,
-            {
-                "architecture": "standalone",
-                "auth": {"enabled": True, "existingSecret": self.secret.metadata.name,
-                         "existingSecretPasswordKey": PASSWORD_KEY},
-                "master": {"persistence": {"size": "8Gi"}},
-            },
-            args.values,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
-        )
+        self.statefulset, self.service = stateful_service(Workload(
+            name=NAME, namespace=args.namespace, image=args.image, port=PORT,
+            storage_size=args.settings.storage_size, data_path="/data",
+            # Kubernetes expands $(PASSWORD) from the Secret; the Pod spec holds no password.
+            args=["valkey-server", "--appendonly", "yes", "--requirepass", "$(PASSWORD)"],
+            env=[{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {
+                "name": self.secret.metadata.name, "key": PASSWORD_KEY}}}],
+        ), self, [self.secret])
         self.url = pulumi.Output.secret(pulumi.Output.concat(
-            "redis://:", secret_value, "@", RELEASE, "-master.", args.namespace, ".svc:6379/0"
+            "redis://:", secret_value, "@", NAME, ".", args.namespace, f".svc:{PORT}/0"
         ))
         self.register_outputs({"url": self.url})

@@ -1,65 +1,94 @@
-"""The SQL database (Bitnami PostgreSQL or MariaDB chart, chosen by `sql.engine`)."""
+"""The SQL database, chosen by `sql.engine`: PostgreSQL as a CloudNativePG `Cluster` (the
+operator installed from its own chart), or MariaDB from the official image."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
+from pulumi_kubernetes.apiextensions import CustomResource
 
 from algorail_infra.config import SqlSettings
 from algorail_infra.credentials import kubernetes_secret, password
-from algorail_infra.helm import ChartArgs, upstream_release
+from algorail_infra.helm import upstream_release
+from algorail_infra.versions import ChartSource
+from algorail_infra.workload import Workload, stateful_service
+
+CNPG_API = "postgresql.cnpg.io/v1"
+CNPG_NAMESPACE = "cnpg-system"
+POSTGRES_NAME = "postgresql"  # the Cluster; its read-write Service is "postgresql-rw"
+MARIADB_NAME = "mariadb"
 
 
-@dataclass(frozen=True)
-class Engine:
-    """What differs between the two charts: secret key names, port, URL scheme."""
-
-    admin_key: str
-    user_key: str
-    port: int
-    scheme: str
-    extra_keys: tuple[str, ...] = ()
-
-
-ENGINES = {
-    "postgresql": Engine("postgres-password", "password", 5432, "postgresql"),
-    "mariadb": Engine("mariadb-root-password", "mariadb-password", 3306, "mysql",
-                      ("mariadb-replication-password",)),
-}
-
-
-@dataclass(kw_only=True)
-class SqlArgs(ChartArgs):
+@dataclass
+class SqlArgs:
+    namespace: pulumi.Input[str]
+    image: str
     settings: SqlSettings
+    operator_chart: ChartSource  # CloudNativePG (PostgreSQL only)
+    operator_values: dict
 
 
 class Sql(pulumi.ComponentResource):
-    """`dsn` is a secret URL (`postgresql://` or `mysql://`) for the application user."""
+    """`dsn` is a secret URL (`postgresql://` or `mysql://`) for the application user;
+    `secret` holds that user's password under `password` (Kafka Connect may read it)."""
 
     def __init__(self, name: str, args: SqlArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:Sql", name, None, opts)
         cfg = args.settings
-        engine = ENGINES[cfg.engine]
         user_password = password(f"{name}-user-password", self)
-        keys = {engine.admin_key: password(f"{name}-admin-password", self),
-                engine.user_key: user_password}
-        keys.update({k: password(f"{name}-{k}", self) for k in engine.extra_keys})
-        self.secret = kubernetes_secret(f"{name}-auth", args.namespace, keys, self)
-        auth = {"username": cfg.user, "database": cfg.database,
-                "existingSecret": self.secret.metadata.name}
         if cfg.engine == "postgresql":
-            auth["secretKeys"] = {"adminPasswordKey": engine.admin_key,
-                                  "userPasswordKey": engine.user_key}
-        self.release = upstream_release(
-            cfg.engine, args.chart, args.namespace,
-            {"auth": auth, "primary": {"persistence": {"size": cfg.storage_size}}},
-            args.values,
-            pulumi.ResourceOptions(parent=self, depends_on=[self.secret]),
-        )
-        self.host = pulumi.Output.concat(cfg.engine, ".", args.namespace, ".svc")
+            host, port, scheme = self._postgresql(name, args, user_password)
+        else:
+            host, port, scheme = self._mariadb(name, args, user_password)
+        self.host = host
         self.dsn = pulumi.Output.secret(pulumi.Output.concat(
-            engine.scheme, "://", cfg.user, ":", user_password, "@", self.host,
-            f":{engine.port}/", cfg.database,
+            scheme, "://", cfg.user, ":", user_password, "@", host, f":{port}/", cfg.database,
         ))
         self.register_outputs({"host": self.host, "dsn": self.dsn})
+
+    def _postgresql(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]):
+        cfg = args.settings
+        # CloudNativePG reads the application owner's credentials from a basic-auth Secret.
+        self.secret = kubernetes_secret(f"{name}-auth", args.namespace,
+                                        {"username": cfg.user, "password": user_password},
+                                        self, secret_type="kubernetes.io/basic-auth")
+        self.operator = upstream_release(
+            "cnpg", args.operator_chart, CNPG_NAMESPACE, {}, args.operator_values,
+            pulumi.ResourceOptions(parent=self), create_namespace=True,
+        )
+        self.cluster = CustomResource(
+            f"{name}-cluster",
+            api_version=CNPG_API,
+            kind="Cluster",
+            metadata={"name": POSTGRES_NAME, "namespace": args.namespace},
+            spec={
+                "instances": cfg.instances,
+                "imageName": args.image,
+                "storage": {"size": cfg.storage_size},
+                "bootstrap": {"initdb": {"database": cfg.database, "owner": cfg.user,
+                                         "secret": {"name": self.secret.metadata.name}}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator, self.secret]),
+        )
+        self.ready = self.cluster
+        return pulumi.Output.concat(POSTGRES_NAME, "-rw.", args.namespace, ".svc"), 5432, \
+            "postgresql"
+
+    def _mariadb(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]):
+        cfg = args.settings
+        self.secret = kubernetes_secret(f"{name}-auth", args.namespace, {
+            "root-password": password(f"{name}-root-password", self),
+            "password": user_password,
+        }, self)
+        secret = self.secret.metadata.name
+        env = [{"name": "MARIADB_DATABASE", "value": cfg.database},
+               {"name": "MARIADB_USER", "value": cfg.user}]
+        env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for var, key in (("MARIADB_ROOT_PASSWORD", "root-password"),
+                                 ("MARIADB_PASSWORD", "password"))]
+        self.ready, _ = stateful_service(Workload(
+            name=MARIADB_NAME, namespace=args.namespace, image=args.image, port=3306,
+            storage_size=cfg.storage_size, data_path="/var/lib/mysql", env=env, run_as=999,
+        ), self, [self.secret])
+        return pulumi.Output.concat(MARIADB_NAME, ".", args.namespace, ".svc"), 3306, "mysql"

@@ -1,26 +1,26 @@
 """The whole stack: builds each enabled service and wires the rest to whichever is used.
 
 Order (explicit `depends_on`, so a first `pulumi up` on an empty cluster converges):
-Emissary CRDs -> Emissary and Mappings; Strimzi operator -> KafkaNodePool -> Kafka ->
-KafkaConnect; backing services -> algorail chart -> one release per pipeline.
+Emissary's CRD chart -> Emissary, its Host and Mappings; Strimzi CRDs -> Strimzi operator ->
+KafkaNodePool -> Kafka -> KafkaConnect; CloudNativePG -> the PostgreSQL Cluster; backing
+services -> one `algorail-pipeline` and one `algorail` release per pipeline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 from pulumi_kubernetes.core.v1 import Namespace
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from algorail.plan import Plan
-from algorail.render import release_name
+from algorail.render import deep_merge
 from algorail_infra.ambassador import Ambassador, AmbassadorArgs
 from algorail_infra.config import PipelineEntry, Settings
 from algorail_infra.connect import KafkaConnect, KafkaConnectArgs
-from algorail_infra.helm import deep_merge
 from algorail_infra.kafka import Kafka, KafkaArgs
-from algorail_infra.object_store import Minio, MinioArgs
+from algorail_infra.object_store import ObjectStore, ObjectStoreArgs
 from algorail_infra.pipelines import PipelineArgs, PipelineDeployment, compile_entry
 from algorail_infra.platform import (
     CONNECTIONS_SECRET,
@@ -33,7 +33,7 @@ from algorail_infra.prometheus import GRAFANA_PATH, Prometheus, PrometheusArgs, 
 from algorail_infra.redis import Redis, RedisArgs
 from algorail_infra.sql import Sql, SqlArgs
 from algorail_infra.strimzi import StrimziOperator, StrimziOperatorArgs
-from algorail_infra.versions import chart
+from algorail_infra.versions import EMISSARY_CRDS_CHART, STRIMZI, chart, image
 
 CONNECT_NAME = "algorail-connect"
 PATH_PATTERN = "/{owner}/{deployment}/{path}"
@@ -49,7 +49,7 @@ class Stack:
     strimzi: StrimziOperator | None = None
     kafka: Kafka | None = None
     connect: KafkaConnect | None = None
-    object_store: Minio | None = None
+    object_store: ObjectStore | None = None
     redis: Redis | None = None
     sql: Sql | None = None
     prometheus: Prometheus | None = None
@@ -70,6 +70,9 @@ class Stack:
         return {"namespace": self.ns, "chart": chart(service, self.settings.chart_versions),
                 "values": self.settings.values.get(service, {})}
 
+    def image(self, name: str) -> str:
+        return image(name, self.settings.images)
+
 
 def build(settings: Settings) -> Stack:
     """Create every resource of the stack described by `settings`."""
@@ -78,8 +81,10 @@ def build(settings: Settings) -> Stack:
         "namespace", metadata=ObjectMetaArgs(name=settings.namespace)
     ))
     if settings.ambassador:
+        emissary = chart("ambassador", settings.chart_versions)
         stack.ambassador = Ambassador("ambassador", AmbassadorArgs(
-            chart=chart("ambassador", settings.chart_versions), host=settings.ingress_host,
+            chart=emissary, crds_chart=replace(emissary, chart=EMISSARY_CRDS_CHART),
+            image=image("emissary", settings.images), host=settings.ingress_host,
             values=settings.values.get("ambassador", {}),
         ))
     _kafka(stack)
@@ -90,8 +95,8 @@ def build(settings: Settings) -> Stack:
         namespace=stack.ns, connections=_connections(stack)
     ))
     for entry, plan in plans:
-        name = release_name(plan)
-        stack.pipelines[name] = PipelineDeployment(name, _pipeline_args(stack, entry, plan))
+        stack.pipelines[plan.helm.release] = PipelineDeployment(
+            plan.helm.release, _pipeline_args(stack, entry, plan))
     stack.outputs = _outputs(stack)
     return stack
 
@@ -99,8 +104,12 @@ def build(settings: Settings) -> Stack:
 def _kafka(stack: Stack) -> None:
     cfg = stack.settings
     if cfg.kafka.enabled or cfg.kafka_connect.enabled:
+        release = STRIMZI[cfg.strimzi.api_version]
+        if "strimzi" in cfg.chart_versions:  # the CRDs follow the operator's version
+            release = replace(release, version=cfg.chart_versions["strimzi"])
         stack.strimzi = StrimziOperator("strimzi", StrimziOperatorArgs(
-            **stack.chart_args("strimzi")
+            namespace=stack.ns, release=release, chart=release.chart,
+            values=cfg.values.get("strimzi", {}),
         ))
     if cfg.kafka.enabled:
         stack.kafka = Kafka("kafka", KafkaArgs(
@@ -111,13 +120,19 @@ def _kafka(stack: Stack) -> None:
 def _backing_services(stack: Stack) -> None:
     cfg = stack.settings
     if cfg.object_store.enabled:
-        stack.object_store = Minio("minio", MinioArgs(
-            **stack.chart_args("minio"), settings=cfg.object_store
+        stack.object_store = ObjectStore("object-store", ObjectStoreArgs(
+            namespace=stack.ns, image=stack.image("seaweedfs"), settings=cfg.object_store
         ))
     if cfg.redis.enabled:
-        stack.redis = Redis("redis", RedisArgs(**stack.chart_args("redis")))
+        stack.redis = Redis("redis", RedisArgs(
+            namespace=stack.ns, image=stack.image("valkey"), settings=cfg.redis
+        ))
     if cfg.sql.enabled:
-        stack.sql = Sql("sql", SqlArgs(**stack.chart_args(cfg.sql.engine), settings=cfg.sql))
+        stack.sql = Sql("sql", SqlArgs(
+            namespace=stack.ns, image=stack.image(cfg.sql.engine), settings=cfg.sql,
+            operator_chart=chart("cloudnative-pg", cfg.chart_versions),
+            operator_values=cfg.values.get("cloudnative-pg", {}),
+        ))
 
 
 def _monitoring(stack: Stack) -> None:
@@ -150,8 +165,8 @@ def _kafka_connect(stack: Stack) -> None:
 
 def _connections(stack: Stack) -> Connections:
     """The in-cluster service where there is one, else the external one from config."""
-    cfg, minio = stack.settings, stack.object_store
-    store = minio or cfg.object_store
+    cfg = stack.settings
+    store = stack.object_store or cfg.object_store
     return Connections(
         bootstrap_servers=stack.bootstrap_servers,
         results_url=stack.redis.url if stack.redis else cfg.redis.url,
@@ -175,15 +190,18 @@ def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan) -> PipelineAr
     wiring = {
         "kafka": {"bootstrapServers": stack.bootstrap_servers,
                   "clusterName": cfg.kafka.cluster_name},
-        "topics": {"create": stack.kafka is not None, "replicas": min(3, cfg.kafka.replicas)},
-        "connect": {"enabled": stack.connect is not None, "clusterName": CONNECT_NAME},
+        "topics": {"create": stack.kafka is not None, "replicas": min(3, cfg.kafka.replicas),
+                   "apiVersion": cfg.strimzi.api_version},
+        "connect": {"enabled": stack.connect is not None, "clusterName": CONNECT_NAME,
+                    "apiVersion": cfg.strimzi.api_version},
         "mappings": {"enabled": stack.ambassador is not None, "gatewayPort": GATEWAY_PORT},
         "podMonitor": {"enabled": stack.prometheus is not None},
     }
     image = {"image": cfg.image} if cfg.image else {}
     # Backing services first, so runners and gateways start against ready services.
-    ready = [c.release for c in (stack.redis, stack.sql, stack.object_store, stack.prometheus)
-             if c is not None]
+    ready = [c.statefulset for c in (stack.redis, stack.object_store) if c is not None]
+    ready += [c.ready for c in (stack.sql,) if c is not None]
+    ready += [c.release for c in (stack.prometheus,) if c is not None]
     ready += [c.cluster for c in (stack.kafka, stack.connect) if c is not None]
     if stack.ambassador:
         ready.append(stack.ambassador.crds)
@@ -207,19 +225,18 @@ def _outputs(stack: Stack) -> dict[str, pulumi.Input]:
         "s3Endpoint": _s3_endpoint(stack),
         "s3Bucket": store.bucket,
         "sqlDsn": pulumi.Output.secret(stack.platform.connections.sql_dsn),
-        "pipelines": {name: p.routes for name, p in stack.pipelines.items()},
+        "pipelines": {name: {"gateway": p.gateway_service, "routes": p.routes}
+                      for name, p in stack.pipelines.items()},
     }
 
 
 def _gateway_url_pattern(ambassador: Ambassador | None,
                          ns: pulumi.Input[str]) -> pulumi.Output[str]:
     """Where a pipeline's endpoint paths are called: through Ambassador, or (without it)
-    the pipeline's own gateway Service inside the cluster."""
+    the pipeline's own gateway Service inside the cluster (`pipelines.NAME.gateway`)."""
     if ambassador is not None:
         return pulumi.Output.concat("http://", ambassador.address, PATH_PATTERN)
-    return pulumi.Output.concat(
-        "http://{owner}-{deployment}-algorail-gateway.", ns, ".svc", PATH_PATTERN
-    )
+    return pulumi.Output.from_input("http://{gateway}" + PATH_PATTERN)
 
 
 def _grafana_url(ambassador: Ambassador | None,

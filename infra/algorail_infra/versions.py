@@ -1,13 +1,18 @@
-"""Every upstream chart, operator and image version the stack installs, pinned here.
+"""Every upstream chart, operator and container image the stack installs, pinned here.
 
-Upgrading a service is a one-line change in this file (or, for one stack only,
-`pulumi config set --path 'chartVersions.<service>' X.Y.Z`). Nothing else in the
-program names a version.
+Upgrading a service is a change in this file (or, for one stack only,
+`pulumi config set --path 'chartVersions.<service>' X.Y.Z` / `images.<name>`). Nothing
+else in the program names a version. docs/deploy.md explains each choice and when it
+was checked; tests/test_infra.py checks that every image the stack pulls by default is
+one of IMAGES and pinned to a release tag.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+# When the tags and chart versions below were last checked against their projects.
+CHECKED = "2026-12-01"
 
 
 @dataclass(frozen=True)
@@ -19,32 +24,82 @@ class ChartSource:
     repo: str | None = None  # None: `chart` is an oci:// reference
 
 
-CHARTS: dict[str, ChartSource] = {
-    # Emissary-ingress (Ambassador); its CRDs come from EMISSARY_CRDS_URL below.
-    "ambassador": ChartSource("emissary-ingress", "8.9.1", "https://app.getambassador.io"),
-    # Strimzi cluster operator: Kafka, KafkaNodePool, KafkaConnect, KafkaTopic, KafkaConnector.
-    "strimzi": ChartSource("oci://quay.io/strimzi-helm/strimzi-kafka-operator", "0.48.0"),
-    # MinIO (the MinIO project's own chart, not Bitnami's).
-    "minio": ChartSource("minio", "5.4.0", "https://charts.min.io/"),
-    # Prometheus operator, Prometheus, Alertmanager and Grafana.
-    "prometheus": ChartSource(
-        "kube-prometheus-stack", "65.1.1", "https://prometheus-community.github.io/helm-charts"
-    ),
-    "redis": ChartSource("oci://registry-1.docker.io/bitnamicharts/redis", "20.7.0"),
-    "postgresql": ChartSource("oci://registry-1.docker.io/bitnamicharts/postgresql", "16.0.0"),
-    "mariadb": ChartSource("oci://registry-1.docker.io/bitnamicharts/mariadb", "20.0.0"),
+@dataclass(frozen=True)
+class Image:
+    """A container image at a release tag, and who maintains it."""
+
+    repository: str
+    tag: str
+    maintainer: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+# Images the program itself runs (StatefulSets it writes) or pins in a chart or CR.
+IMAGES: dict[str, Image] = {
+    # The run results store: Valkey, the Linux Foundation's BSD-licensed Redis fork.
+    "valkey": Image("docker.io/valkey/valkey", "9.1.1", "Valkey project (official image)"),
+    # MariaDB server: the Docker official image maintained with the MariaDB Foundation.
+    "mariadb": Image("docker.io/library/mariadb", "11.8.3", "MariaDB Foundation (official image)"),
+    # PostgreSQL run by CloudNativePG (the operator's own operand images).
+    "postgresql": Image("ghcr.io/cloudnative-pg/postgresql", "17.5", "CloudNativePG project"),
+    # S3-compatible object store: SeaweedFS, all in one process (master, volume, filer, S3).
+    "seaweedfs": Image("docker.io/chrislusf/seaweedfs", "3.97", "SeaweedFS project"),
+    # Emissary-ingress, set explicitly so the chart's default cannot drift.
+    "emissary": Image("ghcr.io/emissary-ingress/emissary", "4.1.0", "Emissary-ingress (CNCF)"),
 }
 
-# Emissary 3.9.1 (chart 8.9.1) ships its CRDs and their conversion webhook as one manifest.
-EMISSARY_VERSION = "3.9.1"
-EMISSARY_CRDS_URL = f"https://app.getambassador.io/yaml/emissary/{EMISSARY_VERSION}/emissary-crds.yaml"
+CHARTS: dict[str, ChartSource] = {
+    # Emissary-ingress (Ambassador) 4.x: chart and CRD chart share Emissary's version.
+    "ambassador": ChartSource("oci://ghcr.io/emissary-ingress/emissary-ingress", "4.1.0"),
+    # CloudNativePG operator (chart 0.29.0 runs operator 1.30.0); the program writes the Cluster.
+    "cloudnative-pg": ChartSource("cloudnative-pg", "0.29.0",
+                                  "https://cloudnative-pg.github.io/charts"),
+    # Prometheus operator, Prometheus, Alertmanager and Grafana.
+    "prometheus": ChartSource(
+        "kube-prometheus-stack", "84.5.0", "https://prometheus-community.github.io/helm-charts"
+    ),
+}
 
-# Apache Kafka run by Strimzi 0.48.0 (KRaft only), and the metadata version it starts with.
-KAFKA_VERSION = "4.1.0"
-KAFKA_METADATA_VERSION = "4.1-IV1"
+EMISSARY_CRDS_CHART = "oci://ghcr.io/emissary-ingress/emissary-crds-chart"
+
+
+@dataclass(frozen=True)
+class StrimziRelease:
+    """One Strimzi line: the CR API it serves, its operator chart and CRDs, and the
+    Apache Kafka version the stack runs with it (its images are quay.io/strimzi/*)."""
+
+    api_version: str
+    version: str
+    kafka_version: str
+
+    @property
+    def chart(self) -> ChartSource:
+        return ChartSource("oci://quay.io/strimzi-helm/strimzi-kafka-operator", self.version)
+
+    @property
+    def crds_url(self) -> str:
+        return ("https://github.com/strimzi/strimzi-kafka-operator/releases/download/"
+                f"{self.version}/strimzi-crds-{self.version}.yaml")
+
+
+# Strimzi 1.x serves only kafka.strimzi.io/v1; 0.4x only v1beta2 (config strimzi.apiVersion).
+STRIMZI: dict[str, StrimziRelease] = {
+    "kafka.strimzi.io/v1": StrimziRelease("kafka.strimzi.io/v1", "1.2.0", "4.3.1"),
+    "kafka.strimzi.io/v1beta2": StrimziRelease("kafka.strimzi.io/v1beta2", "0.48.0", "4.1.0"),
+}
+STRIMZI_DEFAULT_API = "kafka.strimzi.io/v1"
+
 
 def chart(service: str, overrides: dict[str, str] | None = None) -> ChartSource:
     """The pinned chart of `service`, with a per-stack version override if one is set."""
     source = CHARTS[service]
     version = (overrides or {}).get(service)
     return replace(source, version=version) if version else source
+
+
+def image(name: str, overrides: dict[str, str] | None = None) -> str:
+    """The image reference of `name`, or the stack's override (a full reference)."""
+    return (overrides or {}).get(name) or IMAGES[name].ref

@@ -43,8 +43,9 @@ class ObjectStore(pulumi.ComponentResource):
         self.statefulset, self.service = stateful_service(Workload(
             name=NAME, namespace=args.namespace, image=args.image, port=S3_PORT,
             storage_size=args.settings.storage_size, data_path="/data",
-            args=["server", "-dir=/data", "-s3", f"-s3.port={S3_PORT}",
-                  f"-s3.config={CONFIG_PATH}/{CONFIG_KEY}"],
+            # 1 GB volumes, as many as the disk holds (the defaults, 8 of 30 GB, outgrow it).
+            args=["server", "-dir=/data", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+                  "-s3", f"-s3.port={S3_PORT}", f"-s3.config={CONFIG_PATH}/{CONFIG_KEY}"],
             secret_files={CONFIG_PATH: self.secret.metadata.name},
         ), self, [self.secret])
         self.endpoint = pulumi.Output.concat(

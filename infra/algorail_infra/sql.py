@@ -4,6 +4,7 @@ operator installed from its own chart), or MariaDB from the official image."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
@@ -26,7 +27,7 @@ class SqlArgs:
     image: str
     settings: SqlSettings
     operator_chart: ChartSource  # CloudNativePG (PostgreSQL only)
-    operator_values: dict
+    operator_values: dict[str, Any]
 
 
 class Sql(pulumi.ComponentResource):
@@ -38,16 +39,19 @@ class Sql(pulumi.ComponentResource):
         cfg = args.settings
         user_password = password(f"{name}-user-password", self)
         if cfg.engine == "postgresql":
-            host, port, scheme = self._postgresql(name, args, user_password)
+            self._postgresql(name, args, user_password)
+            scheme, service, port = "postgresql", f"{POSTGRES_NAME}-rw", 5432
         else:
-            host, port, scheme = self._mariadb(name, args, user_password)
-        self.host = host
+            self._mariadb(name, args, user_password)
+            scheme, service, port = "mysql", MARIADB_NAME, 3306
+        self.host = pulumi.Output.concat(service, ".", args.namespace, ".svc")
         self.dsn = pulumi.Output.secret(pulumi.Output.concat(
-            scheme, "://", cfg.user, ":", user_password, "@", host, f":{port}/", cfg.database,
+            scheme, "://", cfg.user, ":", user_password, "@", self.host, f":{port}/",
+            cfg.database,
         ))
         self.register_outputs({"host": self.host, "dsn": self.dsn})
 
-    def _postgresql(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]):
+    def _postgresql(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]) -> None:
         cfg = args.settings
         # CloudNativePG reads the application owner's credentials from a basic-auth Secret.
         self.secret = kubernetes_secret(f"{name}-auth", args.namespace,
@@ -72,10 +76,8 @@ class Sql(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator, self.secret]),
         )
         self.ready = self.cluster
-        return pulumi.Output.concat(POSTGRES_NAME, "-rw.", args.namespace, ".svc"), 5432, \
-            "postgresql"
 
-    def _mariadb(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]):
+    def _mariadb(self, name: str, args: SqlArgs, user_password: pulumi.Output[str]) -> None:
         cfg = args.settings
         self.secret = kubernetes_secret(f"{name}-auth", args.namespace, {
             "root-password": password(f"{name}-root-password", self),
@@ -89,6 +91,5 @@ class Sql(pulumi.ComponentResource):
                                  ("MARIADB_PASSWORD", "password"))]
         self.ready, _ = stateful_service(Workload(
             name=MARIADB_NAME, namespace=args.namespace, image=args.image, port=3306,
-            storage_size=cfg.storage_size, data_path="/var/lib/mysql", env=env, run_as=999,
+            storage_size=cfg.storage_size, data_path="/var/lib/mysql", env=env, fs_group=999,
         ), self, [self.secret])
-        return pulumi.Output.concat(MARIADB_NAME, ".", args.namespace, ".svc"), 3306, "mysql"

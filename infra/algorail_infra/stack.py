@@ -108,8 +108,7 @@ def _kafka(stack: Stack) -> None:
         if "strimzi" in cfg.chart_versions:  # the CRDs follow the operator's version
             release = replace(release, version=cfg.chart_versions["strimzi"])
         stack.strimzi = StrimziOperator("strimzi", StrimziOperatorArgs(
-            namespace=stack.ns, release=release, chart=release.chart,
-            values=cfg.values.get("strimzi", {}),
+            namespace=stack.ns, release=release, values=cfg.values.get("strimzi", {}),
         ))
     if cfg.kafka.enabled:
         stack.kafka = Kafka("kafka", KafkaArgs(

@@ -10,14 +10,13 @@ import pulumi
 from pulumi_kubernetes.yaml.v2 import ConfigFile
 
 from algorail_infra.helm import upstream_release
-from algorail_infra.versions import ChartSource, StrimziRelease
+from algorail_infra.versions import StrimziRelease
 
 
 @dataclass
 class StrimziOperatorArgs:
     namespace: pulumi.Input[str]
-    release: StrimziRelease  # which Strimzi line, hence which CR API
-    chart: ChartSource
+    release: StrimziRelease  # which Strimzi line, hence which CR API, chart and CRDs
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -34,7 +33,7 @@ class StrimziOperator(pulumi.ComponentResource):
             f"{name}-crds", file=args.release.crds_url, opts=pulumi.ResourceOptions(parent=self)
         )
         self.release = upstream_release(
-            "strimzi", args.chart, args.namespace,
+            "strimzi", args.release.chart, args.namespace,
             {"replicas": 1, "resources": {"requests": {"cpu": "200m", "memory": "384Mi"},
                                           "limits": {"memory": "384Mi"}}},
             args.values,

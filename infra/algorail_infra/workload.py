@@ -26,7 +26,7 @@ class Workload:
     args: list[str] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)
     secret_files: dict[str, Any] = field(default_factory=dict)  # mount path -> Secret name
-    run_as: int | None = None  # the image's own non-root user, for the volume's group
+    fs_group: int | None = None  # the image's own non-root group, owner of the data volume
 
 
 def stateful_service(spec: Workload, parent: pulumi.Resource,
@@ -51,8 +51,8 @@ def stateful_service(spec: Workload, parent: pulumi.Resource,
                           "periodSeconds": 10},
     }
     pod_spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
-    if spec.run_as is not None:
-        pod_spec["securityContext"] = {"fsGroup": spec.run_as}
+    if spec.fs_group is not None:
+        pod_spec["securityContext"] = {"fsGroup": spec.fs_group}
     opts = pulumi.ResourceOptions(parent=parent, depends_on=depends_on)
     statefulset = StatefulSet(
         spec.name,

@@ -16,7 +16,7 @@ from algorail_infra.workload import Workload, stateful_service
 NAME = "seaweedfs"
 S3_PORT = 8333
 APP_USER = "algorail"  # the S3 access key the platform uses
-CONFIG_PATH = "/etc/seaweedfs"
+CONFIG_PATH = "/etc/algorail-s3"  # not /etc/seaweedfs: the image keeps its filer.toml there
 CONFIG_KEY = "s3.json"
 
 
@@ -43,7 +43,8 @@ class ObjectStore(pulumi.ComponentResource):
         self.statefulset, self.service = stateful_service(Workload(
             name=NAME, namespace=args.namespace, image=args.image, port=S3_PORT,
             storage_size=args.settings.storage_size, data_path="/data",
-            # 1 GB volumes, as many as the disk holds (the defaults, 8 of 30 GB, outgrow it).
+            # 1 GB volumes, as many as the disk holds (weed's own defaults, 8 of 30 GB, would
+            # outgrow the claim); set here, not left to the image's entrypoint.
             args=["server", "-dir=/data", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
                   "-s3", f"-s3.port={S3_PORT}", f"-s3.config={CONFIG_PATH}/{CONFIG_KEY}"],
             secret_files={CONFIG_PATH: self.secret.metadata.name},

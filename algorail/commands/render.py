@@ -20,7 +20,8 @@ from algorail.cli import bindings_option
 @click.option("--set", "set_values", multiple=True, metavar="KEY=VALUE",
               help="Helm --set expression applied after the values files (repeatable).")
 @click.option("--deployment", help="Deployment name (default: the pipeline's name).")
-@click.option("--release", help="Helm release name (default: OWNER-DEPLOYMENT).")
+@click.option("--release", help="Helm release name; every object name follows it "
+              "(default: the plan's, OWNER-DEPLOYMENT as a DNS label of at most 41 chars).")
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="Namespace the manifests are for.")
 @click.option("--with-services", is_flag=True,

@@ -892,3 +892,14 @@ def test_a_value_the_plan_owns_cannot_be_overridden():
     renamed = plan.with_release("hello-prod")
     assert (renamed.helm.services_release, renamed.helm.plan_config_map) == (
         "hello-prod-algorail", "hello-prod-plan")
+
+
+def test_long_release_names_are_cut_to_fit_and_stay_distinct():
+    from algorail import naming
+
+    first = naming.helm_release("alice", "reviews-sentiment-production-eu-west")
+    second = naming.helm_release("alice", "reviews-sentiment-production-eu-east")
+    assert first != second and first[:32] == second[:32]
+    assert all(naming.is_valid_release(n) and len(n) == naming.RELEASE_MAX
+               for n in (first, second))
+    assert naming.helm_release("Alice", "Hello_World") == "alice-hello-world"

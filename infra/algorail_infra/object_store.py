@@ -28,7 +28,8 @@ class ObjectStoreArgs:
 
 
 class ObjectStore(pulumi.ComponentResource):
-    """`endpoint`, `bucket`, and the app user's keys as secret Outputs."""
+    """`endpoint`, `bucket`, and the app user's keys as secret Outputs; pipelines wait for
+    `ready` (the StatefulSet)."""
 
     def __init__(self, name: str, args: ObjectStoreArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -40,7 +41,7 @@ class ObjectStore(pulumi.ComponentResource):
             "secretKey": self.secret_access_key,
         }, self)
         self.bucket = args.settings.bucket
-        self.statefulset, self.service = stateful_service(Workload(
+        self.ready, self.service = stateful_service(Workload(
             name=NAME, namespace=args.namespace, image=args.image, port=S3_PORT,
             storage_size=args.settings.storage_size, data_path="/data",
             # 1 GB volumes, as many as the disk holds (weed's own defaults, 8 of 30 GB, would

@@ -24,7 +24,8 @@ class RedisArgs:
 
 
 class Redis(pulumi.ComponentResource):
-    """`url` is a secret `redis://` URL with the generated password."""
+    """`url` is a secret `redis://` URL with the generated password; pipelines wait for
+    `ready` (the StatefulSet)."""
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:Redis", name, None, opts)
@@ -32,7 +33,7 @@ class Redis(pulumi.ComponentResource):
         self.secret = kubernetes_secret(
             f"{name}-auth", args.namespace, {PASSWORD_KEY: secret_value}, self
         )
-        self.statefulset, self.service = stateful_service(Workload(
+        self.ready, self.service = stateful_service(Workload(
             name=NAME, namespace=args.namespace, image=args.image, port=PORT,
             storage_size=args.settings.storage_size, data_path="/data",
             # Kubernetes expands $(PASSWORD) from the Secret; the Pod spec holds no password.

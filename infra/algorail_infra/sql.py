@@ -32,7 +32,8 @@ class SqlArgs:
 
 class Sql(pulumi.ComponentResource):
     """`dsn` is a secret URL (`postgresql://` or `mysql://`) for the application user;
-    `secret` holds that user's password under `password` (Kafka Connect may read it)."""
+    `secret` holds that user's password under `password` (Kafka Connect may read it);
+    pipelines wait for `ready` (the Cluster, or the MariaDB StatefulSet)."""
 
     def __init__(self, name: str, args: SqlArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("algorail:infra:Sql", name, None, opts)

@@ -84,7 +84,7 @@ def build(settings: Settings) -> Stack:
         emissary = chart("ambassador", settings.chart_versions)
         stack.ambassador = Ambassador("ambassador", AmbassadorArgs(
             chart=emissary, crds_chart=replace(emissary, chart=EMISSARY_CRDS_CHART),
-            image=image("emissary", settings.images), host=settings.ingress_host,
+            image=stack.image("emissary"), host=settings.ingress_host,
             values=settings.values.get("ambassador", {}),
         ))
     _kafka(stack)
@@ -198,9 +198,8 @@ def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan) -> PipelineAr
     }
     image = {"image": cfg.image} if cfg.image else {}
     # Backing services first, so runners and gateways start against ready services.
-    ready = [c.statefulset for c in (stack.redis, stack.object_store) if c is not None]
-    ready += [c.ready for c in (stack.sql,) if c is not None]
-    ready += [c.release for c in (stack.prometheus,) if c is not None]
+    ready = [c.ready for c in (stack.redis, stack.sql, stack.object_store) if c is not None]
+    ready += [stack.prometheus.release] if stack.prometheus else []
     ready += [c.cluster for c in (stack.kafka, stack.connect) if c is not None]
     if stack.ambassador:
         ready.append(stack.ambassador.crds)

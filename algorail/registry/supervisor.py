@@ -223,12 +223,12 @@ class KubernetesTarget:
         from algorail.spec import parse_pipeline
 
         plan = compile_plan(parse_pipeline(document), deployment=name)
-        try:
-            if settings.get("release"):
+        if settings.get("release"):
+            try:
                 plan = plan.with_release(settings["release"])
-            values = render.helm_values(plan, settings.get("values", {}))
-        except AlgorailError as exc:
-            raise DeploymentError(f"settings: {exc}") from None
+            except AlgorailError as exc:
+                raise DeploymentError(f"settings.release: {exc}") from None
+        values = render.helm_values(plan, settings.get("values", {}))
         chart = settings.get("chart") or str(render.chart_dir(render.PIPELINE_CHART))
         return {"release": values.release, "namespace": settings.get("namespace", "algorail"),
                 "chart": chart, "values": values.pipeline}

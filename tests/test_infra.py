@@ -849,8 +849,7 @@ def test_render_pulumi_and_the_registry_give_one_plan_the_same_names_and_values(
 
     registry = KubernetesTarget(tmp_path).release("alice", LONG_DEPLOYMENT, document, {})
     assert registry["release"] == expected.release
-    # The registry compiles a document, not a file: only where the file was differs.
-    assert _without_paths(registry["values"]) == _without_paths(expected.pipeline)
+    assert registry["values"] == expected.pipeline
 
     pulumi_stack = deploy({"pipelines": [{"file": "../examples/hello.yaml",
                                           "deployment": LONG_DEPLOYMENT}]})
@@ -858,8 +857,7 @@ def test_render_pulumi_and_the_registry_give_one_plan_the_same_names_and_values(
     services = pulumi_stack.release(expected.services_release)
     for key in ("fullnameOverride", "connectorConfigs"):
         assert pipeline["values"][key] == expected.pipeline[key]
-    assert _without_paths(pipeline["values"])["plan"] == _without_nulls(
-        _without_paths(expected.pipeline)["plan"])
+    assert pipeline["values"]["plan"] == _without_nulls(expected.pipeline["plan"])
     for key in ("runsPrefix", "gatewayService"):
         assert pipeline["values"]["mappings"][key] == expected.pipeline["mappings"][key]
     assert services["values"]["fullnameOverride"] == expected.services["fullnameOverride"]
@@ -875,12 +873,6 @@ def test_render_pulumi_and_the_registry_give_one_plan_the_same_names_and_values(
     assert instances == {expected.release, expected.services_release}
     for mapping in (o for o in rendered if o["kind"] == "Mapping"):
         assert mapping["spec"]["service"].split(".")[0] == plan.helm.gateway_service
-
-
-def _without_paths(values: dict[str, Any]) -> dict[str, Any]:
-    plan = {k: v for k, v in values["plan"].items() if k not in ("source_file", "base_dir")}
-    plan["runners"] = [{k: v for k, v in r.items() if k != "base_dir"} for r in plan["runners"]]
-    return {**values, "plan": plan}
 
 
 def test_a_value_the_plan_owns_cannot_be_overridden():
@@ -903,3 +895,28 @@ def test_long_release_names_are_cut_to_fit_and_stay_distinct():
     assert all(naming.is_valid_release(n) and len(n) == naming.RELEASE_MAX
                for n in (first, second))
     assert naming.helm_release("Alice", "Hello_World") == "alice-hello-world"
+
+
+def test_one_v2_pipeline_answers_the_server_wide_v2_paths():
+    """Two Seldon (V2) pipelines behind one Emissary: each routes its own
+    /v2/pipelines/NAME/infer and /v2/models/..., but only the first claims GET /v2 and
+    /v2/health/*, so those are not split between two gateways."""
+    pytest.importorskip("helm_python")
+    seldon = [{"file": f"../examples/seldon/{name}.yaml",
+               "bindings": "../examples/seldon/bindings.yaml"} for name in ("tfsimple",
+                                                                            "tfsimples")]
+    d = deploy({"pipelines": [PIPELINES[0], *seldon]})
+    server_paths = {}
+    for name in ("default-tfsimple", "default-tfsimples", "alice-hello"):
+        release = d.release(name)
+        server_paths[name] = release["values"]["mappings"]["v2"]["serverPaths"]
+        rendered = render.render_chart(Path(release["chart"]), release["values"], release=name,
+                                       namespace="algorail", engine="sdk")
+        mappings = [o for o in render.manifests(rendered) if o["kind"] == "Mapping"]
+        prefixes = [m["spec"]["prefix"] for m in mappings]
+        has_server = any(p.startswith("^/v2(") for p in prefixes)
+        assert has_server == server_paths[name], (name, prefixes)
+        if name != "alice-hello":
+            assert any(p.startswith("^/v2/pipelines/") for p in prefixes), prefixes
+    assert server_paths == {"default-tfsimple": True, "default-tfsimples": False,
+                            "alice-hello": False}

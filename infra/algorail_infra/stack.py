@@ -94,9 +94,12 @@ def build(settings: Settings) -> Stack:
     stack.platform = Platform("algorail", PlatformArgs(
         namespace=stack.ns, connections=_connections(stack)
     ))
+    # One V2 pipeline answers the server-wide GET /v2 and /v2/health/*: two Mappings of one
+    # path to different gateways would split those requests between them.
+    v2_server = next((plan.helm.release for _, plan in plans if _serves_v2(plan)), None)
     for entry, plan in plans:
-        stack.pipelines[plan.helm.release] = PipelineDeployment(
-            plan.helm.release, _pipeline_args(stack, entry, plan))
+        stack.pipelines[plan.helm.release] = PipelineDeployment(plan.helm.release, _pipeline_args(
+            stack, entry, plan, v2_server_paths=plan.helm.release == v2_server))
     stack.outputs = _outputs(stack)
     return stack
 
@@ -184,7 +187,12 @@ def _s3_endpoint(stack: Stack) -> pulumi.Input[str]:
         stack.settings.object_store.endpoint)
 
 
-def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan) -> PipelineArgs:
+def _serves_v2(plan: Plan) -> bool:
+    return any(route.protocol == "v2" for route in plan.routes)
+
+
+def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan,
+                   v2_server_paths: bool) -> PipelineArgs:
     cfg = stack.settings
     wiring = {
         "kafka": {"bootstrapServers": stack.bootstrap_servers,
@@ -193,7 +201,8 @@ def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan) -> PipelineAr
                    "apiVersion": cfg.strimzi.api_version},
         "connect": {"enabled": stack.connect is not None, "clusterName": CONNECT_NAME,
                     "apiVersion": cfg.strimzi.api_version},
-        "mappings": {"enabled": stack.ambassador is not None, "gatewayPort": GATEWAY_PORT},
+        "mappings": {"enabled": stack.ambassador is not None, "gatewayPort": GATEWAY_PORT,
+                     "v2": {"serverPaths": v2_server_paths}},
         "podMonitor": {"enabled": stack.prometheus is not None},
     }
     image = {"image": cfg.image} if cfg.image else {}

@@ -13,6 +13,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from crd_schemas import MISSING, SCHEMAS, strict
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
@@ -586,32 +587,7 @@ def test_dockerfile_builds_a_wheel_from_only_what_it_copies(tmp_path):
 # -- custom resources against the upstream CRDs ---------------------------------------------
 
 
-def _schemas_dir() -> Path | None:
-    """../shared/schemas from the project root (in CI a clone with shared/ beside it), or
-    the nearest shared/schemas above it."""
-    for folder in EXAMPLES.parent.parents:
-        candidate = folder / "shared" / "schemas"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-SCHEMAS = _schemas_dir()
-needs_schemas = pytest.mark.skipif(
-    SCHEMAS is None, reason="upstream CRD schemas not found at ../shared/schemas")
-
-
-def _strict(schema: Any) -> Any:
-    """An openAPIV3Schema where unknown fields are errors, as `kubectl --validate=strict`."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    strict = {k: _strict(v) for k, v in schema.items()}
-    if ("properties" in strict and "additionalProperties" not in strict
-            and not strict.get("x-kubernetes-preserve-unknown-fields")):
-        strict["additionalProperties"] = False
-    return strict
+needs_schemas = pytest.mark.skipif(SCHEMAS is None, reason=MISSING)
 
 
 def _crd_validators() -> dict[tuple[str, str], list]:
@@ -631,7 +607,7 @@ def _crd_validators() -> dict[tuple[str, str], list]:
                 schema = version.get("schema", {}).get("openAPIV3Schema")
                 if version.get("served") and schema:
                     validators.setdefault((f"{group}/{version['name']}", kind), []).append(
-                        (path.parent.name, jsonschema.Draft7Validator(_strict(schema))))
+                        (path.parent.name, jsonschema.Draft7Validator(strict(schema))))
     return validators
 
 

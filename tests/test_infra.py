@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from crd_schemas import MISSING, SCHEMAS, strict
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 from pulumi.runtime.sync_await import _sync_await
@@ -46,10 +47,6 @@ STRIMZI_CRDS = {"Kafka": "040-Crd-kafka.yaml", "KafkaConnect": "041-Crd-kafkacon
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 HOST = "kubernetes:getambassador.io/v3alpha1:Host"
-# Upstream CRDs: ../shared/schemas from the project root (or from a folder above it, for a
-# checkout kept one level deeper, such as a git worktree).
-SCHEMAS = next((p / "shared" / "schemas" for p in ROOT.parents
-                if (p / "shared" / "schemas").is_dir()), ROOT.parent / "shared" / "schemas")
 MAPPING = "kubernetes:getambassador.io/v3alpha1:Mapping"
 CRDS = "kubernetes:yaml/v2:ConfigFile"
 LB_IP = "203.0.113.10"
@@ -168,11 +165,9 @@ def secret_value(value: Any) -> Any:
 def validate_cr(resource: dict[str, Any], crd_file: str) -> None:
     """Validate a custom resource as the engine received it against the upstream CRD of its
     API version in ../shared/schemas, unknown fields being errors (kubectl --validate=strict)."""
-    path = SCHEMAS / crd_file
-    if not path.is_file():
-        pytest.skip(f"upstream CRD schemas not found at {SCHEMAS} (the shared/schemas folder "
-                    "beside the project checkout)")
-    validator = _crd_validator(path, resource["apiVersion"], resource["kind"])
+    if SCHEMAS is None:
+        pytest.skip(MISSING)
+    validator = _crd_validator(SCHEMAS / crd_file, resource["apiVersion"], resource["kind"])
     body = {k: v for k, v in resource.items() if k not in ("metadata", "status")}
     validator.validate(body)
 
@@ -191,22 +186,9 @@ def _crd_validator(path: Path, api_version: str, kind: str) -> Any:
         if spec["group"] != group or spec["names"]["kind"] != kind:
             continue
         (served,) = [v for v in spec["versions"] if v["name"] == version and v.get("served")]
-        schema = _strict(served["schema"]["openAPIV3Schema"])
+        schema = strict(served["schema"]["openAPIV3Schema"])
         return jsonschema.validators.validator_for(schema)(schema)
     raise AssertionError(f"{path.name} has no {kind} in {api_version}")
-
-
-def _strict(schema: Any) -> Any:
-    """A CRD schema that, like the API server in strict mode, refuses unknown fields."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    strict = {k: _strict(v) for k, v in schema.items()}
-    if ("properties" in strict and "additionalProperties" not in strict
-            and not strict.get("x-kubernetes-preserve-unknown-fields")):
-        strict["additionalProperties"] = False
-    return strict
 
 
 def _by_key(monitor: MockMonitor) -> dict[tuple[str, str], Any]:

@@ -283,7 +283,7 @@ def test_dev_keeps_inline_secrets_with_one_warning_and_resolves_references(tmp_p
     }
     file = tmp_path / "devsecrets.yaml"
     file.write_text(yaml.safe_dump(document))
-    dev = Dev(str(file))
+    dev = Dev(str(file), work_dir=tmp_path / "work")
     try:
         output = dev.wait_ready()
         assert [line for line in output.splitlines() if "inline secret" in line] == [

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +66,7 @@ COMPONENTS = ["api", "partner-orders", "parse", "score", "scores-db", "reply"]
 class Registry:
     """`algorail registry serve` as its own process on a loopback port."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *options: str):
         self.database = f"sqlite:///{folder / 'registry.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -75,13 +74,14 @@ class Registry:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "algorail.cli", "registry", "serve", "--database-url",
-                 self.database, "--state-dir", str(folder / "state"), "--port", str(self.port)],
+                 self.database, "--state-dir", str(folder / "state"), "--port", str(self.port),
+                 *options],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         assert wait_for_port("127.0.0.1", self.port, 30), self.log.read_text()
 
-    def key(self, owner: str) -> str:
+    def key(self, owner: str, *options: str) -> str:
         made = CliRunner().invoke(cli, ["registry", "keys", "create", "--owner", owner,
-                                        "--database-url", self.database])
+                                        "--database-url", self.database, *options])
         assert made.exit_code == 0, made.output
         return made.output.strip()
 
@@ -255,10 +255,30 @@ def test_the_console_files_are_served_with_their_security_headers(registry):
     assert httpx.get(f"{registry.url}/ui/nothing.js").status_code == 404
 
 
-def test_the_wheel_ships_the_console(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("no git")
-    from algorail import console
 
-    shipped = {p.name for p in console.STATIC_DIR.iterdir()}
-    assert {"index.html", "app.js", "app.css", "api.js", "graph.js", "yaml.js", "dom.js"} <= shipped
+def test_the_curl_of_a_running_deployment_works_as_pasted(tmp_path, page):
+    own = Registry(tmp_path, "--allow-local-deployments", "--deployments-dir", str(EXAMPLES))
+    key = own.key("alice", "--admin")  # local deployments need an admin key
+    try:
+        with RegistryClient(own.url, key) as client:
+            client.push(yaml.safe_load((EXAMPLES / "hello.yaml").read_text()))
+            client.deploy("alice/hello:1.0.0", "hello", settings={"workdir": str(EXAMPLES)})
+            running = client.wait("alice", "hello", timeout=120)
+            assert running["state"] == "running", running["message"]
+        login(page, own.url, key)
+        page.get_by_role("link", name="Deployments", exact=True).click()
+        page.get_by_role("link", name="hello", exact=True).click()
+        command = page.get_by_test_id("curl").inner_text()
+        shot(page, "11-running-deployment")
+        answer = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+        assert '"TEXT"' in answer.stdout, (command, answer.stdout, answer.stderr)
+        page.get_by_role("button", name="Terminate…").click()
+        page.get_by_role("dialog").get_by_role("button", name="Terminate").click()
+        page.locator(".badge-terminated").first.wait_for(timeout=30_000)
+        assert page.errors == []
+    finally:
+        with RegistryClient(own.url, key) as client:  # whatever happened above, stop dev
+            if client.deployment("alice", "hello")["state"] != "terminated":
+                client.terminate("alice", "hello")
+                client.wait("alice", "hello", timeout=30)
+        own.stop()

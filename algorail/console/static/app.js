@@ -222,6 +222,16 @@ function pipelineLink(ref) {
   return h("a", { class: "mono", href: `#/pipelines/${seg(owner, name, version)}` }, ref);
 }
 
+/** The smallest body a JSON Schema accepts, for a curl to start from. */
+function example(schema) {
+  const kinds = { string: "text", integer: 0, number: 0, boolean: false, array: [], null: null };
+  if (!schema || schema.type === "object" || schema.properties) {
+    return Object.fromEntries((schema?.required || []).map((name) => [name, example(schema.properties?.[name])]));
+  }
+  if (schema.enum?.length) return schema.enum[0];
+  return schema.type in kinds ? kinds[schema.type] : {};
+}
+
 const shellQuote = (text) => `'${text.replaceAll("'", "'\\''")}'`;
 
 /** One curl per endpoint path of the deployed version, against the deployment's gateway. */
@@ -232,11 +242,14 @@ function curls(deployment, document) {
       ? "Served by the release's gateway Service in the cluster; the registry records no external URL."
       : "The gateway address is known once the deployment runs.");
   }
-  const paths = (document.spec?.endpoints || []).flatMap((e) => e.paths.map((p) => p.name));
+  const paths = (document.spec?.endpoints || []).flatMap((e) => e.paths);
   if (!paths.length) return h("p", { class: "muted" }, "This pipeline has no endpoint.");
   return paths.map((path) => {
-    const url = `${base}/${seg(deployment.owner, deployment.name, path)}?sync=true`;
-    const command = `curl -s -X POST ${shellQuote(url)} -H 'content-type: application/json' -d '{}'`;
+    const url = `${base}/${seg(deployment.owner, deployment.name, path.name)}?sync=true`;
+    const type = path.contentType || "application/json";
+    const body = type === "application/json" ? JSON.stringify(example(path.schema)) : "";
+    const command = `curl -s -X POST ${shellQuote(url)} -H ${shellQuote(`content-type: ${type}`)}`
+      + ` --data-binary ${body ? shellQuote(body) : "@FILE"}`;
     return h("div", { class: "curl" }, h("div", { class: "curl-head" },
       h("span", { class: "mono" }, url), copyButton(command, "Copy curl")),
     h("pre", { class: "code code-small", "data-testid": "curl" }, command));

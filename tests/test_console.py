@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,10 +12,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import EXAMPLES
+from test_registry_deploy import RegistryProcess
 
 from algorail.cli import cli
 from algorail.registry.client import RegistryClient
-from algorail.runtime.broker import free_port, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "out" / "console-screenshots"
@@ -63,21 +62,12 @@ SHOP = {
 COMPONENTS = ["api", "partner-orders", "parse", "score", "scores-db", "reply"]
 
 
-class Registry:
-    """`algorail registry serve` as its own process on a loopback port."""
+class Registry(RegistryProcess):
+    """`algorail registry serve` as its own process, with keys made in its database."""
 
-    def __init__(self, folder: Path, *options: str):
+    def __init__(self, folder: Path):
         self.database = f"sqlite:///{folder / 'registry.db'}"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / "registry.log"
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "algorail.cli", "registry", "serve", "--database-url",
-                 self.database, "--state-dir", str(folder / "state"), "--port", str(self.port),
-                 *options],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        assert wait_for_port("127.0.0.1", self.port, 30), self.log.read_text()
+        super().__init__(self.database, folder / "state", folder / "registry.log")
 
     def key(self, owner: str, *options: str) -> str:
         made = CliRunner().invoke(cli, ["registry", "keys", "create", "--owner", owner,
@@ -89,14 +79,6 @@ class Registry:
         revoked = CliRunner().invoke(cli, ["registry", "keys", "revoke", key[:12],
                                            "--database-url", self.database])
         assert revoked.exit_code == 0, revoked.output
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +239,7 @@ def test_the_console_files_are_served_with_their_security_headers(registry):
 
 
 def test_the_curl_of_a_running_deployment_works_as_pasted(tmp_path, page):
-    own = Registry(tmp_path, "--allow-local-deployments", "--deployments-dir", str(EXAMPLES))
+    own = Registry(tmp_path)  # local deployments from examples/ are allowed, for admin keys
     key = own.key("alice", "--admin")  # local deployments need an admin key
     try:
         with RegistryClient(own.url, key) as client:

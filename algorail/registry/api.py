@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 
 from algorail import __version__
+from algorail.console import ConsoleFiles
 from algorail.errors import AlgorailError
 from algorail.registry import db
 from algorail.registry.auth import AuthError, Principal, principal_for
@@ -533,8 +534,9 @@ ROUTES = [
 
 
 def create_app(registry: Registry) -> Starlette:
+    """The /v1 API, and the web console at /ui/ (static files that call the API)."""
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, Mount("/ui", app=ConsoleFiles(), name="console")],
         exception_handlers={
             RegistryError: _registry_error,
             AuthError: _auth_error,

@@ -5,8 +5,10 @@ Rendering (used by the CLI, the charts and the Pulumi program):
   `kafka_connect_config`, plus its name);
 - `kafka_connector_resource`: the same as a Strimzi ``KafkaConnector`` custom resource;
 - `connect_build_plugins` / `kafka_connect_build`: the Strimzi ``KafkaConnect`` ``spec.build``
-  section listing the plugin artifacts the worker image needs, and `worker_config` the
-  worker settings the rendered configs rely on (config providers, client overrides).
+  section listing the plugin artifacts the worker image needs, `worker_config` the
+  worker settings the rendered configs rely on (config providers, client overrides), and
+  `worker_group` those with the Connect group and its storage topics, as each Strimzi API
+  version (`STRIMZI_API_VERSIONS`) wants them.
 
 `KafkaConnectClient` talks to a Connect cluster's REST API for clusters Strimzi does not
 manage: apply (idempotent), status with task states and traces, delete (idempotent).
@@ -20,7 +22,10 @@ from typing import Any
 
 from algorail.errors import AlgorailError
 
-STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
+# The Strimzi APIs algorail renders for: Strimzi 1.x serves only `v1` (the default), 0.4x
+# only `v1beta2`. The CLI, the operator and the Pulumi program take their choices from here.
+STRIMZI_API_VERSIONS = ("kafka.strimzi.io/v1", "kafka.strimzi.io/v1beta2")
+STRIMZI_API_VERSION = STRIMZI_API_VERSIONS[0]
 DEFAULT_CLUSTER = "algorail-connect"
 CONNECT_URL_ENV = "ALGORAIL_CONNECT_URL"
 
@@ -60,8 +65,10 @@ def render_plan(plan: Any, registry: Any = None) -> dict[str, dict[str, str]]:
 
 
 def kafka_connector_resource(plan: Any, cp: Any, cluster: str = DEFAULT_CLUSTER,
-                             namespace: str | None = None, registry: Any = None) -> dict[str, Any]:
-    """A Strimzi ``KafkaConnector`` for one data source or sink, run by `cluster`."""
+                             namespace: str | None = None, registry: Any = None,
+                             api_version: str = STRIMZI_API_VERSION) -> dict[str, Any]:
+    """A Strimzi ``KafkaConnector`` for one data source or sink, run by `cluster`. Its
+    spec (class, tasksMax, config) is the same in both API versions."""
     config = render_config(plan, cp, registry)
     name = config.pop("name")
     connector_class = config.pop("connector.class")
@@ -79,7 +86,7 @@ def kafka_connector_resource(plan: Any, cp: Any, cluster: str = DEFAULT_CLUSTER,
     if namespace:
         metadata["namespace"] = namespace
     return {
-        "apiVersion": STRIMZI_API_VERSION,
+        "apiVersion": api_version,
         "kind": "KafkaConnector",
         "metadata": metadata,
         "spec": {"class": connector_class, "tasksMax": tasks_max, "config": config},
@@ -87,8 +94,9 @@ def kafka_connector_resource(plan: Any, cp: Any, cluster: str = DEFAULT_CLUSTER,
 
 
 def kafka_connector_resources(plan: Any, cluster: str = DEFAULT_CLUSTER,
-                              namespace: str | None = None, registry: Any = None) -> list[dict]:
-    return [kafka_connector_resource(plan, cp, cluster, namespace, registry)
+                              namespace: str | None = None, registry: Any = None,
+                              api_version: str = STRIMZI_API_VERSION) -> list[dict]:
+    return [kafka_connector_resource(plan, cp, cluster, namespace, registry, api_version)
             for cp in plan.connectors]
 
 
@@ -119,6 +127,26 @@ def worker_config() -> dict[str, str]:
         "config.providers.directory.class": provider + "DirectoryConfigProvider",
         "connector.client.config.override.policy": "All",
     }
+
+
+def worker_group(cluster: str, api_version: str = STRIMZI_API_VERSION) -> dict[str, Any]:
+    """The KafkaConnect ``spec`` entries of the Connect group named after `cluster`: its
+    group id and storage topics, plus `worker_config`. `v1` requires them as spec fields
+    (and refuses them in ``config``); `v1beta2` takes them as worker config entries."""
+    group = {"groupId": f"{cluster}-cluster", "offsetStorageTopic": f"{cluster}-offsets",
+             "configStorageTopic": f"{cluster}-configs", "statusStorageTopic": f"{cluster}-status"}
+    config: dict[str, Any] = {
+        "config.storage.replication.factor": -1,
+        "offset.storage.replication.factor": -1,
+        "status.storage.replication.factor": -1,
+        **worker_config(),
+    }
+    if api_version.endswith("/v1beta2"):
+        keys = {"groupId": "group.id", "offsetStorageTopic": "offset.storage.topic",
+                "configStorageTopic": "config.storage.topic",
+                "statusStorageTopic": "status.storage.topic"}
+        return {"config": {**{keys[k]: v for k, v in group.items()}, **config}}
+    return {**group, "config": config}
 
 
 def kafka_connect_build(image: str, push_secret: str | None = None,

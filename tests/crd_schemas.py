@@ -3,6 +3,7 @@ are errors, as `kubectl apply --validate=strict` treats them."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,23 @@ def strict(schema: Any) -> Any:
             and not result.get("x-kubernetes-preserve-unknown-fields")):
         result["additionalProperties"] = False
     return result
+
+
+@functools.cache
+def crd_validator(path: Path, api_version: str, kind: str) -> Any:
+    """A strict validator of `kind` in `api_version` from the CRD file `path`."""
+    import jsonschema
+    import yaml
+
+    group, _, version = api_version.partition("/")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for crd in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
+        if (crd or {}).get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        if spec["group"] != group or spec["names"]["kind"] != kind:
+            continue
+        (served,) = [v for v in spec["versions"] if v["name"] == version and v.get("served")]
+        schema = strict(served["schema"]["openAPIV3Schema"])
+        return jsonschema.validators.validator_for(schema)(schema)
+    raise AssertionError(f"{path.name} has no {kind} in {api_version}")

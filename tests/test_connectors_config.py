@@ -4,9 +4,11 @@ own documentation marks as required."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from crd_schemas import MISSING, ROOT, SCHEMAS, crd_validator
 
 from algorail import kafka_connect
 from algorail.errors import PipelineError
@@ -138,7 +140,7 @@ def test_strimzi_kafka_connector_resource(connections_file):
     assert [r["metadata"]["name"] for r in resources] == ["alice.shop.in-jdbc-source",
                                                           "alice.shop.out-s3"]
     source = resources[0]
-    assert source["apiVersion"] == "kafka.strimzi.io/v1beta2"
+    assert source["apiVersion"] == "kafka.strimzi.io/v1"
     assert source["kind"] == "KafkaConnector"
     assert source["metadata"]["labels"]["strimzi.io/cluster"] == "my-connect"
     assert source["metadata"]["namespace"] == "shop"
@@ -146,6 +148,59 @@ def test_strimzi_kafka_connector_resource(connections_file):
     assert source["spec"]["tasksMax"] == 1
     assert "connector.class" not in source["spec"]["config"]
     assert source["spec"]["config"]["connection.password"] == PASSWORD_REF
+
+
+# Where each Strimzi API version's CRDs are in ../shared/schemas: the release serving it.
+CRD_RELEASES = {"kafka.strimzi.io/v1": "strimzi-1.2.0",
+                "kafka.strimzi.io/v1beta2": "strimzi-0.48.0"}
+
+
+def _crd_errors(resource: dict, crd_file: str) -> list[str]:
+    if SCHEMAS is None:
+        pytest.skip(MISSING)
+    path = SCHEMAS / CRD_RELEASES[resource["apiVersion"]] / crd_file
+    validator = crd_validator(path, resource["apiVersion"], resource["kind"])
+    body = {k: v for k, v in resource.items() if k != "metadata"}
+    return [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(body)]
+
+
+def test_every_supported_strimzi_api_has_its_crds():
+    assert set(CRD_RELEASES) == set(kafka_connect.STRIMZI_API_VERSIONS)
+    assert kafka_connect.STRIMZI_API_VERSION == "kafka.strimzi.io/v1"
+
+
+def test_the_charts_offer_the_same_strimzi_apis():
+    schema = json.loads((ROOT / "charts/algorail-pipeline/values.schema.json").read_text())
+    for key in ("topics", "connect"):
+        api = schema["properties"][key]["properties"]["apiVersion"]
+        assert (api["default"], api["enum"]) == (kafka_connect.STRIMZI_API_VERSION,
+                                                 list(kafka_connect.STRIMZI_API_VERSIONS))
+
+
+@pytest.mark.parametrize("api_version", kafka_connect.STRIMZI_API_VERSIONS)
+def test_kafka_connectors_pass_the_upstream_crd(api_version, connections_file):
+    for kind, connectors in (("source", SOURCES), ("sink", SINKS)):
+        for name, config in connectors.items():
+            cps = {"sources": [(name, config)]} if kind == "source" else {"sinks": [(name, config)]}
+            plan = compile_plan(pipeline(**cps))
+            (resource,) = kafka_connect.kafka_connector_resources(plan, api_version=api_version)
+            assert resource["apiVersion"] == api_version
+            assert _crd_errors(resource, "047-Crd-kafkaconnector.yaml") == [], (kind, name)
+
+
+@pytest.mark.parametrize("api_version", kafka_connect.STRIMZI_API_VERSIONS)
+def test_kafka_connect_spec_passes_the_upstream_crd(api_version):
+    spec = {"replicas": 1, "bootstrapServers": "algorail-kafka-bootstrap:9092",
+            **kafka_connect.worker_group("shop-connect", api_version),
+            "build": kafka_connect.kafka_connect_build("reg.local/connect:1", "push")}
+    resource = {"apiVersion": api_version, "kind": "KafkaConnect", "spec": spec}
+    assert _crd_errors(resource, "041-Crd-kafkaconnect.yaml") == []
+    config = spec["config"]
+    if api_version.endswith("/v1"):
+        assert spec["groupId"] == "shop-connect-cluster" and "group.id" not in config
+    else:
+        assert config["group.id"] == "shop-connect-cluster" and "groupId" not in spec
+    assert config["config.providers"] == kafka_connect.worker_config()["config.providers"]
 
 
 def test_build_plugins_list_each_artifact_once():

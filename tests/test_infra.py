@@ -9,7 +9,6 @@ and values, how they are wired, what is secret, and in which order they are crea
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from crd_schemas import MISSING, SCHEMAS, strict
+from crd_schemas import MISSING, SCHEMAS, crd_validator
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 from pulumi.runtime.sync_await import _sync_await
@@ -167,28 +166,9 @@ def validate_cr(resource: dict[str, Any], crd_file: str) -> None:
     API version in ../shared/schemas, unknown fields being errors (kubectl --validate=strict)."""
     if SCHEMAS is None:
         pytest.skip(MISSING)
-    validator = _crd_validator(SCHEMAS / crd_file, resource["apiVersion"], resource["kind"])
+    validator = crd_validator(SCHEMAS / crd_file, resource["apiVersion"], resource["kind"])
     body = {k: v for k, v in resource.items() if k not in ("metadata", "status")}
     validator.validate(body)
-
-
-@functools.cache
-def _crd_validator(path: Path, api_version: str, kind: str) -> Any:
-    import jsonschema
-    import yaml
-
-    group, _, version = api_version.partition("/")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for crd in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
-        if (crd or {}).get("kind") != "CustomResourceDefinition":
-            continue
-        spec = crd["spec"]
-        if spec["group"] != group or spec["names"]["kind"] != kind:
-            continue
-        (served,) = [v for v in spec["versions"] if v["name"] == version and v.get("served")]
-        schema = strict(served["schema"]["openAPIV3Schema"])
-        return jsonschema.validators.validator_for(schema)(schema)
-    raise AssertionError(f"{path.name} has no {kind} in {api_version}")
 
 
 def _by_key(monitor: MockMonitor) -> dict[tuple[str, str], Any]:

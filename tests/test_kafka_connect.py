@@ -203,7 +203,25 @@ def test_render_prints_configs_and_strimzi_resources(tmp_path):
     resources = list(yaml.safe_load_all(output))
     assert [r["metadata"]["name"] for r in resources] == ["alice.shop.db", "alice.shop.lake"]
     assert {r["metadata"]["labels"]["strimzi.io/cluster"] for r in resources} == {"shop-connect"}
-    code, output = run("connectors", "plugins", "--image", "reg.local/connect:1", "jdbc")
+    assert {r["apiVersion"] for r in resources} == {"kafka.strimzi.io/v1"}
+    code, output = run("connectors", "plugins", "--image", "reg.local/connect:1",
+                       "--cluster", "shop-connect", "jdbc")
     spec = yaml.safe_load(output)["spec"]
     assert spec["build"]["output"] == {"type": "docker", "image": "reg.local/connect:1"}
     assert [p["name"] for p in spec["build"]["plugins"]] == ["kafka-connect-jdbc"]
+    assert spec["groupId"] == "shop-connect-cluster"  # v1 requires the group in the spec
+
+
+def test_the_older_strimzi_api_is_selectable(tmp_path):
+    file = pipeline_file(tmp_path)
+    older = "kafka.strimzi.io/v1beta2"
+    code, output = run("connectors", "render", file, "--strimzi", "--strimzi-api-version", older)
+    assert code == 0
+    assert {r["apiVersion"] for r in yaml.safe_load_all(output)} == {older}
+    code, output = run("connectors", "plugins", "--strimzi-api-version", older, "jdbc")
+    spec = yaml.safe_load(output)["spec"]
+    assert "groupId" not in spec and spec["config"]["group.id"] == "algorail-connect-cluster"
+    code, output = run("connectors", "render", file, "--strimzi",
+                       "--strimzi-api-version", "kafka.strimzi.io/v1alpha9")
+    assert code == 2 and "'kafka.strimzi.io/v1alpha9' is not one of" in output
+    assert "Traceback" not in output

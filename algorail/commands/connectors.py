@@ -23,6 +23,21 @@ def plan_argument(func):
     return click.argument("file", type=click.Path(exists=True, dir_okay=False))(func)
 
 
+def strimzi_api_option(func):
+    from algorail.kafka_connect import STRIMZI_API_VERSION, STRIMZI_API_VERSIONS
+
+    return click.option(
+        "--strimzi-api-version", type=click.Choice(STRIMZI_API_VERSIONS),
+        default=STRIMZI_API_VERSION, show_default=True,
+        help="Strimzi API of the resources: v1 for Strimzi 1.x, v1beta2 for Strimzi 0.4x.",
+    )(func)
+
+
+def cluster_option(func):
+    return click.option("--cluster", default="algorail-connect", show_default=True,
+                        help="The KafkaConnect cluster (label strimzi.io/cluster).")(func)
+
+
 def connect_url_option(func):
     return click.option(
         "--connect-url", envvar="ALGORAIL_CONNECT_URL", required=True,
@@ -55,11 +70,11 @@ def list_connectors() -> None:
 @connectors.command()
 @plan_argument
 @click.option("--strimzi", is_flag=True, help="Print Strimzi KafkaConnector resources (YAML).")
-@click.option("--cluster", default="algorail-connect", show_default=True,
-              help="The KafkaConnect cluster (label strimzi.io/cluster).")
+@cluster_option
 @click.option("--namespace", help="Namespace of the KafkaConnector resources.")
+@strimzi_api_option
 def render(file: str, deployment: str | None, bindings: str | None, strimzi: bool,
-           cluster: str, namespace: str | None) -> None:
+           cluster: str, namespace: str | None, strimzi_api_version: str) -> None:
     """Print the Kafka Connect configs of FILE's data sources and sinks."""
     from algorail import kafka_connect
 
@@ -67,7 +82,8 @@ def render(file: str, deployment: str | None, bindings: str | None, strimzi: boo
     if strimzi:
         import yaml
 
-        resources = kafka_connect.kafka_connector_resources(plan, cluster, namespace)
+        resources = kafka_connect.kafka_connector_resources(
+            plan, cluster, namespace, api_version=strimzi_api_version)
         click.echo(yaml.safe_dump_all(resources, sort_keys=False), nl=False)
     else:
         click.echo(json.dumps(kafka_connect.render_plan(plan), indent=2))
@@ -77,17 +93,21 @@ def render(file: str, deployment: str | None, bindings: str | None, strimzi: boo
 @click.option("--image", default="registry.example/algorail-connect:latest", show_default=True,
               help="Where Strimzi pushes the built worker image.")
 @click.option("--push-secret", help="Secret with the registry credentials.")
+@cluster_option
+@strimzi_api_option
 @click.argument("names", nargs=-1)
-def plugins(image: str, push_secret: str | None, names: tuple[str, ...]) -> None:
-    """Print the Strimzi KafkaConnect spec.build and spec.config for connector NAMES
-    (default: every installed connector)."""
+def plugins(image: str, push_secret: str | None, cluster: str, strimzi_api_version: str,
+            names: tuple[str, ...]) -> None:
+    """Print the Strimzi KafkaConnect spec for connector NAMES (default: every installed
+    connector): the Connect group and storage topics, spec.config and spec.build. Add
+    replicas and bootstrapServers to make it a whole KafkaConnect."""
     import yaml
 
     from algorail import kafka_connect
 
     spec = {
+        **kafka_connect.worker_group(cluster, strimzi_api_version),
         "build": kafka_connect.kafka_connect_build(image, push_secret, list(names) or None),
-        "config": kafka_connect.worker_config(),
     }
     click.echo(yaml.safe_dump({"spec": spec}, sort_keys=False), nl=False)
 

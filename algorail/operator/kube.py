@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from algorail.errors import AlgorailError
+from algorail.kafka_connect import STRIMZI_API_VERSIONS
 
 FIELD_MANAGER = "algorail-operator"
 # Kinds the operator creates -> their API resource (plural) name.
@@ -37,8 +38,8 @@ PLURALS = {
 OWNED_TYPES = (
     ("v1", "ConfigMap"), ("v1", "ServiceAccount"), ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"), ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("kafka.strimzi.io/v1", "KafkaTopic"), ("kafka.strimzi.io/v1", "KafkaConnector"),
-    ("kafka.strimzi.io/v1beta2", "KafkaTopic"), ("kafka.strimzi.io/v1beta2", "KafkaConnector"),
+    *((version, kind) for version in STRIMZI_API_VERSIONS
+      for kind in ("KafkaTopic", "KafkaConnector")),
     ("getambassador.io/v3alpha1", "Mapping"), ("monitoring.coreos.com/v1", "PodMonitor"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 )

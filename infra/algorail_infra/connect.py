@@ -10,14 +10,13 @@ provider resolves them, and a Role lets Connect read exactly the Secrets listed 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
-from algorail.kafka_connect import kafka_connect_build, worker_config
+from algorail.kafka_connect import kafka_connect_build, worker_group
 from algorail_infra.config import KafkaConnectSettings
 from algorail_infra.strimzi import StrimziOperator
 
@@ -51,7 +50,7 @@ class KafkaConnect(pulumi.ComponentResource):
                 "version": operator.kafka_version,
                 "replicas": args.settings.replicas,
                 "bootstrapServers": args.bootstrap_servers,
-                **_group(name, operator.api_version),
+                **worker_group(name, operator.api_version),
                 "build": kafka_connect_build(args.image, args.settings.push_secret or None),
             },
             opts=pulumi.ResourceOptions(
@@ -84,23 +83,3 @@ class KafkaConnect(pulumi.ComponentResource):
                                   namespace=args.namespace)],
             opts=pulumi.ResourceOptions(parent=self),
         )
-
-
-
-def _group(name: str, api_version: str) -> dict[str, Any]:
-    """The Connect group and its storage topics: fields of the spec in `v1` (which then
-    refuses them in `config`), worker config entries in `v1beta2`."""
-    group = {"groupId": f"{name}-cluster", "offsetStorageTopic": f"{name}-offsets",
-             "configStorageTopic": f"{name}-configs", "statusStorageTopic": f"{name}-status"}
-    config: dict[str, Any] = {
-        "config.storage.replication.factor": -1,
-        "offset.storage.replication.factor": -1,
-        "status.storage.replication.factor": -1,
-        **worker_config(),
-    }
-    if api_version.endswith("/v1beta2"):
-        keys = {"groupId": "group.id", "offsetStorageTopic": "offset.storage.topic",
-                "configStorageTopic": "config.storage.topic",
-                "statusStorageTopic": "status.storage.topic"}
-        return {"config": {**{keys[k]: v for k, v in group.items()}, **config}}
-    return {**group, "config": config}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from algorail.kafka_connect import STRIMZI_API_VERSION, STRIMZI_API_VERSIONS
+
 # When the tags and chart versions below were last checked against their projects.
 CHECKED = "2026-12-01"
 
@@ -86,11 +88,12 @@ class StrimziRelease:
 
 
 # Strimzi 1.x serves only kafka.strimzi.io/v1; 0.4x only v1beta2 (config strimzi.apiVersion).
+_V1, _V1BETA2 = STRIMZI_API_VERSIONS
 STRIMZI: dict[str, StrimziRelease] = {
-    "kafka.strimzi.io/v1": StrimziRelease("kafka.strimzi.io/v1", "1.2.0", "4.3.1"),
-    "kafka.strimzi.io/v1beta2": StrimziRelease("kafka.strimzi.io/v1beta2", "0.48.0", "4.1.0"),
+    _V1: StrimziRelease(_V1, "1.2.0", "4.3.1"),
+    _V1BETA2: StrimziRelease(_V1BETA2, "0.48.0", "4.1.0"),
 }
-STRIMZI_DEFAULT_API = "kafka.strimzi.io/v1"
+STRIMZI_DEFAULT_API = STRIMZI_API_VERSION
 
 
 def chart(service: str, overrides: dict[str, str] | None = None) -> ChartSource:

@@ -143,13 +143,15 @@ class HelmNames(PlanModel):
     gateway_service: str  # the algorail gateway's Service, target of every Mapping
 
     @classmethod
-    def for_release(cls, release: str) -> HelmNames:
+    def for_release(cls, release: str, gateway_service: str | None = None) -> HelmNames:
+        """The names of release `release`; `gateway_service` names a gateway installed
+        apart from it (the operator's, shared by a namespace), default its own."""
         if not naming.is_valid_release(release):
             raise AlgorailError(f"Helm release name {release!r} is not valid: "
                                 f"use {naming.RELEASE_RULE}")
         services = f"{release}-algorail"
-        return cls(release=release, services_release=services,
-                   plan_config_map=f"{release}-plan", gateway_service=f"{services}-gateway")
+        return cls(release=release, services_release=services, plan_config_map=f"{release}-plan",
+                   gateway_service=gateway_service or f"{services}-gateway")
 
 
 class Plan(PlanModel):
@@ -183,9 +185,11 @@ class Plan(PlanModel):
             data = {**data, "helm": HelmNames.for_release(release)}
         return data
 
-    def with_release(self, release: str) -> Plan:
-        """This plan installed as Helm release `release` (every derived name follows)."""
-        return self.model_copy(update={"helm": HelmNames.for_release(release)})
+    def with_release(self, release: str, gateway_service: str | None = None) -> Plan:
+        """This plan installed as Helm release `release` (every derived name follows),
+        routed to `gateway_service` when the gateway is installed apart (`HelmNames`)."""
+        return self.model_copy(
+            update={"helm": HelmNames.for_release(release, gateway_service)})
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

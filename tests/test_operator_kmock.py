@@ -120,7 +120,7 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
 
         # Applied: the owned objects and the status appear.
         async def runner_created():
-            return await get(f"{deployments}/hello-upper")
+            return await get(f"{deployments}/alice-hello-upper")
         runner = await _until(runner_created)
         assert runner["metadata"]["ownerReferences"][0]["name"] == "hello"
 
@@ -142,7 +142,7 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
         assert "applied 15 objects" in event["message"]
 
         # Level-based: an owned object deleted by hand comes back on the next resync.
-        assert (await http.delete(f"{deployments}/hello-upper")).status_code < 300
+        assert (await http.delete(f"{deployments}/alice-hello-upper")).status_code < 300
         await _until(runner_created)
 
         # Edited: a second algo appears; then removed again, it is pruned.
@@ -157,7 +157,7 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
         assert patched.status_code < 300
 
         async def second_runner():
-            return await get(f"{deployments}/hello-again")
+            return await get(f"{deployments}/alice-hello-again")
         await _until(second_runner)
 
         spec = copy.deepcopy(resource["spec"])
@@ -165,7 +165,7 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
                          headers={"Content-Type": "application/merge-patch+json"})
 
         async def second_runner_pruned():
-            return await get(f"{deployments}/hello-again") is None
+            return await get(f"{deployments}/alice-hello-again") is None
         await _until(second_runner_pruned)
 
         # Deleted: the finalizer runs, owned objects go, the topics stay (no cleanTopicsOnDelete).
@@ -175,7 +175,7 @@ async def test_apply_edit_delete_a_pipeline(api, operator):
         async def pipeline_gone():
             return await get(f"{PIPELINES}/hello") is None
         await _until(pipeline_gone)
-        assert await get(f"{deployments}/hello-upper") is None
+        assert await get(f"{deployments}/alice-hello-upper") is None
         assert {t["spec"]["topicName"] for t in (await get(topics))["items"]} == topic_names
 
 

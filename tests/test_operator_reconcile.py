@@ -4,6 +4,7 @@ apply and prune and the status out. Create, update, prune, idempotence, delete."
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,15 @@ import yaml
 from click.testing import CliRunner
 
 from algorail.cli import cli
-from algorail.naming import consumer_group
-from algorail.operator.reconcile import finalize, object_key, reconcile
+from algorail.naming import RELEASE_MAX, consumer_group, helm_release
+from algorail.operator.reconcile import (
+    SHARED_GATEWAY_SERVICE,
+    compile_resource,
+    finalize,
+    object_key,
+    operator_plan,
+    reconcile,
+)
 from algorail.operator.resource import OWNER_LABEL, pipeline_document
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "k8s" / "hello-pipeline.yaml"
@@ -86,7 +94,7 @@ def test_create_applies_every_object_of_the_chart_owned_by_the_resource(created)
                                "name": "hello", "uid": UID, "controller": True,
                                "blockOwnerDeletion": True}]
     runner = next(o for o in result.apply if o["kind"] == "Deployment")
-    assert runner["metadata"]["name"] == "hello-upper"
+    assert runner["metadata"]["name"] == "alice-hello-upper"
     assert runner["spec"]["template"]["spec"]["containers"][0]["resources"] == \
         resource["spec"]["deployment"]["resources"]
 
@@ -128,7 +136,7 @@ def test_reconciling_twice_changes_nothing(created):
 def test_a_deleted_owned_object_comes_back(created):
     resource, result = created
     observed = [o for o in _served(result.desired) if o["kind"] != "Deployment"]
-    assert _keys(reconcile(resource, observed).apply) == {("Deployment", "hello-upper")}
+    assert _keys(reconcile(resource, observed).apply) == {("Deployment", "alice-hello-upper")}
 
 
 def test_a_changed_algo_patches_its_deployment_and_the_plan(created):
@@ -137,7 +145,8 @@ def test_a_changed_algo_patches_its_deployment_and_the_plan(created):
     changed["spec"]["algos"][0]["command"][-1] = "print('{}')"
     changed["metadata"]["generation"] = 2
     update = reconcile(changed, _served(result.desired))
-    assert _keys(update.apply) == {("Deployment", "hello-upper"), ("ConfigMap", "hello-plan")}
+    assert _keys(update.apply) == {("Deployment", "alice-hello-upper"),
+                                   ("ConfigMap", "alice-hello-plan")}
     plan = next(o for o in update.apply if o["kind"] == "ConfigMap")
     assert "print('{}')" in plan["data"]["plan.json"]  # the runner reads its command there
 
@@ -154,11 +163,11 @@ def test_a_removed_algo_is_pruned_and_its_topics_kept_unless_cleaned(created):
     resource, _ = created
     two = _with_algo(resource, "shout")
     observed = _served(reconcile(two, []).desired)
-    assert ("Deployment", "hello-shout") in _keys(observed)
+    assert ("Deployment", "alice-hello-shout") in _keys(observed)
 
     kept = reconcile(resource, observed)
-    assert _keys(kept.prune) == {("Deployment", "hello-shout"),
-                                 ("PodDisruptionBudget", "hello-shout")}
+    assert _keys(kept.prune) == {("Deployment", "alice-hello-shout"),
+                                 ("PodDisruptionBudget", "alice-hello-shout")}
 
     clean = reconcile({**resource, "spec": {**resource["spec"], "cleanTopicsOnDelete": True}},
                       observed)
@@ -217,8 +226,42 @@ def test_autoscaling_adds_a_keda_scaled_object_per_runner():
     result = reconcile(_resource(deployment={"autoscaling": scaling}), [])
     scaled = [o for o in result.desired if o["kind"] == "ScaledObject"]
     runner = next(o for o in result.desired if o["kind"] == "Deployment")
-    assert [s["spec"]["scaleTargetRef"]["name"] for s in scaled] == ["hello-upper"]
+    assert [s["spec"]["scaleTargetRef"]["name"] for s in scaled] == ["alice-hello-upper"]
     assert "replicas" not in runner["spec"]  # KEDA owns it
     trigger = scaled[0]["spec"]["triggers"][0]
     assert trigger["type"] == "kafka" and trigger["metadata"]["lagThreshold"] == "50"
     assert trigger["metadata"]["consumerGroup"] == consumer_group("alice", "hello", "upper")
+
+
+def test_object_names_come_from_the_plan_and_mappings_reach_the_shared_gateway(created):
+    resource, result = created
+    plan = operator_plan(compile_resource(resource))
+    assert plan.deployment == "hello" and plan.helm.release == helm_release("alice", "hello")
+    config_map = next(o for o in result.desired if o["kind"] == "ConfigMap"
+                      and o["metadata"]["name"] == plan.helm.plan_config_map)
+    assert json.loads(config_map["data"]["plan.json"])["helm"] == plan.to_cluster_dict()["helm"]
+    mappings = [o for o in result.desired if o["kind"] == "Mapping"]
+    assert mappings and {m["spec"]["service"] for m in mappings} == {
+        f"{SHARED_GATEWAY_SERVICE}.pipelines:80"}
+    values = {"mappings": {"gatewayService": "edge-gateway", "gatewayNamespace": "edge"}}
+    elsewhere = reconcile(resource, [], operator_values=values)
+    assert {o["spec"]["service"] for o in elsewhere.desired if o["kind"] == "Mapping"} == {
+        "edge-gateway.edge:80"}
+
+
+def test_a_long_resource_name_gets_the_release_rule_and_keeps_its_names():
+    resource = _resource()
+    resource["metadata"]["name"] = "a-pipeline-name-" + "x" * 34  # 50, the longest allowed
+    first, second = reconcile(resource, []), reconcile(resource, [])
+    assert first.problems == [] and first.desired
+    release = helm_release("alice", resource["metadata"]["name"])
+    assert len(release) == RELEASE_MAX and re.search(r"-[0-9a-f]{8}$", release)
+    assert _keys(first.desired) == _keys(second.desired)
+    assert second.apply == second.desired  # nothing observed yet: the same set, again
+    for obj in first.desired:
+        meta = obj["metadata"]
+        if obj["kind"] not in ("KafkaTopic", "KafkaConnector"):  # those carry topic names
+            assert meta["name"].startswith(release) and len(meta["name"]) <= 63, meta["name"]
+        assert meta["labels"][OWNER_LABEL] == UID
+        if obj["kind"] != "KafkaTopic":
+            assert meta["ownerReferences"][0]["name"] == resource["metadata"]["name"]

@@ -2,9 +2,10 @@
 objects to apply, the objects to prune and the resource's status out. Pure: no API calls.
 
 The desired objects are the algorail-pipeline chart rendered (helm-python-sdk, or the helm
-CLI when on PATH) from `render.pipeline_values` of the plan the compiler makes of the
-resource: the same objects `algorail render` writes, so the chart stays the one place that
-says what a pipeline's objects look like. A render takes well under a second, and a
+CLI when on PATH) from `render.helm_values` of the plan the compiler makes of the resource
+(deployment: the resource's name; release and object names: the plan's `helm`): the same
+objects `algorail render` writes, so the chart stays the one place that says what a
+pipeline's objects look like. A render takes well under a second, and a
 reconcile runs on a change or a resume, not in a loop.
 """
 
@@ -28,9 +29,20 @@ from algorail.operator.resource import (
     pipeline_document,
 )
 from algorail.plan import Plan, compile_plan
-from algorail.render import PIPELINE_CHART, deep_merge, manifests, pipeline_values, render_chart
+from algorail.render import (
+    PIPELINE_CHART,
+    HelmValues,
+    deep_merge,
+    helm_values,
+    manifests,
+    render_chart,
+)
 
 TOPIC_KIND = "KafkaTopic"
+# The gateway serving every Pipeline of a namespace: the algorail chart's, installed as
+# release "algorail" (the pipeline chart's default too), unless the operator's values
+# name another in mappings.gatewayService.
+SHARED_GATEWAY_SERVICE = "algorail-gateway"
 
 
 @dataclass
@@ -75,22 +87,30 @@ def deployment_settings(resource: Mapping[str, Any], where: str) -> DeploymentSe
         ]) from None
 
 
+def operator_plan(plan: Plan, operator_values: Mapping[str, Any] | None = None) -> Plan:
+    """`plan` as the operator installs it: the plan's own release (`naming.helm_release`
+    of owner and resource name, so names are stable across reconciles), its Mappings
+    routed to the namespace's shared gateway."""
+    mappings = (operator_values or {}).get("mappings") or {}
+    gateway = mappings.get("gatewayService") or SHARED_GATEWAY_SERVICE
+    return plan.with_release(plan.helm.release, gateway_service=gateway)
+
+
 def chart_values(resource: Mapping[str, Any], plan: Plan,
-                 operator_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The algorail-pipeline chart's values: the plan's, then the operator's (its
-    cluster-wide settings), then the resource's deployment settings."""
+                 operator_values: Mapping[str, Any] | None = None) -> HelmValues:
+    """The charts' values for `plan` (from `operator_plan`): the plan's, then the
+    operator's (its cluster-wide settings), then the resource's deployment settings."""
     settings = deployment_settings(resource, resource_name(resource))
-    own: dict[str, Any] = {
-        "fullnameOverride": resource["metadata"]["name"],
-        "commonLabels": {OWNER_LABEL: resource["metadata"]["uid"]},
-    }
+    values = deep_merge(operator_values or {}, {})
+    values.get("mappings", {}).pop("gatewayService", None)  # carried by the plan
+    own: dict[str, Any] = {"commonLabels": {OWNER_LABEL: resource["metadata"]["uid"]}}
     if settings.image:
         own["image"] = settings.image.to_dict()
     if settings.resources:
         own["runner"] = {"resources": settings.resources}
     if settings.kafka:
         own["kafka"] = settings.kafka.to_dict()
-    return deep_merge(deep_merge(pipeline_values(plan), operator_values or {}), own)
+    return helm_values(plan, deep_merge(values, own))
 
 
 def owner_reference(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,10 +125,10 @@ def desired_objects(resource: Mapping[str, Any], plan: Plan,
     """Every object the pipeline needs, owned by the resource. A KafkaTopic is owned only
     when the pipeline sets cleanTopicsOnDelete: otherwise it outlives the resource, data
     and all, as it outlives `helm uninstall`."""
-    meta = resource["metadata"]
     values = chart_values(resource, plan, operator_values)
-    objects = manifests(render_chart(PIPELINE_CHART, values, release=meta["name"],
-                                     namespace=meta.get("namespace", "default"), engine=engine))
+    objects = manifests(render_chart(PIPELINE_CHART, values.pipeline, release=values.release,
+                                     namespace=resource["metadata"].get("namespace", "default"),
+                                     engine=engine))
     objects += scaled_objects(resource, plan, objects)
     for obj in objects:
         if obj["kind"] != TOPIC_KIND or plan.clean_topics_on_delete:
@@ -185,7 +205,7 @@ def reconcile(resource: Mapping[str, Any], observed: Iterable[Mapping[str, Any]]
     valid generation keep running, and the status says why (Ready=False, Degraded=True)."""
     observed = list(observed)
     try:
-        plan = compile_resource(resource, registry)
+        plan = operator_plan(compile_resource(resource, registry), operator_values)
     except PipelineError as exc:
         return Reconciliation(problems=exc.problems,
                               status=invalid_status(resource, exc.problems, now))

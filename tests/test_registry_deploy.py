@@ -332,7 +332,7 @@ def test_a_deployment_whose_dev_exits_at_start_fails_with_its_output(registry):
         made = settle(registry, "taken")
     assert made["state"] == "failed"
     assert "exited with status" in made["message"]
-    assert "address already in use" in made["message"]  # from the last lines of its output
+    assert "is already in use" in made["message"]  # from the last lines of its output
     assert wait_until(lambda: children() == before, timeout=10), children() - before
 
 

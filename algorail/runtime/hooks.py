@@ -203,7 +203,7 @@ class HookDispatcher:
         except Exception:
             log.exception("hook consumer of %s stopped", ", ".join(topics))
         finally:
-            consumer.close(autocommit=False)
+            kafka_io.close_consumer(consumer)
 
     def _handle_batch(self, batch: dict, handle, consumer) -> bool:
         failed = False

@@ -53,6 +53,24 @@ def make_consumer(bootstrap_servers: str, group_id: str | None = None, **overrid
         raise _unavailable(bootstrap_servers, exc) from None
 
 
+def close_consumer(consumer: Any, autocommit: bool = False) -> None:
+    """Close `consumer` from the thread that polls it, with its network thread stopped first.
+
+    kafka-python 3 drives each consumer's sockets from its own IO thread, and its
+    ``close()`` closes the connections from the calling thread *before* it stops that IO
+    thread (``KafkaNetClient.close``: ``manager.close()`` then ``net.close()``, as of
+    3.0.12). A close that lands while the IO thread reads a socket logs a traceback
+    (``'NoneType' object has no attribute 'recv'``, or "Error closing coroutine for
+    cancelled task ... generator already executing"). With the IO thread stopped, the
+    leave-group and the closing run on this thread's loop alone. A client without that
+    thread (kafka-python 2) is closed as it is.
+    """
+    net = getattr(consumer, "_net", None)
+    if net is not None and hasattr(net, "stop"):
+        net.stop()
+    consumer.close(autocommit=autocommit)
+
+
 def make_producer(bootstrap_servers: str, **overrides: Any):
     from kafka import KafkaProducer
     from kafka.errors import KafkaTimeoutError
@@ -157,7 +175,7 @@ def first_timestamps(bootstrap_servers: str, offsets: dict[Any, int],
                     pending.discard(tp)
         return found
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 def records_since(bootstrap_servers: str, topics: Iterable[str], since_ms: int,
@@ -178,7 +196,7 @@ def records_since(bootstrap_servers: str, topics: Iterable[str], since_ms: int,
                 consumer.seek(tp, hit.offset)
         yield from read_to_end(consumer, tps, timeout)
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 def _tp(record: Any) -> Any:

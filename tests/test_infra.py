@@ -9,6 +9,7 @@ and values, how they are wired, what is secret, and in which order they are crea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -123,6 +124,9 @@ class Deployed:
 def deploy(config: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
            stack: str = "test", preview: bool = False) -> Deployed:
     """Run the program once under mocks with this stack config (keys without `algorail:`)."""
+    # Pulumi's mocks run on the thread's current event loop; an async test before this one
+    # (pytest-asyncio) leaves none set, so give the program one of its own
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="algorail", stack=stack, preview=preview,

@@ -192,7 +192,7 @@ def scan(bootstrap_servers: str, topics: Iterable[str], window: Window,
             raise OpsError(f"stopped reading after {timeout:.0f}s with {total - done} records "
                            "of the window unread: narrow it with --since")
     finally:
-        consumer.close()
+        kafka_io.close_consumer(consumer)
 
 
 def since_ms(text: str | None) -> int | None:

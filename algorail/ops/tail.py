@@ -86,7 +86,7 @@ def tail(plan: Plan, bootstrap_servers: str, topics: list[str], *,
             elif not batch:
                 time.sleep(0.05)
     finally:
-        consumer.close()
+        kafka_io.close_consumer(consumer)
 
 
 def format_line(message: Message) -> str:

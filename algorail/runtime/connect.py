@@ -230,7 +230,7 @@ class SinkLoop:
         try:
             self._loop(stop)
         finally:
-            self.consumer.close(autocommit=False)
+            kafka_io.close_consumer(self.consumer)
             self.producer.close(timeout=5)
 
     def _loop(self, stop: threading.Event) -> None:
@@ -447,4 +447,4 @@ def last_source_offset(bootstrap_servers: str, topics: list[str],
                         newest = (m.timestamp, offset.decode("utf-8"))
         return newest[1]
     finally:
-        consumer.close()
+        kafka_io.close_consumer(consumer)

@@ -184,12 +184,14 @@ class Runner:
         self.stopping.set()
 
     def close(self) -> None:
+        from algorail.runtime import kafka_io
+
         try:
             if self.consumer is not None and self.checkpoint is not None:
                 self.checkpoint.commit()
         finally:
             for closer in (getattr(self.algo, "close", None),
-                           self.consumer and self.consumer.close,
+                           self.consumer and (lambda: kafka_io.close_consumer(self.consumer)),
                            self.producer and self.producer.close,
                            self.metrics_server and self.metrics_server.stop):
                 if closer:

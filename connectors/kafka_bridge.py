@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from algorail.connections import ConnectionsError, get_connection, load_connections
+from algorail.runtime import kafka_io
 from algorail.runtime.connect import (
     ConnectorConfigError,
     ConnectorUnavailable,
@@ -120,7 +121,7 @@ def _require_topic(connection: Any, topic: str) -> None:
         try:
             topics = consumer.topics()
         finally:
-            consumer.close()
+            kafka_io.close_consumer(consumer)
     except KafkaError as exc:
         raise ConnectorConfigError(
             f"cannot reach connection {connection.name!r} "
@@ -176,7 +177,7 @@ class KafkaSubscriber(SourceReader):
 
     def close(self) -> None:
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)
+            kafka_io.close_consumer(self.consumer)
 
 
 class KafkaPublisher(SinkWriter):

@@ -98,7 +98,7 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
         elapsed = time.monotonic() - started
         members = _members(admin, [c.group for c in consumers])
     finally:
-        reader.close()
+        kafka_io.close_consumer(reader)
         admin.close()
     rates: dict[str, float] = {}
     for tp, end in ends.items():

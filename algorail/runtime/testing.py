@@ -107,7 +107,7 @@ class TopicReader:
         return self.records
 
     def close(self) -> None:
-        self.consumer.close()
+        kafka_io.close_consumer(self.consumer)
 
 
 def read_topic(bootstrap_servers: str, topic: str, count: int = 0, timeout: float = 20.0,

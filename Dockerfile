@@ -17,7 +17,7 @@ COPY plugins ./plugins
 COPY connectors ./connectors
 COPY charts ./charts
 COPY templates ./templates
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sql,operator]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sql,operator,grpc]'
 
 # -- runtime -----------------------------------------------------------------------------
 FROM python:3.11.10-slim-bookworm
@@ -30,7 +30,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/opt/algorail/algos \
     HOME=/tmp
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels 'algorail[sql,operator]' \
+    pip install --no-cache-dir --no-index --find-links /wheels 'algorail[sql,operator,grpc]' \
     && groupadd --gid 10001 algorail \
     && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin algorail \
     && mkdir -p /opt/algorail/algos /etc/algorail

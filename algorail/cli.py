@@ -105,7 +105,8 @@ def bindings_option(func):
 
 
 def load(path: str, bindings: str | None):
-    from algorail.spec import load_bindings, load_pipeline
+    from algorail.loader import load_pipeline
+    from algorail.spec import load_bindings
 
     return load_pipeline(path, bindings=load_bindings(bindings))
 
@@ -115,10 +116,10 @@ def load(path: str, bindings: str | None):
 @bindings_option
 def validate(files: tuple[str, ...], bindings: str | None) -> None:
     """Check pipeline FILES; print every problem with file, component and rule."""
+    from algorail.compiler import compile_plan
     from algorail.connectors.secrets import require_secret_references
     from algorail.errors import PipelineError
     from algorail.graph import code_problems
-    from algorail.plan import compile_plan
 
     failed = 0
     for file in files:
@@ -147,8 +148,9 @@ def validate(files: tuple[str, ...], bindings: str | None) -> None:
 def plan(
     file: str, deployment: str | None, as_json: bool, output: str | None, bindings: str | None
 ) -> None:
-    """Compile FILE into a deployment plan: topics, runners, routes, hooks, connectors."""
-    from algorail.plan import compile_plan
+    """Compile FILE into a deployment plan: topics, runners, routes, hooks, connectors, and
+    every name derived from them (consumer groups, URLs, Helm object names)."""
+    from algorail.compiler import compile_plan
 
     compiled = compile_plan(load(file, bindings), deployment=deployment)
     if output:
@@ -186,7 +188,25 @@ def _print_plan_summary(compiled) -> None:
     topics = Table("topic", "role", title="Topics")
     for t in compiled.topics:
         topics.add_row(t.name, t.role + (" (external)" if t.external else ""))
-    for table in (routes, runners, hooks, topics):
+    groups = Table("consumer group", "reads", title="Consumer groups")
+    for r in compiled.runners:
+        groups.add_row(r.consumer_group, f"algo {r.component}")
+    for c in compiled.connectors:
+        groups.add_row(c.consumer_group, f"data {c.kind} {c.name}")
+        if c.report_consumer_group:
+            groups.add_row(c.report_consumer_group, f"hook dispatcher: {c.name}'s reports")
+    for h in compiled.hooks:
+        groups.add_row(h.consumer_group, f"hook {h.name}")
+    groups.add_row(compiled.errors_consumer_group, "hook dispatcher: the error topic")
+    names = Table("name", "value", title="Names")
+    helm = compiled.helm
+    for label, value in (("runs URL", f"GET {compiled.runs_url}/{{runId}}"),
+                         ("Helm release (pipeline)", helm.release),
+                         ("Helm release (gateway, hooks)", helm.services_release),
+                         ("plan ConfigMap", helm.plan_config_map),
+                         ("gateway Service", helm.gateway_service)):
+        names.add_row(label, value)
+    for table in (routes, runners, hooks, topics, groups, names):
         if table.row_count:
             console.print(table)
 

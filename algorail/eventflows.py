@@ -66,7 +66,8 @@ def _algos(plan: Any, cp: Any) -> list[str]:
 def plan_from_file(path: str | Path, deployment: str | None = None,
                    bindings: dict[str, Any] | None = None) -> Any:
     """A plan from a plan JSON file or a pipeline file (compiled); None for other files."""
-    from algorail.plan import PLAN_API_VERSION, load_plan
+    from algorail.compiler import load_plan
+    from algorail.plan import PLAN_API_VERSION
     from algorail.spec import read_document
 
     document = read_document(path)

@@ -1,7 +1,7 @@
 """Rules that span components: pipes, ports, content types, cycles, joins, plugin names.
 
 `PipelineGraph` resolves every pipe and trigger to (component, port) pairs once; the
-compiler (`algorail.plan`) and the diagrams read the same resolution.
+compiler (`algorail.compiler`) and the diagrams read the same resolution.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from jsonschema.exceptions import SchemaError
 
 from algorail import naming
 from algorail.errors import Problem
+from algorail.runtime import codec
 from algorail.spec import Pipeline
 
 KINDS = ("endpoint", "data source", "algo", "data sink", "hook", "external input")
@@ -374,24 +375,6 @@ def _check_names(graph: PipelineGraph) -> None:
             )
 
 
-def _media(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
-
-
-def is_json(content_type: str) -> bool:
-    media = _media(content_type)
-    return media == "application/json" or media.endswith("+json")
-
-
-def content_types_compatible(produced: str, accepted: str) -> bool:
-    """Same media type (parameters ignored), or a wildcard on either side."""
-    a, b = _media(produced), _media(accepted)
-    if "*/*" in (a, b) or a == b:
-        return True
-    (a_type, _, a_sub), (b_type, _, b_sub) = a.partition("/"), b.partition("/")
-    return a_type == b_type and "*" in (a_sub, b_sub)
-
-
 def _check_content_types(graph: PipelineGraph) -> None:
     for e in graph.edges:
         src = graph.components[e.source.component]
@@ -401,14 +384,14 @@ def _check_content_types(graph: PipelineGraph) -> None:
         else:
             accepted = graph.components[e.target.component].inputs[e.target.port]
         kind = "trigger" if e.trigger else "pipe"
-        if not content_types_compatible(produced, accepted):
+        if not codec.compatible(produced, accepted):
             graph.problem(
                 "content-type",
                 f"{kind} {e.source} -> {e.target}: {e.source} produces {produced!r} "
                 f"but {e.target} accepts {accepted!r}",
                 graph.components[e.target.component].label,
             )
-        if (e.fields or e.map) and not is_json(produced):
+        if (e.fields or e.map) and not codec.is_json(produced):
             graph.problem(
                 "content-type",
                 f"{kind} {e.source} -> {e.target}: 'fields' and 'map' select JSON fields, "
@@ -448,10 +431,11 @@ def _check_cycles(graph: PipelineGraph) -> None:
 def _check_algo_settings(graph: PipelineGraph) -> None:
     for algo in graph.pipeline.spec.algos:
         label = f"algo {algo.name!r}"
-        if algo.join is not None and len(algo.inputs) < 2:
+        if algo.join is not None and len(algo.inputs) < 2 and not algo.triggers:
             graph.problem(
                 "join",
-                "join is set but the algo has one input; a join needs two or more inputs",
+                "join is set but the algo has one input and no triggers; a join needs two or "
+                "more inputs, or triggers (whose window it sets)",
                 label,
             )
         if algo.join is not None and algo.join.type == "outer" and algo.join.window_ms == 0:
@@ -483,7 +467,7 @@ def _check_schemas(graph: PipelineGraph) -> None:
                     f"path {path.name!r}: invalid JSON Schema: {exc.message}",
                     f"endpoint {ep.name!r}",
                 )
-            if not is_json(path.content_type):
+            if not codec.is_json(path.content_type):
                 graph.problem(
                     "schema",
                     f"path {path.name!r}: a JSON Schema needs a JSON contentType, "

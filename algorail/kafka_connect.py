@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from algorail.backoff import Backoff
 from algorail.errors import AlgorailError
 
 # The Strimzi APIs algorail renders for: Strimzi 1.x serves only `v1` (the default), 0.4x
@@ -207,7 +208,7 @@ class KafkaConnectClient:
 
         self.url = url.rstrip("/")
         self.retries = retries
-        self.backoff_s = backoff_s
+        self.backoff = Backoff(backoff_s, backoff_s * 2 ** retries)
         self.http = httpx.Client(base_url=self.url, timeout=timeout,
                                  headers={"accept": "application/json"})
 
@@ -223,6 +224,7 @@ class KafkaConnectClient:
     def _request(self, method: str, path: str, body: Any = None, ok=(200,)) -> Any:
         import httpx
 
+        waits = self.backoff.delays()
         for attempt in range(self.retries + 1):
             try:
                 response = self.http.request(method, path, json=body)
@@ -232,7 +234,7 @@ class KafkaConnectClient:
                     f"or {CONNECT_URL_ENV}") from None
             if response.status_code != 409 or attempt == self.retries:
                 break
-            time.sleep(self.backoff_s * 2 ** attempt)
+            time.sleep(next(waits))
         if response.status_code not in ok:
             try:
                 message = response.json().get("message", response.text)

@@ -1,29 +1,27 @@
-"""The compiler: a valid pipeline -> a plain, serialisable deployment plan.
+"""The deployment plan: plain, serialisable data that `algorail.compiler` makes of a pipeline.
 
 The plan is the single source of truth for everything downstream (dev mode, runners,
 gateway, hook dispatcher, Helm values, Pulumi, manifests): topic names, subscriptions,
-routes and which hooks each endpoint path can reach are derived here and nowhere else.
+routes, consumer groups, URLs, Kubernetes object names and which hooks each endpoint path
+can reach are derived by the compiler (through `algorail.naming`) and read from here; nothing
+downstream derives a name again. This module imports neither the pipeline model
+(`algorail.spec`) nor its graph (`algorail.graph`): the runtime needs the plan alone.
 
-Message conventions every runtime piece follows (headers are UTF-8 strings):
-- ``algorail-run-id``, ``algorail-deployment``, ``algorail-source`` (``component.port``),
-  ``content-type``, ``traceparent``.
-- A port that produces nothing for a run emits a *skip marker*: an empty value with
-  header ``algorail-skip: 1``. Consumers propagate it, so a hook downstream of a branch
-  not taken reports "skipped" and a sync caller stops waiting for it.
+The messages every runtime piece sends and reads (headers, skip markers, values by
+content type) follow `algorail.runtime.codec`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from algorail import naming
 from algorail.errors import AlgorailError
-from algorail.graph import Edge, PipelineGraph
-from algorail.spec import Batch, Join, Pipeline, Retry, load_pipeline, read_document
 
 PLAN_API_VERSION = "algorail.io/plan/v1"
 # Plan fields that hold paths of the machine the plan was compiled on.
@@ -36,12 +34,13 @@ class PlanModel(BaseModel):
 
 class TopicPlan(PlanModel):
     name: str
-    role: Literal["endpoint", "output", "error", "dead-letter", "pipeline-output", "external",
-                  "sink-report"]
+    role: Literal["endpoint", "output", "error", "dead-letter", "retry", "pipeline-output",
+                  "external", "sink-report"]
     component: str | None = None
     port: str | None = None
     content_type: str = "application/json"
     external: bool = False  # owned by another pipeline or system: never created or deleted
+    pipe: str | None = None  # how `algorail tail` and the diagrams name it: "component.port"
     partitions: int | None = None  # from the spec's pipes; unset: the deployment's default
     replication_factor: int | None = None
 
@@ -55,6 +54,38 @@ class InputPlan(PlanModel):
     content_type: str = "application/json"
     fields: list[str] | None = None  # keep only these JSON fields; none present = skip
     map: dict[str, str] = Field(default_factory=dict)  # rename JSON fields (Seldon tensorMap)
+
+
+class JoinPlan(PlanModel):
+    """How an algo with several inputs (or with triggers) waits for them."""
+
+    type: Literal["inner", "outer", "any"]
+    window_ms: int
+    max_pending: int
+
+
+class BatchPlan(PlanModel):
+    size: int | None
+    window_ms: int | None
+    rolling: bool
+
+
+class RetryPlan(PlanModel):
+    """Retries of a failed algo call; `retry_on` lists the kinds of failure retried."""
+
+    attempts: int
+    backoff_ms: int
+    max_backoff_ms: int
+    retry_on: list[Literal["timeout", "connection", "server", "throttled", "error"]]
+
+
+class RetryTopic(PlanModel):
+    """One backoff step of an algo's retries: a failed run waits on `name` until `delay_ms`
+    after it was written, then is called again. Retry n of a run goes to step
+    ``min(n, len(steps))``: after the backoff cap every retry waits on the last step."""
+
+    name: str
+    delay_ms: int
 
 
 class RunnerPlan(PlanModel):
@@ -71,18 +102,21 @@ class RunnerPlan(PlanModel):
     config: dict[str, Any] = Field(default_factory=dict)
     inputs: list[InputPlan]
     triggers: list[InputPlan] = Field(default_factory=list)
-    join: Join | None = None
+    join: JoinPlan | None = None  # set when the algo has several inputs or any trigger
     triggers_join: Literal["inner", "outer", "any"] = "inner"
-    batch: Batch | None = None
+    batch: BatchPlan | None = None
     input_mode: Literal["keyed", "merged"] = "keyed"
     file_input: Literal["bytes", "reference"] = "bytes"
     outputs: dict[str, str]  # port -> topic
     output_content_types: dict[str, str]
+    output_sources: dict[str, str]  # port -> its `algorail-source` header, "component.port"
+    error_source: str  # the `algorail-source` of this algo's error reports
     error_topic: str
     dead_letter_topic: str
     consumer_group: str
     timeout_ms: int
-    retry: Retry
+    retry: RetryPlan
+    retry_topics: list[RetryTopic] = Field(default_factory=list)
     replicas: int = 1
     resources: dict[str, dict[str, str]] | None = None
     base_dir: str | None = None  # where the pipeline file was: python algos are found here first
@@ -96,7 +130,9 @@ class RoutePlan(PlanModel):
     url: str
     topic: str
     message_data_type: Literal["embedded", "fileReference"]
+    object_prefix: str  # fileReference: where its bodies go in the object store, before run id
     content_type: str
+    source: str  # the `algorail-source` header of the messages it starts, "endpoint.path"
     json_schema: dict[str, Any] | None = None
     protocol: Literal["json", "v2"] = "json"
     hooks: list[str]  # hooks reachable from this path: what a sync call waits for
@@ -116,6 +152,7 @@ class HookPlan(PlanModel):
     dead_letter_topic: str
     consumer_group: str
     publish_topic: str | None = None  # `response` hooks republish the pipeline's output
+    publish_source: str | None = None  # the `algorail-source` of what it republishes
 
 
 class ConnectorPlan(PlanModel):
@@ -128,7 +165,10 @@ class ConnectorPlan(PlanModel):
     config: dict[str, Any] = Field(default_factory=dict)
     inputs: list[InputPlan] = Field(default_factory=list)  # sinks
     outputs: dict[str, str] = Field(default_factory=dict)  # sources: port -> topic
+    output_sources: dict[str, str] = Field(default_factory=dict)  # sources: port -> header
     report_topic: str | None = None  # sinks: where each run's outcome is reported
+    report_source: str | None = None  # sinks: the `algorail-source` of those reports
+    report_consumer_group: str | None = None  # the hook dispatcher's reader of the reports
     dead_letter_topic: str
     consumer_group: str
 
@@ -149,9 +189,10 @@ class HelmNames(PlanModel):
         if not naming.is_valid_release(release):
             raise AlgorailError(f"Helm release name {release!r} is not valid: "
                                 f"use {naming.RELEASE_RULE}")
-        services = f"{release}-algorail"
-        return cls(release=release, services_release=services, plan_config_map=f"{release}-plan",
-                   gateway_service=gateway_service or f"{services}-gateway")
+        services = naming.services_release(release)
+        return cls(release=release, services_release=services,
+                   plan_config_map=naming.plan_config_map(release),
+                   gateway_service=gateway_service or naming.gateway_service(services))
 
 
 class Plan(PlanModel):
@@ -166,8 +207,11 @@ class Plan(PlanModel):
     source_file: str | None = None
     base_dir: str | None = None
     allow_cycles: bool = False
+    max_step_revisits: int | None = None
     clean_topics_on_delete: bool = False
     error_topic: str
+    errors_consumer_group: str  # the hook dispatcher's error recorder, reading error_topic
+    runs_url: str  # GET {runs_url}/{runId}: a run's results on the gateway
     output_topic: str | None = None
     topics: list[TopicPlan]
     runners: list[RunnerPlan]
@@ -221,253 +265,8 @@ class Plan(PlanModel):
         return [t.name for t in self.topics if not t.external]
 
 
-def load_plan(
-    path: str | Path, deployment: str | None = None, bindings: dict[str, Any] | None = None
-) -> Plan:
-    """A plan JSON written by `algorail plan -o` as it is; a pipeline file, compiled."""
-    document = read_document(path)
-    if document.get("api_version") != PLAN_API_VERSION:
-        return compile_plan(load_pipeline(path, bindings=bindings), deployment=deployment)
-    try:
-        return Plan.model_validate(document)
-    except ValidationError as exc:
-        raise AlgorailError(
-            f"{path}: not a plan this algorail can read; recompile it with "
-            f"`algorail plan PIPELINE.yaml -o {path}`:\n{exc}"
-        ) from None
-
-
-def compile_plan(pipeline: Pipeline, deployment: str | None = None) -> Plan:
-    """Compile a validated pipeline. `deployment` defaults to the pipeline's name."""
-    return _Compiler(pipeline, deployment or pipeline.name).compile()
-
-
-class _Compiler:
-    def __init__(self, pipeline: Pipeline, deployment: str):
-        self.pipeline = pipeline
-        self.graph = PipelineGraph(pipeline)
-        self.owner = pipeline.metadata.owner
-        self.version = pipeline.metadata.version
-        self.deployment = deployment
-        self.index = {name: i for i, name in enumerate(self.graph.components, start=1)}
-        self.topics: dict[str, TopicPlan] = {}
-
-    def compile(self) -> Plan:
-        meta, spec = self.pipeline.metadata, self.pipeline.spec
-        self.error_topic = naming.error_topic(self.owner, self.deployment)
-        routes = [self._route(ep, p) for ep in spec.endpoints for p in ep.paths]
-        for ext in spec.external_inputs:
-            self._topic(self._external_topic(ext), "external", ext.name, "out", external=True)
-        connectors = [self._connector(s, "source") for s in spec.data_sources]
-        runners = [self._runner(a) for a in spec.algos]
-        connectors += [self._connector(s, "sink") for s in spec.data_sinks]
-        output_topic = None
-        if any(h.type == "response" for h in spec.hooks):
-            output_topic = naming.pipeline_output_topic(self.owner, self.deployment)
-            self._topic(output_topic, "pipeline-output")
-        hooks = [self._hook(h, output_topic) for h in spec.hooks]
-        self._topic(self.error_topic, "error")
-        self._apply_topic_settings()
-        return Plan(
-            owner=self.owner,
-            pipeline=meta.name,
-            version=self.version,
-            deployment=self.deployment,
-            description=meta.description,
-            labels=meta.labels,
-            annotations=meta.annotations,
-            source_file=self.pipeline.source_file,
-            base_dir=self.pipeline.base_dir,
-            allow_cycles=spec.allow_cycles,
-            clean_topics_on_delete=spec.clean_topics_on_delete,
-            error_topic=self.error_topic,
-            output_topic=output_topic,
-            topics=list(self.topics.values()),
-            runners=runners,
-            routes=routes,
-            hooks=hooks,
-            connectors=connectors,
-            helm=HelmNames.for_release(naming.helm_release(self.owner, self.deployment)),
-        )
-
-    # -- pieces ---------------------------------------------------------------------------
-
-    def _topic(
-        self,
-        name: str,
-        role: str,
-        component: str | None = None,
-        port: str | None = None,
-        content_type: str = "application/json",
-        external: bool = False,
-    ) -> str:
-        if name not in self.topics:
-            self.topics[name] = TopicPlan(
-                name=name,
-                role=role,
-                component=component,
-                port=port,
-                content_type=content_type,
-                external=external,
-            )
-        return name
-
-    def _apply_topic_settings(self) -> None:
-        """Partitions and replication factor the pipes set, on the topics they read."""
-        for edge in self.graph.edges:
-            topic = self.topics.get(self._source_topic(edge))
-            if topic is None or topic.external:
-                continue
-            if edge.partitions is not None:
-                topic.partitions = edge.partitions
-            if edge.replication_factor is not None:
-                topic.replication_factor = edge.replication_factor
-
-    def _id(self, name: str) -> str:
-        return naming.component_id(self.owner, name, self.version, self.index[name])
-
-    def _dead_letter(self, component: str) -> str:
-        topic = naming.dead_letter_topic(self.owner, self.deployment, component)
-        return self._topic(topic, "dead-letter", component)
-
-    def _group(self, component: str) -> str:
-        return naming.consumer_group(self.owner, self.deployment, component)
-
-    def _source_topic(self, edge: Edge) -> str:
-        comp = self.graph.components[edge.source.component]
-        if comp.kind == "endpoint":
-            return naming.endpoint_topic(self.owner, self.deployment, edge.source.port)
-        if comp.kind == "external input":
-            return self._external_topic(comp.spec)
-        return naming.output_topic(self.owner, self.deployment, comp.name, edge.source.port)
-
-    def _external_topic(self, ext: Any) -> str:
-        if ext.topic:
-            return ext.topic
-        owner = ext.owner or self.owner
-        if ext.component:
-            return naming.output_topic(owner, ext.pipeline, ext.component, ext.port)
-        if ext.port == "outputs":
-            return naming.pipeline_output_topic(owner, ext.pipeline)
-        return naming.endpoint_topic(owner, ext.pipeline, ext.port)
-
-    def _input(self, edge: Edge, name: str) -> InputPlan:
-        source = self.graph.components[edge.source.component]
-        return InputPlan(
-            name=name,
-            topic=self._source_topic(edge),
-            source=str(edge.source),
-            content_type=source.outputs[edge.source.port],
-            fields=edge.fields,
-            map=edge.map,
-        )
-
-    def _outputs(self, component: str, ports: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for port, content_type in ports.items():
-            topic = naming.output_topic(self.owner, self.deployment, component, port)
-            out[port] = self._topic(topic, "output", component, port, content_type)
-        return out
-
-    def _route(self, endpoint: Any, path: Any) -> RoutePlan:
-        topic = naming.endpoint_topic(self.owner, self.deployment, path.name)
-        self._topic(topic, "endpoint", endpoint.name, path.name, path.content_type)
-        reachable = self.graph.reachable_from(endpoint.name, path.name)
-        hooks = [h.name for h in self.pipeline.spec.hooks if h.name in reachable]
-        sinks = [s.name for s in self.pipeline.spec.data_sinks if s.name in reachable]
-        return RoutePlan(
-            endpoint=endpoint.name,
-            path=path.name,
-            id=self._id(endpoint.name),
-            type=path.type,
-            url=naming.route_url(self.owner, self.deployment, path.name),
-            topic=topic,
-            message_data_type=path.message_data_type,
-            content_type=path.content_type,
-            json_schema=path.json_schema,
-            protocol=path.protocol,
-            hooks=hooks,
-            sinks=sinks,
-        )
-
-    def _runner(self, algo: Any) -> RunnerPlan:
-        inputs = [self._input(e, e.target.port) for e in self.graph.edges_into(algo.name, False)]
-        order = [p.name for p in algo.inputs]
-        inputs.sort(key=lambda i: order.index(i.name))
-        triggers = [
-            self._input(e, f"trigger-{n}")
-            for n, e in enumerate(self.graph.edges_into(algo.name, True))
-        ]
-        ports = {p.name: p.content_type for p in algo.outputs}
-        join = algo.join
-        if join is None and len(algo.inputs) > 1:
-            join = Join()
-        return RunnerPlan(
-            component=algo.name,
-            id=self._id(algo.name),
-            index=self.index[algo.name],
-            ref=algo.ref or f"{self.owner}/{algo.name}:{self.version}",
-            runtime=algo.runtime,
-            command=algo.command,
-            entrypoint=algo.entrypoint,
-            url=algo.url,
-            image=algo.image,
-            env=algo.env,
-            config=algo.config,
-            inputs=inputs,
-            triggers=triggers,
-            join=join,
-            triggers_join=algo.triggers_join,
-            batch=algo.batch,
-            input_mode=algo.input_mode,
-            file_input=algo.file_input,
-            outputs=self._outputs(algo.name, ports),
-            output_content_types=ports,
-            error_topic=self.error_topic,
-            dead_letter_topic=self._dead_letter(algo.name),
-            consumer_group=self._group(algo.name),
-            timeout_ms=algo.timeout_ms,
-            retry=algo.retry,
-            replicas=algo.replicas,
-            resources=algo.resources,
-            base_dir=self.pipeline.base_dir,
-        )
-
-    def _connector(self, comp: Any, kind: Literal["source", "sink"]) -> ConnectorPlan:
-        """A data source (it produces to its output topics) or sink (it subscribes)."""
-        if kind == "source":
-            wiring: dict[str, Any] = {
-                "outputs": self._outputs(comp.name, {p.name: p.content_type for p in comp.outputs})
-            }
-        else:
-            edges = self.graph.edges_into(comp.name)
-            report = naming.sink_report_topic(self.owner, self.deployment, comp.name)
-            wiring = {"inputs": [self._input(e, e.target.port) for e in edges],
-                      "report_topic": self._topic(report, "sink-report", comp.name)}
-        return ConnectorPlan(
-            name=comp.name,
-            id=self._id(comp.name),
-            index=self.index[comp.name],
-            kind=kind,
-            connector=comp.connector,
-            connect_name=naming.kafka_connector_name(self.owner, self.deployment, comp.name),
-            config=comp.config,
-            dead_letter_topic=self._dead_letter(comp.name),
-            consumer_group=self._group(comp.name),
-            **wiring,
-        )
-
-    def _hook(self, hook: Any, output_topic: str | None) -> HookPlan:
-        edges = self.graph.edges_into(hook.name)
-        return HookPlan(
-            name=hook.name,
-            id=self._id(hook.name),
-            index=self.index[hook.name],
-            type=hook.type,
-            config=hook.config,
-            join=hook.join,
-            inputs=[self._input(e, str(e.source)) for e in edges],
-            dead_letter_topic=self._dead_letter(hook.name),
-            consumer_group=self._group(hook.name),
-            publish_topic=output_topic if hook.type == "response" else None,
-        )
+def plan_hash(plan: Plan) -> str:
+    """sha256 of what a plan deploys (machine paths left out): with `version`, it names
+    the plan version a run started on and a Pipeline's status reports."""
+    text = json.dumps(plan.to_cluster_dict(), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 
-from algorail import naming
 from algorail.errors import AlgorailError
 from algorail.plan import Plan
 
@@ -78,18 +77,25 @@ def connector_configs(plan: Plan, registry: Any = None) -> dict[str, dict[str, A
     return configs
 
 
-def pipeline_values(plan: Plan, registry: Any = None) -> dict[str, Any]:
+def pipeline_values(plan: Plan, registry: Any = None,
+                    code: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the algorail-pipeline chart needs of `plan` itself (no release names); refuses
     a plan holding a secret inline (`PipelineError`), since the plan goes into a ConfigMap
-    and algo env into pods."""
+    and algo env into pods. `code` is the algos' packed modules (`codepack.pack`), packed
+    here from the plan's folder when not given."""
+    from algorail import codepack
     from algorail.connectors.secrets import require_secret_references
 
     require_secret_references(plan)
-    return {
+    values = {
         "plan": plan.to_cluster_dict(),
         "connectorConfigs": connector_configs(plan, registry),
-        "mappings": {"runsPrefix": naming.route_url(plan.owner, plan.deployment, "runs") + "/"},
+        "mappings": {"runsPrefix": plan.runs_url + "/"},
     }
+    files = codepack.pack(plan) if code is None else dict(code)
+    if files:
+        values["code"] = {"files": files}
+    return values
 
 
 def services_values(plan_config_map: str, fullname: str | None = None,
@@ -119,18 +125,19 @@ class HelmValues:
 
 
 # Values the plan owns: an override of one would point a chart at objects that do not exist.
-DERIVED_KEYS = ("fullnameOverride", "plan", "mappings.gatewayService", "mappings.runsPrefix")
+DERIVED_KEYS = ("fullnameOverride", "plan", "code", "mappings.gatewayService",
+                "mappings.runsPrefix")
 
 
 def helm_values(plan: Plan, overrides: Mapping[str, Any] | None = None,
                 services_overrides: Mapping[str, Any] | None = None,
-                registry: Any = None) -> HelmValues:
+                registry: Any = None, code: Mapping[str, str] | None = None) -> HelmValues:
     """The values of both charts for `plan`, each chart's overrides merged on top.
 
     Every name one chart uses to find the other's objects comes from `plan.helm`, so a
     pipeline rendered, deployed by Pulumi or by the registry gets the same objects.
     Overrides may hold any value of the charts except DERIVED_KEYS (and may hold
-    Pulumi Outputs: nothing is copied but dicts and lists)."""
+    Pulumi Outputs: nothing is copied but dicts and lists). `code`: see `pipeline_values`."""
     names = plan.helm
     for chart, given in ((PIPELINE_CHART, overrides), (SERVICES_CHART, services_overrides)):
         for key in DERIVED_KEYS:
@@ -138,7 +145,7 @@ def helm_values(plan: Plan, overrides: Mapping[str, Any] | None = None,
                 raise RenderError(
                     f"{chart} value {key} comes from the plan ({names.release!r}); choose the "
                     "release name instead (--release, or the deployment name)")
-    pipeline = pipeline_values(plan, registry)  # refuses a plan holding a secret inline
+    pipeline = pipeline_values(plan, registry, code)  # refuses a plan holding a secret inline
     pipeline["fullnameOverride"] = names.release
     pipeline["mappings"]["gatewayService"] = names.gateway_service
     pipeline = deep_merge(pipeline, overrides or {})

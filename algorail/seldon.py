@@ -244,30 +244,34 @@ class _Converter:
         return _Ref(INPUT_ENDPOINT, INPUT_PATH, tensor)
 
     def parse_external(self, ref: str) -> _Ref | None:
-        """`pipeline.outputs[.T]`, `pipeline.inputs[.T]`, `pipeline.step.STEP[.T]`."""
+        """`pipeline[.outputs|.inputs][.T]`, `pipeline.step.STEP[.outputs[.T]]`, as Seldon's
+        scheduler reads them (a pipeline alone is its outputs, a step alone its outputs)."""
         parts = ref.split(".")
-        if len(parts) < 2:
-            self.problem(
-                f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
-                "or PIPELINE.step.STEP"
-            )
-            return None
+        expected = ("expected PIPELINE[.outputs|.inputs][.TENSOR] or "
+                    "PIPELINE.step.STEP[.outputs[.TENSOR]] (Seldon's scheduler needs the "
+                    "'.outputs' before a tensor)")
+        if len(parts) == 1:
+            parts.append("outputs")
         pipeline, kind = parts[0], parts[1]
         if kind == "step" and len(parts) >= 3:
-            step, tensor = parts[2], ".".join(parts[3:]) or None
-            if tensor and tensor.startswith("outputs."):
-                tensor = tensor[len("outputs.") :]
+            if len(parts) == 3:
+                parts.append("outputs")
+            if parts[3] == "inputs":
+                self.problem(f"external input {ref!r}: another pipeline's step inputs are not "
+                             "read here; reference the step or pipeline that feeds them")
+                return None
+            if parts[3] != "outputs" or len(parts) > 5:
+                self.problem(f"external input {ref!r}: {expected}")
+                return None
+            step, tensor = parts[2], ".".join(parts[4:]) or None
             name = f"{pipeline}-{step}"
             ext = {"name": name, "pipeline": pipeline, "component": step, "port": STEP_OUTPUT}
-        elif kind in ("inputs", "outputs"):
+        elif kind in ("inputs", "outputs") and len(parts) <= 3:
             tensor = ".".join(parts[2:]) or None
             name = pipeline if kind == "outputs" else f"{pipeline}-inputs"
             ext = {"name": name, "pipeline": pipeline, "port": kind}
         else:
-            self.problem(
-                f"external input {ref!r}: expected PIPELINE.outputs, PIPELINE.inputs "
-                "or PIPELINE.step.STEP"
-            )
+            self.problem(f"external input {ref!r}: {expected}")
             return None
         ext["owner"] = self.namespace
         self.externals.setdefault(name, ext)
@@ -370,6 +374,9 @@ class _Converter:
             if r
         ]
         self.check_names()
+        if spec.input is not None and not spec.input.externalInputs:
+            self.problem("input: name at least one of externalInputs (Seldon refuses an input "
+                         "section without them)")
         ext_trigger_refs = [
             r
             for r in (
@@ -475,6 +482,8 @@ class _Converter:
                 "pipes": pipes,
                 "externalInputs": list(self.externals.values()),
                 "allowCycles": spec.allowCycles,
+                # Seldon's default: with cycles allowed, no step is revisited
+                **({"maxStepRevisits": spec.maxStepRevisits or 0} if spec.allowCycles else {}),
                 "cleanTopicsOnDelete": bool(spec.dataflow and spec.dataflow.cleanTopicsOnDelete),
             },
         }

@@ -1,13 +1,13 @@
-"""The pipeline format (algorail.io/v1): its model, and loading it from YAML or JSON.
+"""The pipeline format (algorail.io/v1): its model, and parsing it from YAML or JSON.
 
-Loading checks shape (keys, types, enums). The rules that span components live in
-`algorail.graph`; `load_pipeline` runs both, so a returned `Pipeline` is valid.
+Parsing checks shape (keys, types, enums). The rules that span components live in
+`algorail.graph`; `algorail.loader.load_pipeline` runs both, so a `Pipeline` it returns is
+valid. This module imports neither.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,6 +192,8 @@ class PipelineSpec(Model):
     pipes: list[Pipe] = Field(default_factory=list)
     external_inputs: list[ExternalInput] = Field(default_factory=list)
     allow_cycles: bool = False
+    # with allowCycles: how often a run may come back to a step; unset, no limit
+    max_step_revisits: int | None = Field(default=None, ge=0)
     clean_topics_on_delete: bool = False
 
 
@@ -310,43 +312,6 @@ def apply_bindings(data: dict[str, Any], bindings: dict[str, Any]) -> dict[str, 
         if isinstance(name, str) and isinstance(bindings.get(name), dict):
             algo.update(bindings[name])
     return data
-
-
-def load_pipeline(
-    path: str | Path,
-    bindings: dict[str, Any] | None = None,
-    registry: Any = None,
-) -> Pipeline:
-    """Load and fully validate a pipeline file. Raises `PipelineError` listing every problem."""
-    file = str(path)
-    text = read_text(path)
-    data = parse_document(text, file)
-    try:
-        return validate_document(data, file=file, bindings=bindings, registry=registry)
-    except PipelineError as exc:
-        lines = component_lines(text)
-        raise PipelineError(
-            [
-                replace(p, line=lines.get(p.component)) if p.line is None else p
-                for p in exc.problems
-            ]
-        ) from None
-
-
-def validate_document(
-    data: dict[str, Any],
-    file: str | None = None,
-    bindings: dict[str, Any] | None = None,
-    registry: Any = None,
-) -> Pipeline:
-    """Shape checks and every graph rule on a loaded document; raises `PipelineError`."""
-    from algorail.graph import check_pipeline
-
-    pipeline = parse_pipeline(data, file=file, bindings=bindings)
-    problems = check_pipeline(pipeline, registry=registry)
-    if problems:
-        raise PipelineError(problems)
-    return pipeline
 
 
 def load_bindings(path: str | Path | None) -> dict[str, dict[str, Any]] | None:

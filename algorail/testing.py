@@ -41,8 +41,8 @@ def _document(spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 def compile_document(document: dict[str, Any], base_dir: str | None = None) -> Any:
     """Validate (with the installed plugins) and compile a pipeline document to its Plan."""
-    from algorail.plan import compile_plan
-    from algorail.spec import validate_document
+    from algorail.compiler import compile_plan
+    from algorail.loader import validate_document
 
     file = str(Path(base_dir or ".").resolve() / "test-pipeline.yaml")
     return compile_plan(validate_document(document, file=file))
@@ -175,7 +175,8 @@ class DevPipeline:
     def __init__(self, file: str | Path, *, bootstrap_servers: str | None = None,
                  bindings: str | Path | None = None, startup_timeout: float = 90.0,
                  work_dir: str | Path | None = None, keep_going: bool = False):
-        from algorail.spec import load_bindings, load_pipeline
+        from algorail.loader import load_pipeline
+        from algorail.spec import load_bindings
 
         self.file = Path(file)
         pipeline = load_pipeline(self.file, bindings=load_bindings(bindings))

@@ -1,17 +1,24 @@
-"""A steady load through the embedded broker: does a consumer keep up, on either client?
+"""A steady load through the embedded broker: does it keep up, on either Kafka client?
 
     python benchmarks/broker_soak.py [--seconds 60] [--rate 500] [--client both]
-                                     [--partitions 1] [--set KEY=VALUE ...]
+                                     [--through broker|dev] [--partitions 1]
+                                     [--set KEY=VALUE ...]
 
-For each client (kafka-python, confluent-kafka) a fresh `EmbeddedBroker` is started; a
-kafka-python producer sends `--rate` records a second for `--seconds` (each carrying its
-send time), and a consumer of that client reads them, with the settings algorail
-recommends for the embedded broker (`algorail.runtime.broker.CONFLUENT_CONSUMER_SETTINGS`)
-plus any `--set` (confluent-kafka names, e.g. fetch.wait.max.ms=500). Each client gets
-one JSON line: ``{"client", "sent", "received", "lost", "first_record_s", "p50_ms",
-"p99_ms", "p50_ms_per_10s", "broker_cpu_s", "broker_cpu_s_per_10s", ...}``; the
-consumer is given 20 s after the last send to catch up. Exit status 1 when a client did
-not receive everything.
+For each client (`kafka_io.CLIENTS`: confluent, kafka-python) a fresh `EmbeddedBroker` is
+started and a producer sends `--rate` records a second for `--seconds`, each carrying
+its sequence number and send time, with algorail's client settings for that client
+(``ALGORAIL_KAFKA_CLIENT``) plus any `--set` on the consumer (kafka-python names, or
+librdkafka names such as fetch.wait.max.ms=500 for confluent).
+
+- ``--through broker``: a consumer reads the topic the producer writes.
+- ``--through dev``: `algorail dev` runs a one-algo pipeline (a pass-through) against that
+  broker, its runner on the same client; the producer writes the pipeline's input topic
+  and the consumer reads the algo's output topic.
+
+Each client gets one JSON line: ``{"client", "through", "sent", "received", "lost",
+"duplicates", "first_record_s", "p50_ms", "p99_ms", "p50_ms_per_10s", "broker_cpu_s",
+"broker_cpu_s_per_10s", ...}``; the consumer is given 20 s after the last send to catch
+up. Exit status 1 when a client did not receive everything exactly once.
 """
 
 from __future__ import annotations
@@ -20,67 +27,69 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-STAMP = struct.Struct(">dI")  # send time, sequence number
+from algorail.runtime import codec, kafka_io
+
 TOPIC = "soak"
 CATCH_UP_SECONDS = 20
+PAD = "x" * 180  # records of about 220 bytes
+DEV_PIPELINE = """\
+apiVersion: algorail.io/v1
+kind: Pipeline
+metadata: {owner: soak, name: soak, version: 1.0.0}
+spec:
+  endpoints: [{name: api, paths: [{name: in}]}]
+  algos:
+    - {name: copy, runtime: python, entrypoint: "copy:copy"}
+  pipes: [{from: api.in, to: copy.in}]
+"""
 
 
-def produce(bootstrap: str, rate: int, seconds: int, sent: list[int]) -> None:
-    from algorail.runtime.kafka_io import make_producer
+@contextmanager
+def kafka_client(name: str):
+    """`name` is the client of this process and of the processes it starts, meanwhile."""
+    before = os.environ.get(kafka_io.CLIENT_ENV)
+    os.environ[kafka_io.CLIENT_ENV] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(kafka_io.CLIENT_ENV)
+        else:
+            os.environ[kafka_io.CLIENT_ENV] = before
 
-    producer = make_producer(bootstrap)
+
+def produce(bootstrap: str, topic: str, rate: int, seconds: int, sent: list[int]) -> None:
+    producer = kafka_io.make_producer(bootstrap)
     started = time.monotonic()
     for n in range(rate * seconds):
         delay = started + n / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        producer.send(TOPIC, STAMP.pack(time.time(), n) + b"x" * 200)
+        value = json.dumps({"n": n, "t": time.time(), "pad": PAD}).encode()
+        headers = codec.Envelope(run_id=f"soak-{n}").to_headers()
+        producer.send(topic, value=value, key=str(n).encode(), headers=headers)
         sent[0] = n + 1
     producer.flush(30)
     producer.close()
 
 
-def kafka_python_records(bootstrap: str, settings: dict):
-    from algorail.runtime.kafka_io import make_consumer
-
-    consumer = make_consumer(bootstrap, group_id="soak", **settings)
-    consumer.subscribe([TOPIC])
+def read(bootstrap: str, topic: str, settings: dict):
+    """Batches of records of `topic` (an empty one after each idle poll), until closed."""
+    consumer = kafka_io.make_consumer(bootstrap, group_id="soak", **settings)
+    consumer.subscribe([topic])
     try:
         while True:
-            for batch in consumer.poll(timeout_ms=200).values():
-                yield [r.value for r in batch]
+            yield from consumer.poll(timeout_ms=200).values()
             yield []
     finally:
-        consumer.close()
-
-
-def confluent_records(bootstrap: str, settings: dict):
-    from confluent_kafka import Consumer
-
-    from algorail.runtime.broker import CONFLUENT_CONSUMER_SETTINGS
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "soak",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         **CONFLUENT_CONSUMER_SETTINGS, **settings})
-    consumer.subscribe([TOPIC])
-    try:
-        while True:
-            # consume(n, timeout) waits for n records or the timeout: poll for the first
-            # one, then take what is already queued, so a record waits for no others
-            first = consumer.poll(0.2)
-            messages = [first, *consumer.consume(499, timeout=0)] if first is not None else []
-            yield [m.value() for m in messages if m.error() is None]
-    finally:
-        consumer.close()
-
-
-CLIENTS = {"kafka-python": kafka_python_records, "confluent-kafka": confluent_records}
+        kafka_io.close_consumer(consumer)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -88,53 +97,86 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def dev_mode(bootstrap: str, folder: Path):
+    """`algorail dev` of `DEV_PIPELINE` against `bootstrap`: yields (input, output) topics."""
+    from algorail.plan import Plan
+    from algorail.runtime.testing import DevProcess
+
+    (folder / "pipeline.yaml").write_text(DEV_PIPELINE)
+    dev = DevProcess(str(folder / "pipeline.yaml"), "--bootstrap-servers", bootstrap,
+                     work_dir=folder / "work")
+    try:
+        dev.wait_ready()
+        plan = Plan.from_file(folder / "work" / "plan.json")
+        yield plan.routes[0].topic, plan.runner("copy").outputs["out"]
+    finally:
+        dev.stop()
+
+
 def soak(client: str, args: argparse.Namespace, settings: dict) -> dict:
     from algorail.runtime.broker import EmbeddedBroker
-    from algorail.runtime.kafka_io import ensure_topics
 
-    with EmbeddedBroker() as broker:
-        ensure_topics(broker.bootstrap_servers, [TOPIC], partitions=args.partitions)
-        sent = [0]
-        producer = threading.Thread(target=produce, daemon=True,
-                                    args=(broker.bootstrap_servers, args.rate, args.seconds,
-                                          sent))
-        cpu_before = cpu_seconds(broker.process.pid)
-        producer.start()
-        seen: set[int] = set()
-        latencies: list[tuple[float, float]] = []  # (receive time, latency)
-        duplicates = 0
-        deadline = time.monotonic() + args.seconds + CATCH_UP_SECONDS + 30
-        caught_up_by, first_record_s = None, None
-        subscribed = time.monotonic()
-        cpu_marks = [cpu_before]  # the broker's CPU seconds every 10 s: does it grow?
-        records = CLIENTS[client](broker.bootstrap_servers, settings)
-        for batch in records:
-            now = time.time()
-            if time.monotonic() - subscribed >= 10 * len(cpu_marks):
-                cpu_marks.append(cpu_seconds(broker.process.pid))
-            if batch and first_record_s is None:
-                first_record_s = time.monotonic() - subscribed
-            for value in batch:
-                stamp, n = STAMP.unpack_from(value)
-                duplicates += n in seen
-                seen.add(n)
-                latencies.append((now, now - stamp))
-            if not producer.is_alive():
-                caught_up_by = caught_up_by or time.monotonic() + CATCH_UP_SECONDS
-                if len(seen) >= sent[0] or time.monotonic() > caught_up_by:
-                    break
-            if time.monotonic() > deadline:
+    with kafka_client(client), EmbeddedBroker() as broker, \
+            tempfile.TemporaryDirectory() as folder:
+        bootstrap = broker.bootstrap_servers
+        if args.through == "dev":
+            through = dev_mode(bootstrap, Path(folder))
+        else:
+            kafka_io.ensure_topics(bootstrap, [TOPIC], partitions=args.partitions)
+            through = _same_topic()
+        with through as (source, target):
+            row = _measure(bootstrap, source, target, broker.process.pid, args, settings)
+    return {"client": client, "through": args.through, **row}
+
+
+@contextmanager
+def _same_topic():
+    yield TOPIC, TOPIC
+
+
+def _measure(bootstrap: str, source: str, target: str, broker_pid: int,
+             args: argparse.Namespace, settings: dict) -> dict:
+    sent = [0]
+    producer = threading.Thread(target=produce, daemon=True,
+                                args=(bootstrap, source, args.rate, args.seconds, sent))
+    cpu_before = cpu_seconds(broker_pid)
+    producer.start()
+    seen: set[int] = set()
+    latencies: list[tuple[float, float]] = []  # (receive time, latency)
+    duplicates = 0
+    deadline = time.monotonic() + args.seconds + CATCH_UP_SECONDS + 30
+    caught_up_by, first_record_s = None, None
+    subscribed = time.monotonic()
+    cpu_marks = [cpu_before]  # the broker's CPU seconds every 10 s: does it grow?
+    records = read(bootstrap, target, settings)
+    for batch in records:
+        now = time.time()
+        if time.monotonic() - subscribed >= 10 * len(cpu_marks):
+            cpu_marks.append(cpu_seconds(broker_pid))
+        if batch and first_record_s is None:
+            first_record_s = time.monotonic() - subscribed
+        for record in batch:
+            body = json.loads(record.value)
+            duplicates += body["n"] in seen
+            seen.add(body["n"])
+            latencies.append((now, now - body["t"]))
+        if not producer.is_alive():
+            caught_up_by = caught_up_by or time.monotonic() + CATCH_UP_SECONDS
+            if len(seen) >= sent[0] or time.monotonic() > caught_up_by:
                 break
-        records.close()
-        broker_cpu = cpu_seconds(broker.process.pid) - cpu_before
+        if time.monotonic() > deadline:
+            break
+    records.close()
+    broker_cpu = cpu_seconds(broker_pid) - cpu_before
     ms = sorted(lat * 1000 for _, lat in latencies) or [0.0]
     start = latencies[0][0] if latencies else 0
     windows: dict[int, list[float]] = {}
     for at, lat in latencies:
         windows.setdefault(int((at - start) // 10), []).append(lat * 1000)
     return {
-        "client": client, "sent": sent[0], "received": len(seen),
-        "lost": sent[0] - len(seen), "duplicates": duplicates,
+        "sent": sent[0], "received": len(seen), "lost": sent[0] - len(seen),
+        "duplicates": duplicates,
         "first_record_s": round(first_record_s or -1, 1),
         "p50_ms": round(statistics.median(ms), 1),
         "p99_ms": round(ms[int(len(ms) * 0.99) - 1 if len(ms) > 1 else 0], 1),
@@ -152,11 +194,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rate", type=int, default=500)
-    parser.add_argument("--partitions", type=int, default=1)
-    parser.add_argument("--client", choices=[*CLIENTS, "both"], default="both")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="partitions of the topic (--through broker)")
+    parser.add_argument("--through", choices=["broker", "dev"], default="broker")
+    parser.add_argument("--client", choices=[*kafka_io.CLIENTS, "both"], default="both")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a consumer setting (confluent-kafka names; kafka-python "
-                             "names for --client kafka-python)")
+                        help="a consumer setting (kafka-python names, or librdkafka names "
+                             "for --client confluent)")
     return parser.parse_args(argv)
 
 
@@ -166,11 +210,11 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         settings[key] = int(value) if value.lstrip("-").isdigit() else value
-    clients = list(CLIENTS) if args.client == "both" else [args.client]
+    clients = list(kafka_io.CLIENTS) if args.client == "both" else [args.client]
     failed = False
     for client in clients:
         row = soak(client, args, settings if args.client != "both" else {})
-        failed |= row["lost"] > 0
+        failed |= row["lost"] > 0 or row["duplicates"] > 0
         print(json.dumps(row), flush=True)
     sys.exit(1 if failed else 0)
 

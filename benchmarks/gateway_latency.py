@@ -1,21 +1,31 @@
-"""Sync round trip latency: gateway -> one pass-through algo -> response hook, on loopback.
+"""Requests through `algorail dev`, load from `wrk`: sync latency by chain length and
+concurrency, and async (202) throughput against a bare Starlette app producing to Kafka.
 
-    python benchmarks/gateway_latency.py [--requests 2000] [--concurrency 16]
-                                         [--runner-fetch-wait-ms 10]
+    python benchmarks/gateway_latency.py [--steps 1 2 4 8] [--concurrency 1 16 64]
+                                         [--seconds 10] [--async-rounds 3]
 
-Starts an embedded broker, `algorail gateway --with-hooks` and one runner (each its own
-process), and a bare uvicorn echo endpoint as the baseline; drives both with the same
-16 concurrent HTTP clients, and ends with one JSON line:
-``{"baseline_rps", "algorail_rps", "ratio", "p50_ms", "p99_ms", ...}``
-(ratio = algorail_rps / baseline_rps; p50/p99 are the algorail sync round trip).
+Sync: for each chain of pass-through algos (`copy:copy`) ending in a response hook,
+`algorail dev` runs the pipeline (embedded broker, write-ahead log on) and `wrk` posts
+``?sync=true`` at each concurrency; a row has p50/p99, req/s and CPU ms per request of
+each process (gateway, runners, broker, by psutil).
+
+Async: on the one-step pipeline, in interleaved rounds, `wrk` posts without ``sync`` to
+the dev gateway (a 202 once the request is fsync'd in its log), to `algorail gateway`
+without a log (a 202 once the broker acknowledged it), and to a bare Starlette app that
+produces the same body with confluent-kafka to the same topic and answers 202 once the
+broker acknowledged it; the pipeline's runner and hooks consume all of it alike.
+
+Progress rows go to stderr; stdout gets one JSON line with the rows, the ratios and which
+targets are met. `wrk` is Debian's package `wrk`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -24,166 +34,293 @@ import tempfile
 import time
 from pathlib import Path
 
-PIPELINE = {
-    "apiVersion": "algorail.io/v1",
-    "kind": "Pipeline",
-    "metadata": {"owner": "bench", "name": "echo", "version": "1.0.0"},
-    "spec": {
-        "endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
-        # copy.copy is a pass-through: it returns (a shallow copy of) what it is given
-        "algos": [{"name": "echo", "runtime": "python", "entrypoint": "copy:copy",
-                   "inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}],
-        "hooks": [{"name": "result", "type": "response"}],
-        "pipes": [{"from": "api.in", "to": "echo.in"}, {"from": "echo.out", "to": "result"}],
-    },
-}
+import psutil
 
-# The runner as `algorail runner` runs it; with a third argument, its consumers' fetch
-# wait (ms) is set first: the broker holds a fetch that long when no record is waiting.
-RUNNER = ("import sys; from algorail.plan import Plan; from algorail.runtime import kafka_io; "
-          "from algorail.runtime.runner import run_runner; "
-          "sys.argv[3:] and kafka_io.CONSUMER_DEFAULTS.update(fetch_max_wait_ms=int(sys.argv[3]));"
-          " run_runner(Plan.from_file(sys.argv[1]), 'echo', sys.argv[2])")
+POST = """wrk.method = "POST"
+wrk.body = '{"text": "hello", "n": 1}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+BODY = {"text": "hello", "n": 1}
 
 
-async def echo_app(scope, receive, send):
-    """The baseline: a bare ASGI endpoint that answers with the body it got."""
-    if scope["type"] != "http":
-        return
-    body, more = b"", True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})
+def chain(steps: int) -> dict:
+    """An endpoint, `steps` pass-through algos one after the other, a response hook."""
+    algos = [{"name": f"step{i}", "runtime": "python", "entrypoint": "copy:copy",
+              "inputs": [{"name": "in"}], "outputs": [{"name": "out"}]} for i in range(steps)]
+    pipes = [{"from": "api.in", "to": "step0.in"}]
+    pipes += [{"from": f"step{i}.out", "to": f"step{i + 1}.in"} for i in range(steps - 1)]
+    pipes.append({"from": f"step{steps - 1}.out", "to": "result"})
+    return {"apiVersion": "algorail.io/v1", "kind": "Pipeline",
+            "metadata": {"owner": "bench", "name": f"chain{steps}", "version": "1.0.0"},
+            "spec": {"endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
+                     "algos": algos, "hooks": [{"name": "result", "type": "response"}],
+                     "pipes": pipes}}
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen:
+# -- processes -----------------------------------------------------------------------------
+
+
+def spawn(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **(env or {})})
 
 
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(15)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-async def drive(url: str, requests: int, concurrency: int, check) -> tuple[float, list[float]]:
-    """`requests` POSTs from `concurrency` clients; returns (requests/s, latencies in s)."""
-    import httpx
-
-    latencies: list[float] = []
-    counter = iter(range(requests))
-
-    async def client(http: httpx.AsyncClient) -> None:
-        for i in counter:
-            body = {"text": "hello", "i": i}
-            started = time.perf_counter()
-            answer = await http.post(url, json=body)
-            latencies.append(time.perf_counter() - started)
-            check(answer, body)
-
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return requests / elapsed, latencies
-
-
-def check_echo(answer, body) -> None:
-    if answer.status_code != 200 or answer.json() != body:
-        raise SystemExit(f"baseline answered {answer.status_code}: {answer.text[:200]}")
-
-
-def check_sync(answer, body) -> None:
-    if answer.status_code != 200 or answer.json()["results"].get("result") != body:
-        raise SystemExit(f"gateway answered {answer.status_code}: {answer.text[:300]}")
-
-
-def wait_ready(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, timeout: float = 90, check=None) -> None:
+    """Until a GET of `url` answers 200 (with `check`: a POST's answer passes it), within
+    `timeout` seconds."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            answer = httpx.post(url, json=BODY, timeout=20) if check else httpx.get(url, timeout=1)
+            if check(answer) if check else answer.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up within {timeout:.0f}s")
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
+
+
+def roles(root: int) -> dict[str, list[psutil.Process]]:
+    """The processes of `algorail dev` (PID `root`) by role: gateway, runners, broker."""
+    parent = psutil.Process(root)
+    found: dict[str, list[psutil.Process]] = {"gateway": [parent], "runners": [], "broker": []}
+    for child in parent.children(recursive=True):
+        line = " ".join(child.cmdline())
+        role = "broker" if "tansu" in line else "runners" if " runner " in line else None
+        if role:
+            found[role].append(child)
+    return found
+
+
+def cpu(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    return {role: sum(sum(p.cpu_times()[:2]) for p in procs) for role, procs in processes.items()}
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
+    out = subprocess.run(
+        ["wrk", f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds}s", "--latency",
+         "--timeout", "30s", "-s", str(script), url],
+        capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    row = {"rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
+           "requests": total, "errors": int(non_2xx.group(1)) if non_2xx else 0}
+    for p in ("50", "99"):
+        m = re.search(rf"\s{p}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        row[f"p{p}_ms"] = round(float(m.group(1)) * scale[m.group(2)], 2)
+    return row
+
+
+def measured(url: str, script: Path, concurrency: int, seconds: int,
+             processes: dict[str, list[psutil.Process]]) -> dict:
+    """One wrk run with the CPU ms per request each role spent meanwhile."""
+    before = cpu(processes)
+    row = run_wrk(url, script, concurrency, seconds)
+    after = cpu(processes)
+    row["cpu_ms_per_request"] = {role: round((after[role] - before[role]) * 1000
+                                             / max(row["requests"], 1), 3) for role in after}
+    row["load_average"] = round(os.getloadavg()[0], 1)
+    return row
+
+
+def note(row: dict) -> None:
+    print(json.dumps(row), file=sys.stderr, flush=True)
+
+
+# -- the contenders ------------------------------------------------------------------------
+
+
+class Dev:
+    """`algorail dev` on one chain, in a work folder of its own."""
+
+    def __init__(self, steps: int, work: Path):
+        from algorail.runtime.broker import free_port
+
+        self.work = work / f"chain{steps}"
+        self.work.mkdir()
+        pipeline = self.work / "pipeline.json"
+        pipeline.write_text(json.dumps(chain(steps)))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/bench/chain{steps}/in"
+        self.proc = spawn([sys.executable, "-m", "algorail.cli", "dev", str(pipeline),
+                           "--port", str(self.port), "--work-dir", str(self.work / "state")],
+                          self.work / "dev.log")
+
+    def ready(self) -> Dev:
+        wait_ready(f"{self.url}?sync=true&timeout=15",
+                   check=lambda a: a.status_code == 200
+                   and a.json()["results"].get("result") == BODY)
+        self.processes = roles(self.proc.pid)
+        return self
+
+    @property
+    def bootstrap_servers(self) -> str:
+        import httpx
+
+        return httpx.get(f"{self.base}/v1/dev").json()["bootstrapServers"]
+
+
+BARE_APP = '''
+import asyncio, sys, threading, uuid
+from confluent_kafka import Producer
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from algorail.runtime import codec
+import uvicorn
+
+port, bootstrap, topic, source = sys.argv[1:5]
+producer = Producer({"bootstrap.servers": bootstrap})  # librdkafka's defaults
+threading.Thread(target=lambda: [producer.poll(0.1) for _ in iter(int, 1)], daemon=True).start()
+
+async def post(request):
+    body, loop = await request.body(), asyncio.get_running_loop()
+    done, run_id = loop.create_future(), uuid.uuid4().hex
+    def acked(error, message):
+        loop.call_soon_threadsafe(
+            lambda: done.done() or (done.set_exception(Exception(str(error))) if error
+                                    else done.set_result(None)))
+    headers = codec.Envelope(run_id=run_id, source=source).to_headers()
+    producer.produce(topic, body, headers=headers, on_delivery=acked)
+    await done
+    return JSONResponse({"runId": run_id, "status": "pending"}, status_code=202)
+
+uvicorn.run(Starlette(routes=[Route("/in", post, methods=["POST"])]),
+            host="127.0.0.1", port=int(port), log_level="warning")
+'''
+
+
+def async_contenders(dev: Dev, work: Path) -> dict[str, tuple[str, dict, subprocess.Popen]]:
+    """name -> (URL, processes to count, process to stop or None)."""
+    from algorail.plan import Plan
+    from algorail.runtime.broker import free_port
+
+    plan_file = dev.work / "state" / "plan.json"
+    route = Plan.from_file(plan_file).routes[0]
+    bootstrap = dev.bootstrap_servers
+    bare_port, plain_port = free_port(), free_port()
+    bare = spawn([sys.executable, "-c", BARE_APP, str(bare_port), bootstrap, route.topic,
+                  route.source], work / "bare.log")
+    plain = spawn([sys.executable, "-m", "algorail.cli", "gateway", "--plan", str(plan_file),
+                   "--bootstrap-servers", bootstrap, "--port", str(plain_port)],
+                  work / "gateway-no-log.log")
+    wait_ready(f"http://127.0.0.1:{plain_port}/healthz")
+    wait_ready(f"http://127.0.0.1:{bare_port}/in", check=lambda a: a.status_code == 202)
+    return {"dev": (dev.url, {"gateway": dev.processes["gateway"]}, None),
+            "gateway-no-log": (f"http://127.0.0.1:{plain_port}{route.url}",
+                               {"gateway": [psutil.Process(plain.pid)]}, plain),
+            "bare-starlette": (f"http://127.0.0.1:{bare_port}/in",
+                               {"gateway": [psutil.Process(bare.pid)]}, bare)}
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def median(rows: list[dict], key: str) -> float:
+    values = [r[key] if key != "cpu" else r["cpu_ms_per_request"]["gateway"] for r in rows]
+    return statistics.median(values)
+
+
+def targets(sync: list[dict], ratios: dict) -> dict:
+    """The issue's targets, met or not, from what was measured (None: not measured)."""
+    def p50(steps: int, c: int) -> float | None:
+        rows = [r for r in sync if r["steps"] == steps and r["concurrency"] == c]
+        return rows[0]["p50_ms"] if rows else None
+
+    one = p50(1, 1)
+    longest = max((r["steps"] for r in sync), default=1)
+    per_step = ((p50(longest, 1) - one) / (longest - 1)
+                if one is not None and longest > 1 and p50(longest, 1) is not None else None)
+    c64 = [r for r in sync if r["steps"] == 1 and r["concurrency"] == 64]
+    return {
+        "one_step_p50_c1_le_10ms": None if one is None else one <= 10,
+        "further_step_p50_le_3ms": None if per_step is None else round(per_step, 2) <= 3,
+        "further_step_p50_ms": None if per_step is None else round(per_step, 2),
+        "c64_ge_1500_rps_p99_le_50ms": (c64[0]["rps"] >= 1500 and c64[0]["p99_ms"] <= 50)
+        if c64 else None,
+        "async_ge_0.8x_bare": (ratios["async_rps_dev_vs_bare"] >= 0.8)
+        if "async_rps_dev_vs_bare" in ratios else None,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--runner-fetch-wait-ms", type=int,
-                        help="set the runner's consumer fetch_max_wait_ms (default: as shipped)")
-    parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--async-concurrency", type=int, default=64)
+    parser.add_argument("--async-rounds", type=int, default=3,
+                        help="interleaved rounds of the async contenders (0: skip them)")
     args = parser.parse_args()
-    if args.serve_echo:
-        import uvicorn
-
-        uvicorn.run(echo_app, host="127.0.0.1", port=args.serve_echo, log_level="warning")
-        return
-
-    from algorail.plan import compile_plan
-    from algorail.runtime.broker import EmbeddedBroker, free_port
-    from algorail.runtime.kafka_io import ensure_topics
-    from algorail.spec import validate_document
+    if shutil.which("wrk") is None:
+        raise SystemExit("this benchmark needs wrk as its load generator (a Python client "
+                         "caps at ~150 requests/s): apt-get install wrk")
 
     work = Path(tempfile.mkdtemp(prefix="algorail-bench-"))
-    plan = compile_plan(validate_document(PIPELINE))
-    plan_file = work / "plan.json"
-    plan_file.write_text(plan.to_json())
-    procs: list[subprocess.Popen] = []
-    with EmbeddedBroker(log_path=str(work / "broker.log")) as broker:
+    script = work / "post.lua"
+    script.write_text(POST)
+    sync, async_rows = [], []
+    for steps in sorted(set(args.steps) | ({1} if args.async_rounds else set())):
+        dev = Dev(steps, work)
+        started: list[subprocess.Popen] = []
         try:
-            ensure_topics(broker.bootstrap_servers, plan.created_topics())
-            echo_port, gateway_port = free_port(), free_port()
-            procs.append(spawn([sys.executable, __file__, "--serve-echo", str(echo_port)],
-                               work / "echo.log"))
-            wait = [str(args.runner_fetch_wait_ms)] if args.runner_fetch_wait_ms else []
-            procs.append(spawn([sys.executable, "-c", RUNNER, str(plan_file),
-                                broker.bootstrap_servers, *wait], work / "runner.log"))
-            procs.append(spawn([sys.executable, "-m", "algorail.cli", "gateway", "--plan",
-                                str(plan_file), "--bootstrap-servers",
-                                broker.bootstrap_servers, "--port", str(gateway_port),
-                                "--with-hooks", "--dev"], work / "gateway.log"))
-            wait_ready(f"http://127.0.0.1:{echo_port}/")
-            wait_ready(f"http://127.0.0.1:{gateway_port}/healthz")
-            sync_url = f"http://127.0.0.1:{gateway_port}/bench/echo/in?sync=true&timeout=20"
-            # warm up until runner and hook consumers joined their groups (bounded)
-            asyncio.run(drive(sync_url, 1, 1, check_sync))
-            asyncio.run(drive(sync_url, 50, args.concurrency, check_sync))
-            baseline_rps, _ = asyncio.run(drive(f"http://127.0.0.1:{echo_port}/",
-                                                args.requests, args.concurrency, check_echo))
-            algorail_rps, latencies = asyncio.run(drive(sync_url, args.requests,
-                                                        args.concurrency, check_sync))
+            dev.ready()
+            if steps in args.steps:
+                for concurrency in args.concurrency:
+                    row = measured(f"{dev.url}?sync=true&timeout=20", script, concurrency,
+                                   args.seconds, dev.processes)
+                    row.update(steps=steps, concurrency=concurrency)
+                    note(row)
+                    sync.append(row)
+            if steps == 1 and args.async_rounds:
+                contenders = async_contenders(dev, work)
+                started = [proc for _, _, proc in contenders.values() if proc is not None]
+                for url, _, _ in contenders.values():
+                    run_wrk(url, script, 4, 2)  # warm up
+                for round_ in range(args.async_rounds):
+                    for name, (url, processes, _) in contenders.items():
+                        row = measured(url, script, args.async_concurrency,
+                                       args.seconds, processes)
+                        row.update(contender=name, round=round_,
+                                   concurrency=args.async_concurrency)
+                        note(row)
+                        async_rows.append(row)
         finally:
-            for proc in reversed(procs):
+            for proc in started:
                 stop(proc)
-    cuts = statistics.quantiles(latencies, n=100)
-    print(json.dumps({
-        "baseline_rps": round(baseline_rps, 1),
-        "algorail_rps": round(algorail_rps, 1),
-        "ratio": round(algorail_rps / baseline_rps, 4),
-        "p50_ms": round(cuts[49] * 1000, 2),
-        "p99_ms": round(cuts[98] * 1000, 2),
-        "requests": args.requests,
-        "concurrency": args.concurrency,
-        "runner_fetch_wait_ms": args.runner_fetch_wait_ms,
-        "logs": str(work),
-    }))
+            stop(dev.proc)
+    ratios = {}
+    if async_rows:
+        by = {name: [r for r in async_rows if r["contender"] == name]
+              for name in ("dev", "gateway-no-log", "bare-starlette")}
+        for name in ("dev", "gateway-no-log"):
+            short = name.replace("gateway-", "")
+            ratios[f"async_rps_{short}_vs_bare"] = round(
+                median(by[name], "rps") / median(by["bare-starlette"], "rps"), 3)
+            ratios[f"async_cpu_{short}_vs_bare"] = round(
+                median(by[name], "cpu") / median(by["bare-starlette"], "cpu"), 3)
+        ratios["async_cpu_dev_vs_no_log"] = round(
+            median(by["dev"], "cpu") / median(by["gateway-no-log"], "cpu"), 3)
+    print(json.dumps({"ratios": ratios, "targets": targets(sync, ratios), "sync": sync,
+                      "async": async_rows, "cpus": os.cpu_count(), "logs": str(work)}))
 
 
 if __name__ == "__main__":

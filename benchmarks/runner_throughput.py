@@ -1,21 +1,40 @@
-"""Runner throughput and added latency, against a bare kafka-python loop on the same broker.
+"""Runner throughput, CPU and added latency, against a bare confluent-kafka loop and a
+quix-streams app on the same broker.
 
-    python benchmarks/runner_throughput.py [--count 50000] [--size 1024] [--latency-count 1000]
+    python benchmarks/runner_throughput.py [--count 50000] [--sizes 1024 100]
+                                           [--latency-count 1000] [--rounds 3]
+                                           [--quix-python .venv-quix/bin/python]
 
-Starts its own embedded broker. Two contenders, each in its own process: the baseline
-(poll -> produce each record -> flush -> commit, the least a correct consume-produce
-loop does) and `algorail runner` with a pass-through python algo. Throughput: each alone,
-from the producer timestamps of the first and last output of `count` pre-loaded
-messages. Latency: both running, every one of `latency-count` messages (one every 2 ms)
-sent to both, timed from send to receipt, so a busy machine slows both alike. Rounds
-repeat all of it; medians are reported. The last line printed is JSON with
-baseline_msgs_s, algorail_msgs_s, ratio, p50_added_ms, p99_added_ms.
+Starts its own embedded broker. Contenders, each in its own process, each a pass-through
+with at-least-once delivery (commit after the outputs are acknowledged):
+
+- ``bare``: a loop on confluent-kafka itself (poll a batch -> produce each record -> flush
+  -> commit), the least a correct consume-produce loop does;
+- ``quix``: a quix-streams `Application` (its default at-least-once guarantee) whose
+  dataframe goes to the output topic, run by the interpreter of ``--quix-python`` (its own
+  virtualenv: quix-streams pins its confluent-kafka; ``python3 -m venv .venv-quix &&
+  .venv-quix/bin/pip install quixstreams``); skipped with a note when it is missing;
+- ``algorail``: `algorail runner` with a pass-through python algo, on the client
+  `ALGORAIL_KAFKA_CLIENT` selects (confluent by default), dedupe on.
+
+All consumers get the embedded broker's settings (`broker.CONFLUENT_CONSUMER_SETTINGS`).
+Throughput: each alone, from the timestamps of the first and last output of `count`
+pre-loaded messages (quix's output keeps its input's timestamp unless set, so it sets
+the time of producing); CPU per message: the contender's CPU time between its first and
+last output. Idle memory: each alone, resident MiB after ``--idle-seconds`` with nothing
+to read (target for the runner: at most 80 MiB). Latency: all running, every one of
+`latency-count` messages (one every 2 ms) sent to each, timed from send to receipt, so a
+busy machine slows all alike. Each
+round runs every size and every contender in turn; medians are reported. The last line
+printed is JSON: per size and contender msgs_s, cpu_us_per_msg, p50_ms, p99_ms,
+idle_rss_mib, and the ratios of algorail to each peer.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -26,9 +45,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from algorail.runtime import kafka_io, messages
-from algorail.runtime.broker import EmbeddedBroker
+import psutil
+
+from algorail.runtime import codec, kafka_io
+from algorail.runtime.broker import CONFLUENT_CONSUMER_SETTINGS, EmbeddedBroker
 from algorail.runtime.testing import plan_from_yaml
+
+IDLE_RSS_TARGET_MIB = 80  # an idle runner replica, resident
 
 PIPELINE = """
 apiVersion: algorail.io/v1
@@ -42,50 +65,75 @@ spec:
 """
 
 
-def bare_loop(bootstrap_servers: str, source: str, target: str, group: str) -> None:
-    """The baseline: consume, produce, flush, commit; until SIGTERM."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    consumer = kafka_io.make_consumer(bootstrap_servers, group)
-    producer = kafka_io.make_producer(bootstrap_servers)
-    consumer.subscribe([source])
-    while not stop.is_set():
-        batch = consumer.poll(timeout_ms=100)
-        for records in batch.values():
-            for r in records:
-                producer.send(target, value=r.value, key=r.key, headers=r.headers)
-        if batch:
-            producer.flush()
-            consumer.commit()
-    consumer.close()
-    producer.close()
+# Each peer runs as `python -c PEER SERVERS IN OUT GROUP SETTINGS_JSON` until SIGTERM.
+BARE_LOOP = """
+import json, signal, sys, threading
+import confluent_kafka as ck
+servers, source, target, group, settings = sys.argv[1:]
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+consumer = ck.Consumer({"bootstrap.servers": servers, "group.id": group,
+                        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                        **json.loads(settings)})
+producer = ck.Producer({"bootstrap.servers": servers, "linger.ms": 1})
+consumer.subscribe([source])
+while not stop.is_set():
+    batch = consumer.consume(500, 0.1)
+    for m in batch:
+        if m.error() is None:
+            producer.produce(target, m.value(), m.key(), headers=m.headers())
+    if batch:
+        producer.flush()
+        consumer.commit(asynchronous=False)
+consumer.close()
+"""
+QUIX_APP = """
+import json, signal, sys, time
+from quixstreams import Application
+servers, source, target, group, settings = sys.argv[1:]
+app = Application(broker_address=servers, consumer_group=group, auto_offset_reset="earliest",
+                  consumer_extra_config=json.loads(settings), auto_create_topics=False)
+out = app.topic(target, value_serializer="bytes")
+sdf = app.dataframe(app.topic(source, value_deserializer="bytes"))
+sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(time.time() * 1000))
+sdf.to_topic(out)
+signal.signal(signal.SIGTERM, lambda *_: app.stop())
+app.run()
+"""
 
 
 def preload(bootstrap_servers: str, topic: str, count: int, size: int) -> None:
     producer = kafka_io.make_producer(bootstrap_servers, linger_ms=5)
     pad = "x" * max(size - 40, 0)
     for i in range(count):
-        headers = messages.Envelope(f"b{i}", "bench", "api.in").to_headers()
+        headers = codec.Envelope(f"b{i}", "bench", "api.in").to_headers()
         producer.send(topic, json.dumps({"i": i, "pad": pad}).encode(), headers=headers)
     producer.flush()
     producer.close()
 
 
-def throughput(bootstrap_servers: str, topic: str, count: int, timeout: float) -> float:
-    """Messages per second between the first and last of `count` outputs."""
+def throughput(bootstrap_servers: str, topic: str, count: int, timeout: float,
+               process: psutil.Process) -> tuple[float, float]:
+    """Messages per second between the first and last of `count` outputs, and the CPU
+    microseconds per message `process` spent meanwhile."""
     consumer = kafka_io.make_consumer(bootstrap_servers)
     tps = kafka_io.partitions_of(consumer, [topic])
     consumer.assign(tps)
     consumer.seek_to_beginning()
     stamps: list[int] = []
     deadline = time.monotonic() + timeout
+    first_cpu = None
     while len(stamps) < count and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200, max_records=5000).values():
+            if first_cpu is None:
+                first_cpu, first_seen = sum(process.cpu_times()[:2]), len(records)
             stamps.extend(r.timestamp for r in records)
-    consumer.close()
+    last_cpu = sum(process.cpu_times()[:2])
+    kafka_io.close_consumer(consumer)
     if len(stamps) < count:
         raise SystemExit(f"only {len(stamps)} of {count} outputs on {topic} in {timeout:.0f}s")
-    return (count - 1) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
+    cpu_us = (last_cpu - first_cpu) * 1e6 / max(count - first_seen, 1)
+    return (count - 1) / max((max(stamps) - min(stamps)) / 1000, 1e-3), cpu_us
 
 
 @dataclass
@@ -96,9 +144,10 @@ class Contender:
     target: str
     process: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self) -> psutil.Process:
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
+        return psutil.Process(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -110,13 +159,11 @@ def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start:
                      count: int, size: int) -> dict[str, list[float]]:
     """Milliseconds from send to receipt per contender. Each message goes to both, in
     alternating order, one pair every 2 ms, so machine noise hits both alike."""
-    from kafka import TopicPartition
-
     received: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
 
     def read(contender: Contender) -> None:
         consumer = kafka_io.make_consumer(bootstrap_servers, fetch_max_wait_ms=5)
-        tp = TopicPartition(contender.target, 0)
+        tp = kafka_io.TopicPartition(contender.target, 0)
         consumer.assign([tp])
         consumer.seek(tp, start)
         got = received[contender.name]
@@ -126,7 +173,7 @@ def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start:
                 now = time.perf_counter()
                 for r in records:
                     got[json.loads(r.value)["i"]] = now
-        consumer.close()
+        kafka_io.close_consumer(consumer)
 
     readers = [threading.Thread(target=read, args=(c,)) for c in contenders]
     for reader in readers:
@@ -137,7 +184,7 @@ def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start:
     sent: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
     for i in range(count):
         value = json.dumps({"i": i, "pad": pad}).encode()
-        headers = messages.Envelope(f"l{i}", "bench", "api.in").to_headers()
+        headers = codec.Envelope(f"l{i}", "bench", "api.in").to_headers()
         for c in contenders if i % 2 else contenders[::-1]:
             sent[c.name][i] = time.perf_counter()
             producer.send(c.source, value, headers=headers)
@@ -154,75 +201,118 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def one_round(contenders: list[Contender], bootstrap_servers: str,
-              args: argparse.Namespace) -> dict[str, tuple[float, list[float]]]:
-    """Throughput of each alone (pre-loaded messages), then their latency side by side."""
-    rates = {}
+def idle_rss(contender: Contender, seconds: float) -> float:
+    """MiB resident of `contender` after `seconds` with nothing to read (its group joined,
+    its modules imported): what a deployment pays per idle replica."""
+    process = contender.start()
+    try:
+        time.sleep(seconds)
+        return process.memory_info().rss / 2**20
+    finally:
+        contender.stop()
+
+
+def one_round(contenders: list[Contender], bootstrap_servers: str, size: int,
+              args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Idle memory of each, throughput and CPU of each alone (pre-loaded messages), then
+    their latency side by side."""
+    rates, rss = {}, {}
     try:
         for c in contenders:
             kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
-            preload(bootstrap_servers, c.source, args.count, args.size)
-            c.start()
-            rates[c.name] = throughput(bootstrap_servers, c.target, args.count, args.timeout)
+            rss[c.name] = idle_rss(c, args.idle_seconds)
+            preload(bootstrap_servers, c.source, args.count, size)
+            rates[c.name] = throughput(bootstrap_servers, c.target, args.count, args.timeout,
+                                       c.start())
         lats = paired_latencies(bootstrap_servers, contenders, args.count, args.latency_count,
-                                args.size)
+                                size)
     finally:
         for c in contenders:
             c.stop()
+    rows = {}
     for c in contenders:
         lat = lats[c.name]
-        print(f"{c.name}: {rates[c.name]:,.0f} msgs/s, latency p50 {percentile(lat, 50):.2f}"
-              f" ms, p99 {percentile(lat, 99):.2f} ms ({len(lat)} samples)", file=sys.stderr)
-    return {c.name: (rates[c.name], lats[c.name]) for c in contenders}
+        rows[c.name] = {"msgs_s": rates[c.name][0], "cpu_us_per_msg": rates[c.name][1],
+                        "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+                        "idle_rss_mib": rss[c.name]}
+        print(f"{size} B {c.name}: {rates[c.name][0]:,.0f} msgs/s, idle {rss[c.name]:.0f} MiB, "
+              f"{rates[c.name][1]:.0f} us CPU per msg, latency p50 {rows[c.name]['p50_ms']:.2f}"
+              f" ms, p99 {rows[c.name]['p99_ms']:.2f} ms ({len(lat)} samples), load "
+              f"{os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50_000, help="messages for throughput")
-    parser.add_argument("--size", type=int, default=1024, help="bytes per message")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 100],
+                        help="bytes per message")
     parser.add_argument("--latency-count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--bare-loop", nargs=4, metavar=("SERVERS", "IN", "OUT", "GROUP"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--idle-seconds", type=float, default=10,
+                        help="idle time before each contender's resident memory is read")
+    parser.add_argument("--quix-python", type=Path,
+                        default=Path(__file__).resolve().parent.parent / ".venv-quix/bin/python")
     args = parser.parse_args()
-    if args.bare_loop:
-        bare_loop(*args.bare_loop)
-        return
-    results: dict[str, list[tuple[float, list[float]]]] = {"bare": [], "algorail": []}
+    quix = args.quix_python.exists()
+    if not quix:
+        print(f"no quix-streams contender: {args.quix_python} is missing (python3 -m venv "
+              ".venv-quix && .venv-quix/bin/pip install quixstreams)", file=sys.stderr)
+    settings = json.dumps(CONFLUENT_CONSUMER_SETTINGS)
+    results: dict[tuple[int, str], list[dict[str, float]]] = {}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bs = broker.bootstrap_servers
         Path(tmp, "benchalgo.py").write_text("def copy(payload):\n    return payload\n")
         for n in range(args.rounds):
-            plan = plan_from_yaml(PIPELINE, Path(tmp), bs, deployment=f"passthrough{n}")
-            plan_path = Path(tmp, f"plan{n}.json")
-            plan_path.write_text(plan.to_json())
-            bare = Contender(
-                "bare", [sys.executable, __file__, "--bare-loop", bs, f"bench.bare{n}.in",
-                         f"bench.bare{n}.out", f"bench-bare{n}"],
-                f"bench.bare{n}.in", f"bench.bare{n}.out")
-            runner = Contender(
-                "algorail", [sys.executable, "-m", "algorail.cli", "runner", "--plan",
-                             str(plan_path), "--component", "copy", "--bootstrap-servers", bs],
-                plan.routes[0].topic, plan.runner("copy").outputs["out"])
-            print(f"round {n + 1} of {args.rounds}", file=sys.stderr)
-            for name, result in one_round([bare, runner], bs, args).items():
-                results[name].append(result)
+            for size in args.sizes:
+                name = f"{n}x{size}"
+                plan = plan_from_yaml(PIPELINE, Path(tmp), bs, deployment=f"passthrough{name}")
+                plan_path = Path(tmp, f"plan{name}.json")
+                plan_path.write_text(plan.to_json())
+                peers = [("bare", sys.executable, BARE_LOOP)]
+                peers += [("quix", str(args.quix_python), QUIX_APP)] if quix else []
+                contenders = [Contender(
+                    peer, [python, "-c", code, bs, f"bench.{peer}{name}.in",
+                           f"bench.{peer}{name}.out", f"bench-{peer}{name}", settings],
+                    f"bench.{peer}{name}.in", f"bench.{peer}{name}.out")
+                    for peer, python, code in peers]
+                contenders.append(Contender(
+                    "algorail", [sys.executable, "-m", "algorail.cli", "runner", "--plan",
+                                 str(plan_path), "--component", "copy",
+                                 "--bootstrap-servers", bs],
+                    plan.routes[0].topic, plan.runner("copy").outputs["out"]))
+                if n % 2:  # alternate who goes first
+                    contenders.reverse()
+                print(f"round {n + 1} of {args.rounds}, {size} B", file=sys.stderr)
+                for who, row in one_round(contenders, bs, size, args).items():
+                    results.setdefault((size, who), []).append(row)
 
-    def median_rate(name: str) -> float:
-        return statistics.median(rate for rate, _ in results[name])
+    def median(size: int, who: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in results[(size, who)]), 2)
 
-    def median_latency(name: str, q: int) -> float:
-        return statistics.median(percentile(lat, q) for _, lat in results[name])
-
-    base_rate, rate = median_rate("bare"), median_rate("algorail")
-    added = {q: median_latency("algorail", q) - median_latency("bare", q) for q in (50, 99)}
-    print(json.dumps({
-        "count": args.count, "size": args.size, "rounds": args.rounds,
-        "baseline_msgs_s": round(base_rate, 1), "algorail_msgs_s": round(rate, 1),
-        "ratio": round(rate / base_rate, 3),
-        "p50_added_ms": round(added[50], 3), "p99_added_ms": round(added[99], 3),
-    }))
+    summary: dict = {"count": args.count, "rounds": args.rounds,
+                     "client": kafka_io.client_name(), "cpus": os.cpu_count()}
+    for size in args.sizes:
+        rows = {who: {key: median(size, who, key)
+                      for key in ("msgs_s", "cpu_us_per_msg", "p50_ms", "p99_ms",
+                                  "idle_rss_mib")}
+                for (s, who) in results if s == size}
+        mine = rows["algorail"]
+        ratios = {}
+        for peer in ("bare", "quix"):
+            if peer in rows:
+                ratios[f"msgs_vs_{peer}"] = round(mine["msgs_s"] / rows[peer]["msgs_s"], 3)
+                ratios[f"cpu_vs_{peer}"] = (round(  # None: too few outputs to time the CPU
+                    mine["cpu_us_per_msg"] / rows[peer]["cpu_us_per_msg"], 3)
+                    if rows[peer]["cpu_us_per_msg"] else None)
+                ratios[f"p50_added_ms_vs_{peer}"] = round(mine["p50_ms"] - rows[peer]["p50_ms"],
+                                                          2)
+                ratios[f"idle_rss_vs_{peer}"] = round(
+                    mine["idle_rss_mib"] / rows[peer]["idle_rss_mib"], 3)
+        ratios["idle_rss_target_met"] = mine["idle_rss_mib"] <= IDLE_RSS_TARGET_MIB
+        summary[f"{size}B"] = {"contenders": rows, "ratios": ratios}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def source_properties(connector: Any, value_converter: str = JSON_CONVERTER,
     transforms.append("source")
     props |= {"transforms.source.type": INSERT_HEADER,
               "transforms.source.header": "algorail-source",
-              "transforms.source.value.literal": f"{connector.name}.{port}"}
+              "transforms.source.value.literal": connector.output_sources[port]}
     props["transforms"] = ",".join(transforms)
     return props
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from algorail.runtime.connect import ConnectorUnavailable, SinkRecord, SinkWriter, encode_value
+from algorail.runtime import codec
+from algorail.runtime.connect import ConnectorUnavailable, SinkRecord, SinkWriter
 
 from .base import (
     REFERENCE_SCHEMA,
@@ -92,10 +93,11 @@ class HttpWriter(SinkWriter):
 
     def write(self, records: list[SinkRecord]) -> None:
         if self.batch:
-            self._post(b"[" + b",".join(encode_value(r.value) for r in records) + b"]")
+            values = [codec.encode(r.value, r.envelope.content_type) for r in records]
+            self._post(b"[" + b",".join(values) + b"]")
         else:
             for record in records:
-                self._post(encode_value(record.value))
+                self._post(codec.encode(record.value, record.envelope.content_type))
 
     def _post(self, body: bytes) -> None:
         import httpx

@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 from algorail.connections import ConnectionsError, get_connection, load_connections
-from algorail.runtime import kafka_io
+from algorail.runtime import codec, kafka_io
+from algorail.runtime.codec import RUN_ID, Envelope
 from algorail.runtime.connect import (
     ConnectorConfigError,
     ConnectorUnavailable,
@@ -21,9 +22,7 @@ from algorail.runtime.connect import (
     SinkWriter,
     SourceReader,
     SourceRecord,
-    encode_value,
 )
-from algorail.runtime.messages import RUN_ID, Envelope
 
 from .base import (
     BYTES_CONVERTER,
@@ -200,8 +199,9 @@ class KafkaPublisher(SinkWriter):
         from kafka.errors import KafkaError
 
         try:
-            futures = [self.producer.send(self.topic, value=encode_value(r.value), key=r.key,
-                                          headers=r.envelope.to_headers()) for r in records]
+            futures = [self.producer.send(self.topic, key=r.key, headers=r.envelope.to_headers(),
+                                          value=codec.encode(r.value, r.envelope.content_type))
+                       for r in records]
             self.producer.flush(timeout=10)
             for future in futures:
                 future.get(timeout=0)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from algorail.runtime import kafka_io
 from algorail.runtime.broker import EmbeddedBroker, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,34 @@ EXAMPLES = ROOT / "examples"
 REDIS_URL = os.environ.get("ALGORAIL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("ALGORAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("ALGORAIL_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--kafka-client", choices=kafka_io.CLIENTS, default=None,
+        help=f"the Kafka client of the runtime under test (sets {kafka_io.CLIENT_ENV} for "
+             "the session and its child processes); tests parametrized on kafka_client run "
+             "on each client whatever this says")
+
+
+def pytest_configure(config):
+    chosen = config.getoption("--kafka-client")
+    if chosen:
+        os.environ[kafka_io.CLIENT_ENV] = chosen
+
+
+@pytest.fixture
+def kafka_client(request, monkeypatch):
+    """The Kafka client the runtime uses in this test, in-process and in the processes it
+    starts: the session's, or each of `kafka_io.CLIENTS` for a test that says
+    ``@BOTH_CLIENTS``."""
+    name = getattr(request, "param", None) or kafka_io.client_name()
+    monkeypatch.setenv(kafka_io.CLIENT_ENV, name)
+    return name
+
+
+# Runs a test once per Kafka client backend (it takes the `kafka_client` fixture).
+BOTH_CLIENTS = pytest.mark.parametrize("kafka_client", kafka_io.CLIENTS, indirect=True)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -195,3 +224,42 @@ class AsgiServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    """kmock serving Pipelines (the CRD installed) over HTTP, KUBECONFIG pointing at it."""
+    pytest.importorskip("kmock", reason="kmock is in the test extra")
+    pytest.importorskip("kopf", reason="kopf is in the operator extra")
+    from kube_api import KubeApiThread, write_kubeconfig
+
+    api = KubeApiThread().start()
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", api.url,
+                                                          "algorail")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def kube_registry(tmp_path, cluster):
+    """The registry over HTTP, deploying to `cluster`; clients of an admin key (ops) and
+    of alice's."""
+    from algorail.registry.api import BackgroundServer, open_registry
+    from algorail.registry.auth import create_key
+    from algorail.registry.client import RegistryClient
+    from algorail.registry.policy import DeploymentPolicy
+
+    policy = DeploymentPolicy(deployments_dir=EXAMPLES, namespaces=("algorail", "team-a"))
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}",
+                             state_dir=tmp_path / "state", policy=policy)
+    with registry.sessions() as session:
+        keys = {"ops": create_key(session, "ops", admin=True),
+                "alice": create_key(session, "alice")}
+    server = BackgroundServer(registry).start()
+    clients = {who: RegistryClient(server.url, key) for who, key in keys.items()}
+    yield clients
+    for client in clients.values():
+        client.close()
+    server.stop()
+    registry.close()

@@ -17,8 +17,10 @@ from crd_schemas import MISSING, SCHEMAS, strict
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
+from algorail.compiler import compile_plan
 from algorail.extensions import Connector
-from algorail.plan import ConnectorPlan, Plan, compile_plan
+from algorail.loader import load_pipeline
+from algorail.plan import ConnectorPlan, Plan
 from algorail.render import (
     PIPELINE_CHART,
     SERVICES_CHART,
@@ -29,7 +31,7 @@ from algorail.render import (
     render_chart,
     services_values,
 )
-from algorail.spec import load_bindings, load_pipeline
+from algorail.spec import load_bindings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SELDON_BINDINGS = EXAMPLES / "seldon" / "bindings.yaml"
@@ -471,9 +473,43 @@ def test_gateway_has_hpa_pdb_and_serves_the_plan_configmap():
     assert pdb["spec"]["selector"]["matchLabels"] == gateway["spec"]["selector"]["matchLabels"]
     pod = gateway["spec"]["template"]["spec"]
     assert pod["volumes"][0]["configMap"]["name"] == "shop-plan"
-    assert pod["containers"][0]["args"][:3] == ["gateway", "--plan", "/etc/algorail/plan.json"]
+    # a folder, not a subPath file: kubelet swaps it when the ConfigMap changes
+    assert pod["containers"][0]["args"][:3] == ["gateway", "--plans-dir", "/etc/algorail/plans"]
+    mounts = [m for c in _pods(objects) for m in c["containers"][0]["volumeMounts"]]
+    assert {"name": "plans", "mountPath": "/etc/algorail/plans", "readOnly": True} in mounts
+    assert not [m for m in mounts if "subPath" in m]
     (role,) = _kind(objects, "Role")
     assert role["rules"][0]["resourceNames"] == ["shop-plan"]
+
+
+def test_services_follow_every_plan_of_the_namespace():
+    values = {**services_values(""), "plan": {"fromCluster": True, "selector": "team=search"}}
+    objects = _render(SERVICES_CHART, values)
+    pods = _pods(objects)
+    assert len(pods) == 2  # the gateway and the hook dispatcher
+    for pod in pods:
+        assert pod["containers"][0]["args"][1:4] == ["--plans-from-cluster", "--plans-selector",
+                                                     "team=search"]
+        assert pod["automountServiceAccountToken"] is True
+        assert "plans" not in {v["name"] for v in pod["volumes"]}
+    (role,) = _kind(objects, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
+                              "verbs": ["get", "list", "watch"]}]
+    for policy in _kind(objects, "NetworkPolicy"):  # both reach the API server
+        ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+        assert {443, 6443} <= ports
+    # the gRPC service follows the same plans as the REST side
+    grpc = _render(SERVICES_CHART, {**values, "gateway": {"grpc": {"enabled": True}}})
+    args = _kind(grpc, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[1:2] == ["--plans-from-cluster"] and "--grpc-port" in args
+    with pytest.raises(Exception, match="plan.configMap: set together with plan.fromCluster"):
+        _render(SERVICES_CHART, {**services_values("x-plan"), "plan": {
+            "configMap": "x-plan", "fromCluster": True}})
+
+
+def _pods(objects: list[dict]) -> list[dict]:
+    return [o["spec"]["template"]["spec"] for o in objects
+            if o["kind"] in ("Deployment", "StatefulSet")]
 
 
 def _exposed_metric_names() -> set[str]:
@@ -788,6 +824,38 @@ def test_v2_pipelines_get_routes_for_the_open_inference_protocol_paths():
     assert not any(_matches(m, "/v2/health/live") for m in without_server)
     hello = _kind(_render(PIPELINE_CHART, pipeline_values(PLANS["hello"]())), "Mapping")
     assert not any(m["spec"]["prefix"].lstrip("^").startswith("/v2") for m in hello)
+
+
+@needs_schemas
+def test_the_gateways_grpc_port_is_served_routed_and_valid():
+    """gateway.grpc.enabled: `--grpc-port`, a container and Service port named grpc (HTTP/2),
+    an Emissary GRPC Mapping for the inference service; all pass the schemas."""
+    values = {**services_values("shop-plan"),
+              "gateway": {"grpc": {"enabled": True, "port": 9001, "servicePort": 9000}}}
+    objects = _render(SERVICES_CHART, values)
+    (gateway,) = _kind(objects, "StatefulSet")
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--grpc-port") + 1] == "9001"
+    assert args[1:3] == ["--plans-dir", "/etc/algorail/plans"]  # followed, as over REST
+    assert {"name": "grpc", "containerPort": 9001, "protocol": "TCP"} in container["ports"]
+    service = next(o for o in _kind(objects, "Service") if not o["spec"].get("clusterIP"))
+    assert {"name": "grpc", "port": 9000, "targetPort": "grpc", "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c"} in service["spec"]["ports"]
+    (policy,) = [o for o in _kind(objects, "NetworkPolicy") if "gateway" in o["metadata"]["name"]]
+    assert {"port": 9001, "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
+    (grpc_mapping,) = [m for m in _kind(objects, "Mapping") if m["spec"].get("grpc")]
+    assert grpc_mapping["spec"]["prefix"] == "/inference.GRPCInferenceService/"
+    assert grpc_mapping["spec"]["rewrite"] == ""
+    assert grpc_mapping["spec"]["service"] == f"{service['metadata']['name']}.pipelines:9000"
+    for obj in (gateway, service, policy):
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+    assert _crd_errors(_kind(objects, "Mapping")) == []
+    default = _render(SERVICES_CHART, services_values("shop-plan"))
+    assert "--grpc-port" not in _kind(default, "StatefulSet")[0]["spec"]["template"][
+        "spec"]["containers"][0]["args"]
+    assert not any(m["spec"].get("grpc") for m in _kind(default, "Mapping"))
 
 
 # -- production defaults ------------------------------------------------------------------

@@ -11,9 +11,9 @@ import pytest
 from crd_schemas import MISSING, ROOT, SCHEMAS, crd_validator
 
 from algorail import kafka_connect
+from algorail.compiler import compile_plan
 from algorail.errors import PipelineError
 from algorail.graph import check_pipeline
-from algorail.plan import compile_plan
 from algorail.spec import parse_pipeline
 
 PASSWORD_REF = "${secrets:algorail/db:password}"

@@ -15,12 +15,12 @@ from conftest import wait_until
 from kafka import KafkaConsumer, KafkaProducer
 
 from algorail import naming
-from algorail.plan import compile_plan
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
 from algorail.runtime import kafka_io
+from algorail.runtime.codec import Envelope, new_run_id
 from algorail.runtime.connect import ConnectorConfigError, open_connector, run_connector
-from algorail.runtime.messages import Envelope, new_run_id
 from algorail.runtime.runner import Runner
-from algorail.spec import load_pipeline
 
 ALGO = (
     "def score(payload):\n"

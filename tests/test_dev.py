@@ -7,13 +7,10 @@ a folder named `algorail` where it runs shadows nothing."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,21 +19,15 @@ import pytest
 from conftest import EXAMPLES
 
 from algorail.runtime.broker import EmbeddedBroker, free_port
+from algorail.runtime.testing import DevProcess
 
-BROKEN = """
-apiVersion: algorail.io/v1
-kind: Pipeline
-metadata: {owner: t, name: broken, version: 1.0.0}
-spec:
-  endpoints: [{name: api, paths: [{name: in}]}]
-  algos:
-    - {name: up, runtime: python, entrypoint: "no_such_module_xyz:upper",
-       inputs: [{name: text}], outputs: [{name: result}]}
-  hooks: [{name: result, type: response}]
-  pipes:
-    - {from: api.in, to: up.text}
-    - {from: up.result, to: result}
-"""
+
+def broken(folder: Path) -> Path:
+    """hello.yaml, in `folder`, with a module for its algo that does not exist."""
+    path = folder / "broken.yaml"
+    hello = (EXAMPLES / "hello.yaml").read_text(encoding="utf-8")
+    path.write_text(hello.replace("hello_algos:upper", "no_such_module_xyz:upper"))
+    return path
 
 
 def alive(pid: int) -> bool:
@@ -63,59 +54,8 @@ def gone_within(pids: list[int], seconds: float) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-class Dev:
-    """`algorail dev ARGS` in a subprocess (own session), output collected line by line."""
-
-    def __init__(self, *args: str, work_dir: Path, cwd: str | Path | None = None,
-                 env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.work_dir = work_dir
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "algorail.cli", "dev", *args, "--port", str(self.port),
-             "--work-dir", str(work_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            cwd=cwd, env=env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.reader = threading.Thread(
-            target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True)
-        self.reader.start()
-        self.seen: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_for(self, prefix: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while not any(x.startswith(prefix) for x in self.seen):
-            assert time.monotonic() < deadline, "".join(self.seen)
-            try:
-                self.seen.append(self.lines.get(timeout=1))
-            except queue.Empty:
-                assert self.proc.poll() is None, "".join(self.seen)
-        return "".join(self.seen)
-
-    def wait_ready(self, timeout: float = 90) -> str:
-        return self.wait_for("ready:", timeout)
-
-    def exit(self, timeout: float = 60) -> tuple[int, str]:
-        """Wait for dev mode to end by itself."""
-        code = self.proc.wait(timeout)
-        self.reader.join(5)
-        return code, "".join(self.seen) + "".join(self.lines.queue)
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.exit(30)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-
 def test_dev_runs_the_reviews_pipeline_and_stops_cleanly(tmp_path):
-    dev = Dev(str(EXAMPLES / "reviews.yaml"), work_dir=tmp_path / "work")
+    dev = DevProcess(str(EXAMPLES / "reviews.yaml"), work_dir=tmp_path / "work")
     port = dev.port
     try:
         output = dev.wait_ready()
@@ -141,8 +81,8 @@ def test_dev_runs_the_reviews_pipeline_and_stops_cleanly(tmp_path):
 
 
 def test_dev_against_an_existing_broker_starts_none(module_broker, tmp_path):
-    dev = Dev(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers",
-              module_broker.bootstrap_servers, work_dir=tmp_path / "work")
+    dev = DevProcess(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers",
+                     module_broker.bootstrap_servers, work_dir=tmp_path / "work")
     try:
         output = dev.wait_ready()
         assert f"broker: {module_broker.bootstrap_servers}\n" in output
@@ -153,6 +93,38 @@ def test_dev_against_an_existing_broker_starts_none(module_broker, tmp_path):
     finally:
         code, rest = dev.stop()
     assert code == 0 and "broker: stopped" not in rest
+
+
+@pytest.mark.slow
+def test_dev_serves_the_v2_grpc_service_with_grpc_port(module_broker, tmp_path):
+    """A Seldon manifest in dev mode, its steps bound to the stub models: tritonclient's
+    gRPC client checks health and runs it, INT32 [1, 4] in and out."""
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    import numpy as np
+
+    grpc_port = free_port()
+    seldon = EXAMPLES / "seldon"
+    dev = DevProcess(str(seldon / "tfsimple.yaml"), "--bindings",
+                     str(seldon / "bindings.yaml"), "--grpc-port", str(grpc_port),
+                     "--bootstrap-servers", module_broker.bootstrap_servers,
+                     work_dir=tmp_path / "work")
+    try:
+        assert f"gRPC 127.0.0.1:{grpc_port}  (V2 inference service)" in dev.wait_ready()
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        assert client.is_server_ready() and client.is_model_ready("tfsimple.pipeline")
+        a = np.arange(4, dtype=np.int32).reshape(1, 4)
+        inputs = []
+        for name, value in (("INPUT0", a), ("INPUT1", np.ones((1, 4), dtype=np.int32))):
+            inputs.append(grpcclient.InferInput(name, [1, 4], "INT32"))
+            inputs[-1].set_data_from_numpy(value)
+        result = client.infer("tfsimple.pipeline", inputs, request_id="dev-1", timeout=30)
+        assert result.get_response().id == "dev-1"
+        out0 = result.as_numpy("OUTPUT0")
+        assert out0.dtype == np.int32 and out0.shape == (1, 4) and (out0 == a + 1).all()
+        assert (result.as_numpy("OUTPUT1") == a - 1).all()
+    finally:
+        code, _ = dev.stop()
+    assert code == 0
 
 
 def test_a_work_folder_is_held_by_one_process_at_a_time(tmp_path):
@@ -177,7 +149,7 @@ def test_a_work_folder_is_locked_and_no_temporary_folder_is_left(tmp_path):
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
     work = tmp_path / "work"
-    dev = Dev(str(EXAMPLES / "hello.yaml"), work_dir=work, env=env)
+    dev = DevProcess(str(EXAMPLES / "hello.yaml"), work_dir=work, env=env)
     try:
         dev.wait_ready()
         second = subprocess.run(
@@ -200,7 +172,7 @@ def test_a_work_folder_is_locked_and_no_temporary_folder_is_left(tmp_path):
 def test_kill_9_of_dev_leaves_no_child_alive(tmp_path):
     """Four trials: SIGKILL dev mode; within a few seconds its broker and runners are gone."""
     for trial in range(4):
-        dev = Dev(str(EXAMPLES / "hello.yaml"), work_dir=tmp_path / f"work{trial}")
+        dev = DevProcess(str(EXAMPLES / "hello.yaml"), work_dir=tmp_path / f"work{trial}")
         try:
             pids = child_pids(dev.wait_ready())
             assert len(pids) == 2  # the broker and one runner
@@ -214,13 +186,13 @@ def test_accepted_requests_survive_a_broker_outage_and_kill_9_of_dev(tmp_path):
     """The broker goes down, dev mode answers 202 (write-ahead log), is killed with
     SIGKILL, and is started again on the same work folder with the broker back: every
     accepted request reaches the pipeline exactly once."""
-    from algorail.runtime import kafka_io
+    from algorail.runtime import codec, kafka_io
 
     work = tmp_path / "work"
     port = free_port()
     broker = EmbeddedBroker(port=port).start()
-    dev = Dev(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers", broker.bootstrap_servers,
-              work_dir=work)
+    dev = DevProcess(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers",
+                     broker.bootstrap_servers, work_dir=work)
     try:
         pids = child_pids(dev.wait_ready())
         broker.stop()  # the outage
@@ -234,8 +206,8 @@ def test_accepted_requests_survive_a_broker_outage_and_kill_9_of_dev(tmp_path):
         dev.kill()
     assert not gone_within(pids, 5), "orphaned runner after SIGKILL"
     broker = EmbeddedBroker(port=port).start()  # the broker is back (empty)
-    dev = Dev(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers", broker.bootstrap_servers,
-              work_dir=work)
+    dev = DevProcess(str(EXAMPLES / "hello.yaml"), "--bootstrap-servers",
+                     broker.bootstrap_servers, work_dir=work)
     try:
         dev.wait_ready()
         deadline = time.monotonic() + 60
@@ -243,12 +215,12 @@ def test_accepted_requests_survive_a_broker_outage_and_kill_9_of_dev(tmp_path):
         while len(results) < len(accepted) and time.monotonic() < deadline:
             for record in kafka_io.records_since(broker.bootstrap_servers,
                                                  ["alice.hello.upper.result"], 0):
-                results.setdefault(kafka_io.header_dict(record.headers)["algorail-run-id"],
+                results.setdefault(codec.header_dict(record.headers)["algorail-run-id"],
                                    []).append(record.value)
             if len(results) < len(accepted):
                 results.clear()
                 time.sleep(1)
-        entered = [kafka_io.header_dict(r.headers)["algorail-run-id"]
+        entered = [codec.header_dict(r.headers)["algorail-run-id"]
                    for r in kafka_io.records_since(broker.bootstrap_servers,
                                                    ["alice.hello.in"], 0)]
     finally:
@@ -261,15 +233,14 @@ def test_accepted_requests_survive_a_broker_outage_and_kill_9_of_dev(tmp_path):
 
 @pytest.mark.slow
 def test_a_runner_that_cannot_start_ends_dev_mode_with_its_error(tmp_path):
-    (tmp_path / "broken.yaml").write_text(BROKEN)
-    dev = Dev(str(tmp_path / "broken.yaml"), work_dir=tmp_path / "work")
+    dev = DevProcess(str(broken(tmp_path)), work_dir=tmp_path / "work")
     try:
         code, output = dev.exit()
     finally:
         dev.kill() if dev.proc.poll() is None else None
     assert code == 1, output
     assert output.rstrip().endswith(
-        "Error: algo up failed: cannot import 'no_such_module_xyz' next to the pipeline "
+        "Error: algo upper failed: cannot import 'no_such_module_xyz' next to the pipeline "
         f"({tmp_path}) or on sys.path: No module named 'no_such_module_xyz'; check the "
         "algo's entrypoint"), output
     assert "Traceback" not in output
@@ -279,15 +250,14 @@ def test_a_runner_that_cannot_start_ends_dev_mode_with_its_error(tmp_path):
 
 @pytest.mark.slow
 def test_keep_going_marks_the_failed_component_and_healthz_answers_503(tmp_path):
-    (tmp_path / "broken.yaml").write_text(BROKEN)
-    dev = Dev(str(tmp_path / "broken.yaml"), "--keep-going", work_dir=tmp_path / "work")
+    dev = DevProcess(str(broken(tmp_path)), "--keep-going", work_dir=tmp_path / "work")
     try:
         output = dev.wait_ready()
-        assert "ready: t/broken:1.0.0 — failed: algo up — Ctrl-C to stop" in output, output
+        assert "ready: alice/hello:1.0.0 — failed: algo upper — Ctrl-C to stop" in output, output
         health = httpx.get(f"{dev.url}/healthz", timeout=5)
         assert health.status_code == 503
-        assert list(health.json()["failed"]) == ["algo up"]
-        assert "no_such_module_xyz" in health.json()["failed"]["algo up"]
+        assert list(health.json()["failed"]) == ["algo upper"]
+        assert "no_such_module_xyz" in health.json()["failed"]["algo upper"]
     finally:
         code, _ = dev.stop()
     assert code == 0
@@ -305,7 +275,7 @@ def test_a_folder_named_algorail_where_dev_runs_shadows_nothing(tmp_path):
         "from helper_words import shout\n\n\n"
         "def upper(p):\n    return {'text': shout(p['text'])}\n")
     shutil.copy(EXAMPLES / "hello.yaml", tmp_path / "hello.yaml")
-    dev = Dev("hello.yaml", work_dir=tmp_path / "work", cwd=tmp_path)
+    dev = DevProcess("hello.yaml", work_dir=tmp_path / "work", cwd=tmp_path)
     try:
         dev.wait_ready()
         reply = httpx.post(f"{dev.url}/alice/hello/in?sync=true", json={"text": "hi"},

@@ -16,13 +16,13 @@ import pytest
 from conftest import AsgiServer, read_topic
 
 from algorail import naming
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.compiler import compile_plan
+from algorail.loader import validate_document
+from algorail.runtime import codec
 from algorail.runtime.gateway import create_app
 from algorail.runtime.hooks import HookDispatcher
 from algorail.runtime.kafka_io import ensure_topics, make_consumer, make_producer
 from algorail.runtime.results import RedisResultsStore
-from algorail.spec import validate_document
 
 PIPELINE = {
     "apiVersion": "algorail.io/v1",
@@ -59,7 +59,7 @@ def make_plan(pipeline: dict):
 
 def produce(producer, topic: str, run_id: str, source: str, value: bytes | None,
             skip: bool = False) -> None:
-    headers = messages.Envelope(run_id=run_id, deployment="gwtest", source=source,
+    headers = codec.Envelope(run_id=run_id, deployment="gwtest", source=source,
                                 skip=skip).to_headers()
     producer.send(topic, value=value if value is not None else b"", headers=headers)
 
@@ -90,7 +90,7 @@ class StandInRouter:
         producer.close()
 
     def route(self, producer, record) -> None:
-        run_id = messages.Envelope.from_headers(record.headers).run_id
+        run_id = codec.Envelope.from_headers(record.headers).run_id
         body = json.loads(record.value)
         branch = body.get("branch", "both")
         out = self.runner.outputs
@@ -212,7 +212,7 @@ def test_rejected_requests_leave_no_message_in_the_topic(stack):
     run_id = post(stack, "strict", {"n": 1}).json()["runId"]
     *_, record = read_topic(stack["bootstrap"], topic)
     assert json.loads(record.value) == {"n": 1}
-    envelope = messages.Envelope.from_headers(record.headers)
+    envelope = codec.Envelope.from_headers(record.headers)
     assert envelope.run_id == run_id
     assert envelope.deployment == "gwtest" and envelope.source == "api.strict"
 

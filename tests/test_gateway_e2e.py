@@ -9,19 +9,21 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import httpx
 import pytest
-from conftest import EXAMPLES, AsgiServer
+from conftest import EXAMPLES, AsgiServer, wait_until
 
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline, validate_document
+from algorail.runtime import codec, kafka_io
 from algorail.runtime.gateway import create_app
 from algorail.runtime.hooks import HookDispatcher
 from algorail.runtime.kafka_io import ensure_topics, make_producer
 from algorail.runtime.results import MemoryResultsStore
 from algorail.runtime.runner import Runner
-from algorail.spec import load_bindings, load_pipeline, validate_document
+from algorail.spec import load_bindings
 
 # A `kafka` endpoint path: clients produce to its topic themselves.
 KAFKA_ENDPOINT = {
@@ -50,6 +52,14 @@ def deployed(module_broker):
         compile_plan(load_pipeline(seldon / "error.yaml",
                                    bindings=load_bindings(seldon / "bindings.yaml"))),
     ]
+    with deploy(plans, bootstrap) as servers:
+        urls = {plan.pipeline: server.url for plan, server in zip(plans, servers, strict=True)}
+        yield {**urls, "bootstrap": bootstrap, "streamed-plan": plans[2]}
+
+
+@contextmanager
+def deploy(plans, bootstrap):
+    """Runners in threads, a hook dispatcher and a gateway per plan: yields the gateways."""
     runners, threads, dispatchers, servers = [], [], [], []
     for plan in plans:
         ensure_topics(bootstrap, plan.created_topics())
@@ -62,17 +72,20 @@ def deployed(module_broker):
             threads[-1].start()
         app = create_app(plan, results=results, bootstrap_servers=bootstrap)
         servers.append(AsgiServer(app).start())
-    assert all(d.wait_ready(30) for d in dispatchers)
-    urls = {plan.pipeline: server.url for plan, server in zip(plans, servers, strict=True)}
-    yield {**urls, "bootstrap": bootstrap, "streamed-plan": plans[2]}
-    for server in servers:
-        server.stop()
-    for runner in runners:
-        runner.stop()
-    for thread in threads:
-        thread.join(15)
-    for dispatcher in dispatchers:
-        dispatcher.stop()
+    try:
+        assert all(d.wait_ready(30) for d in dispatchers)
+        # every runner has its partitions before a test (one switches the Kafka client) runs
+        assert all(r.ready.wait(30) for r in runners)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        for runner in runners:
+            runner.stop()
+        for thread in threads:
+            thread.join(15)
+        for dispatcher in dispatchers:
+            dispatcher.stop()
 
 
 def test_async_then_get_through_a_real_runner(deployed):
@@ -92,6 +105,23 @@ def test_sync_through_one_algo(deployed):
                         json={"text": "sync hello"}, timeout=40)
     assert answer.status_code == 200, answer.text
     assert answer.json()["results"] == {"result": {"text": "SYNC HELLO"}}
+
+
+def test_sync_and_async_through_one_algo_on_the_other_kafka_client(module_broker, monkeypatch):
+    """The tests above run on the session's Kafka client; this one on the other."""
+    other = next(c for c in kafka_io.CLIENTS if c != kafka_io.client_name())
+    monkeypatch.setenv(kafka_io.CLIENT_ENV, other)
+    plan = compile_plan(load_pipeline(EXAMPLES / "hello.yaml"), deployment=f"hello-{other}")
+    with deploy([plan], module_broker.bootstrap_servers) as [server]:
+        base = f"{server.url}/alice/hello-{other}"
+        answer = httpx.post(f"{base}/in?sync=true&timeout=30", json={"text": "sync"}, timeout=40)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"] == {"result": {"text": "SYNC"}}
+        accepted = httpx.post(f"{base}/in", json={"text": "async"})
+        assert accepted.status_code == 202
+        run_url = f"{base}/runs/{accepted.json()['runId']}"
+        assert wait_until(lambda: httpx.get(run_url).json()["status"] == "complete", 30)
+        assert httpx.get(run_url).json()["results"] == {"result": {"text": "ASYNC"}}
 
 
 @pytest.mark.parametrize("choice, expected", [(0, [10, 20]), (1, [11, 12])])
@@ -160,7 +190,7 @@ def test_a_kafka_endpoint_run_is_read_through_the_gateway(deployed):
     run_id = uuid.uuid4().hex
     producer = make_producer(deployed["bootstrap"])
     producer.send(route.topic, value=json.dumps({"event": 1}).encode(),
-                  headers=messages.Envelope(run_id=run_id).to_headers()).get(timeout=10)
+                  headers=codec.Envelope(run_id=run_id).to_headers()).get(timeout=10)
     producer.close()
     run_url = f"{base}/e2e/streamed/runs/{run_id}"
     deadline = time.monotonic() + 30

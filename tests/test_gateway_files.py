@@ -11,19 +11,18 @@ import httpx
 import pytest
 from conftest import AsgiServer, read_topic
 
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.compiler import compile_plan
+from algorail.loader import validate_document
+from algorail.runtime import codec
 from algorail.runtime.gateway import GatewayError, create_app
 from algorail.runtime.kafka_io import ensure_topics
 from algorail.runtime.objectstore import (
-    FILE_REFERENCE,
     LocalObjectStore,
     ObjectStoreError,
     S3ObjectStore,
     open_object_store,
 )
 from algorail.runtime.results import MemoryResultsStore
-from algorail.spec import validate_document
 
 PIPELINE = {
     "apiVersion": "algorail.io/v1", "kind": "Pipeline",
@@ -79,8 +78,8 @@ def test_file_reference_round_trip_through_the_gateway(broker, s3_env):
                             headers={"content-type": "application/octet-stream"})
     assert answer.status_code == 202, answer.text
     [record] = read_topic(broker.bootstrap_servers, plan.routes[0].topic)
-    envelope = messages.Envelope.from_headers(record.headers)
-    assert envelope.content_type == FILE_REFERENCE
+    envelope = codec.Envelope.from_headers(record.headers)
+    assert envelope.content_type == codec.FILE_REFERENCE
     assert envelope.run_id == answer.json()["runId"]
     ref = json.loads(record.value)
     assert ref["size"] == len(data) and ref["contentType"] == "application/octet-stream"

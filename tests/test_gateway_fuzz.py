@@ -11,11 +11,11 @@ import schemathesis
 from conftest import EXAMPLES, AsgiServer
 from hypothesis import HealthCheck, settings
 
-from algorail.plan import compile_plan
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
 from algorail.runtime.gateway import create_app
 from algorail.runtime.kafka_io import ensure_topics
 from algorail.runtime.results import MemoryResultsStore
-from algorail.spec import load_pipeline
 
 
 @pytest.fixture(scope="module")

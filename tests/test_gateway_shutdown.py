@@ -17,11 +17,11 @@ import httpx
 import pytest
 from conftest import EXAMPLES, wait_until
 
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
+from algorail.runtime import codec
 from algorail.runtime.broker import free_port
 from algorail.runtime.kafka_io import close_consumer, ensure_topics, make_consumer, make_producer
-from algorail.spec import load_pipeline
 
 ROUNDS = 8  # about 4 s each; the stop was unclean in about 1 of 15 before the fix
 REQUESTS_PER_ROUND = 3
@@ -31,7 +31,7 @@ def feed(producer, plan, run_ids: list[str], done: threading.Event) -> None:
     topic = plan.runner("upper").outputs["result"]
     while not done.is_set():
         for run_id in run_ids:
-            headers = messages.Envelope(run_id=run_id, deployment="shutdown",
+            headers = codec.Envelope(run_id=run_id, deployment="shutdown",
                                         source="upper.result").to_headers()
             producer.send(topic, value=json.dumps({"text": "UP"}).encode(), headers=headers)
         done.wait(0.002)

@@ -4,12 +4,14 @@ a gateway served by uvicorn on loopback, and `algorail gateway` killed with SIGK
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -17,15 +19,15 @@ import httpx
 import pytest
 from conftest import AsgiServer, read_topic, wait_until
 
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.compiler import compile_plan
+from algorail.loader import validate_document
+from algorail.runtime import codec
 from algorail.runtime.broker import EmbeddedBroker, free_port
 from algorail.runtime.gateway import GatewayError, create_app
 from algorail.runtime.hooks import HookDispatcher
 from algorail.runtime.kafka_io import ensure_topics
 from algorail.runtime.results import MemoryResultsStore
 from algorail.runtime.wal import WalError, WalFull, WalRecord, WriteAheadLog
-from algorail.spec import validate_document
 
 
 def make_plan():
@@ -41,12 +43,12 @@ def make_plan():
 
 def record(n: int) -> WalRecord:
     run_id = uuid.uuid4().hex
-    headers = messages.Envelope(run_id=run_id, source="api.in").to_headers()
+    headers = codec.Envelope(run_id=run_id, source="api.in").to_headers()
     return WalRecord(run_id, "walt.t.in", json.dumps({"n": n}).encode(), headers)
 
 
 def run_ids(records) -> list[str]:
-    return [messages.Envelope.from_headers(r.headers).run_id for r in records]
+    return [codec.Envelope.from_headers(r.headers).run_id for r in records]
 
 
 def logged(directory, count: int, **options) -> tuple[WriteAheadLog, list[WalRecord]]:
@@ -63,6 +65,16 @@ def segment_files(directory) -> list[str]:
 
 
 # -- the log on disk -------------------------------------------------------------------------
+
+
+def test_the_replayer_reads_a_record_only_once_it_is_synced(tmp_path):
+    wal = WriteAheadLog(tmp_path)
+    first = record(1)
+    _, number = wal.write(first)
+    assert wal.pending == 1 and wal.wait_pending(10, timeout=0.05) == []
+    wal.sync(number)
+    assert [r.run_id for r in wal.wait_pending(10, timeout=0)] == [first.run_id]
+    wal.close()
 
 
 def test_records_survive_reopening_in_order_until_acknowledged(tmp_path):
@@ -178,6 +190,64 @@ def test_concurrent_appends_share_an_fsync_and_return_only_once_on_disk(tmp_path
     assert len(WriteAheadLog(tmp_path).wait_pending(1000, 0)) == appended
 
 
+def test_the_checkpoint_reaches_the_disk_about_once_a_second(tmp_path):
+    """A replayer acknowledging small batches for two seconds writes the checkpoint file
+    two or three times, not once per batch; a crash replays only what came after it."""
+    wal = WriteAheadLog(tmp_path)
+    batches, started = 0, time.monotonic()
+    while time.monotonic() - started < 2.2 and batches < 5000:
+        wal.append(record(batches))
+        wal.acknowledge(wal.wait_pending(10, 0))
+        batches += 1
+        time.sleep(0.002)
+    assert batches > 50
+    assert 2 <= wal.checkpoints_written <= 3, f"{wal.checkpoints_written} for {batches} batches"
+    saved = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert (saved["segment"], saved["offset"]) == (wal.saved.segment, wal.saved.offset)
+    wal._lock_file.close()  # a crash: the lock goes with the process, nothing is saved
+    again = WriteAheadLog(tmp_path)
+    assert 0 < again.pending < batches  # what was acknowledged after the last save
+    again.close()
+    wal._active.close()
+
+
+def test_a_closed_log_saves_its_checkpoint_and_an_idle_one_saves_it_in_time(tmp_path):
+    wal, _ = logged(tmp_path, 5, checkpoint_seconds=0.3)
+    wal.acknowledge(wal.wait_pending(2, 0))
+    assert wal.checkpoints_written == 0  # too soon after opening
+    assert wal.wait_pending(10, 0) and wal.checkpoints_written == 0
+    wal.acknowledge(wal.wait_pending(10, 0))
+    time.sleep(0.35)
+    assert wal.wait_pending(10, 0.05) == [] and wal.checkpoints_written == 1
+    wal.append(record(6))
+    wal.acknowledge(wal.wait_pending(10, 0))
+    wal.close()
+    assert wal.checkpoints_written == 2 and WriteAheadLog(tmp_path).pending == 0
+
+
+def test_concurrent_requests_to_the_gateway_share_fsyncs(tmp_path):
+    """64 clients posting at once (the broker is down: requests wait in the log) are each
+    answered 202 with far fewer fsyncs than requests."""
+    dead = f"127.0.0.1:{free_port()}"
+    plan = make_plan()
+    app = create_app(plan, results=MemoryResultsStore(), bootstrap_servers=dead,
+                     wal_dir=tmp_path)
+    fsync = CountedFsync()
+    app.state.wal._fsync = fsync
+    with AsgiServer(app) as server:
+        url = server.url + plan.routes[0].url
+
+        async def load() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                async def one(n: int) -> int:
+                    return (await client.post(url, json={"n": n})).status_code
+                return await asyncio.gather(*(one(n) for n in range(256)))
+
+        statuses = asyncio.run(load())
+    assert statuses == [202] * 256 and app.state.wal.pending == 256
+    assert fsync.calls < 256 / 3, f"{fsync.calls} fsyncs for 256 requests"
+
+
 APPENDER = """
 import sys, threading, uuid
 from algorail.runtime.wal import WalRecord, WriteAheadLog
@@ -197,22 +267,75 @@ threading.Event().wait(60)
 """
 
 
-def test_every_acknowledged_append_survives_a_kill_9(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path)],
+def killed_after(script: str, directory, lines: int) -> list[str]:
+    """Run `script` on `directory`, SIGKILL it once it printed `lines` lines: every line
+    it printed, those printed before the kill included."""
+    child = subprocess.Popen([sys.executable, "-c", script, str(directory)],
                              stdout=subprocess.PIPE, text=True)
-    acknowledged = []
+    printed = []
     try:
         for line in child.stdout:
-            acknowledged.append(line.strip())
-            if len(acknowledged) == 300:
+            printed.append(line.strip())
+            if len(printed) == lines:
                 break
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-    acknowledged += [line.strip() for line in child.stdout]  # acknowledged before the kill
+    return printed + [line.strip() for line in child.stdout]
+
+
+def test_every_acknowledged_append_survives_a_kill_9(tmp_path):
+    acknowledged = killed_after(APPENDER, tmp_path, 300)
     assert len(acknowledged) >= 300
     survived = {r.run_id for r in WriteAheadLog(tmp_path).wait_pending(1_000_000, 0)}
     assert set(acknowledged) <= survived
+
+
+ROTATING_APPENDER = """
+import sys, threading, uuid
+from algorail.runtime.wal import WalRecord, WriteAheadLog
+
+wal, lock = WriteAheadLog(sys.argv[1], segment_bytes=300), threading.Lock()
+wal.rotate_bytes = 200  # drained segments rotate too, while appends go on
+
+def client():
+    for n in range(100_000):
+        run_id = uuid.uuid4().hex
+        wal.append(WalRecord(run_id, "t", b"{}", []))
+        with lock:
+            print("202", run_id, flush=True)
+
+def replayer():  # takes records as the gateway's replayer does, without a broker
+    while True:
+        records = wal.wait_pending(7, 0.5)
+        with lock:
+            for r in records:
+                print("sent", r.run_id, flush=True)
+        wal.acknowledge(records)
+
+for _ in range(16):
+    threading.Thread(target=client, daemon=True).start()
+threading.Thread(target=replayer, daemon=True).start()
+threading.Event().wait(60)
+"""
+
+
+def test_segment_rotation_under_concurrent_appends_loses_and_doubles_nothing(tmp_path):
+    """Many small segments, rotated both by appends and by the replayer draining them, then
+    a kill -9: every record answered 202 is either replayed after reopening or was sent
+    before the crash, none is in the log twice, and only a tail of what was sent comes back."""
+    lines = [line.split() for line in killed_after(ROTATING_APPENDER, tmp_path, 3000)]
+    lines = [parts for parts in lines if len(parts) == 2 and len(parts[1]) == 32]  # not torn
+    accepted = [run_id for kind, run_id in lines if kind == "202"]
+    sent = [run_id for kind, run_id in lines if kind == "sent"]
+    assert len(accepted) >= 1000 and sent
+    assert len(segment_files(tmp_path)) > 1 or len(set(sent)) < len(accepted)
+    replayed = [r.run_id for r in WriteAheadLog(tmp_path).wait_pending(1_000_000, 0)]
+    counts = Counter(replayed)
+    assert not [r for r, n in counts.items() if n > 1], "a record is in the log twice"
+    assert set(accepted) - set(sent) <= set(replayed), "an accepted record was lost"
+    again = [r for r in sent if r in counts]
+    assert again == sent[len(sent) - len(again):], "replayed records sent before the crash"
 
 
 def post(url: str, n: int, query: str = "") -> httpx.Response:
@@ -227,7 +350,7 @@ def metric(base: str, name: str) -> float:
 
 
 def topic_run_ids(bootstrap: str, topic: str) -> Counter:
-    return Counter(messages.Envelope.from_headers(r.headers).run_id
+    return Counter(codec.Envelope.from_headers(r.headers).run_id
                    for r in read_topic(bootstrap, topic, idle_ms=800))
 
 

@@ -13,16 +13,16 @@ from types import SimpleNamespace
 
 import pytest
 from algorail.plugins.hooks import WebhookHook, WebhookRefused, sign
-from conftest import read_topic, wait_until
+from conftest import BOTH_CLIENTS, read_topic, wait_until
 
+from algorail.compiler import compile_plan
 from algorail.extensions import DeliveryContext, DeliveryFailed
-from algorail.plan import compile_plan
-from algorail.runtime import messages
+from algorail.loader import validate_document
+from algorail.runtime import codec
 from algorail.runtime.broker import free_port
 from algorail.runtime.hooks import HookDispatcher, RetryPolicy
 from algorail.runtime.kafka_io import ensure_topics, make_producer
 from algorail.runtime.results import MemoryResultsStore, RedisResultsStore, run_view
-from algorail.spec import validate_document
 
 SECRET = "s3cret"
 
@@ -123,7 +123,7 @@ def settled(h, *run_ids: str) -> bool:
 
 def send(h, port: str, run_id: str, payload, skip: bool = False) -> None:
     value = b"" if skip else json.dumps(payload).encode()
-    headers = messages.Envelope(run_id=run_id, deployment="hooktest", source=f"src.{port}",
+    headers = codec.Envelope(run_id=run_id, deployment="hooktest", source=f"src.{port}",
                                 skip=skip).to_headers()
     h.producer.send(h.out[port], value=value, headers=headers).get(timeout=10)
 
@@ -198,7 +198,7 @@ def test_inner_join_hook_delivers_both_parts_or_reports_skipped(hooks):
     view = run_view(joined, hooks.results.get(joined))
     assert view["results"]["both"] == {"src.out": {"a": 1}, "src.other": {"b": 2}}
     published = [r for r in read_topic(hooks.bootstrap, hooks.plan.output_topic)
-                 if messages.Envelope.from_headers(r.headers).run_id == joined]
+                 if codec.Envelope.from_headers(r.headers).run_id == joined]
     assert [json.loads(r.value) for r in published] == [{"src.out": {"a": 1},
                                                          "src.other": {"b": 2}}]
     assert "both" not in run_view(skipped, hooks.results.get(skipped))["results"]
@@ -307,11 +307,13 @@ def test_a_retry_skips_the_urls_that_already_answered():
         flaky.stop()
 
 
-def test_a_dispatcher_stopped_mid_retry_leaves_the_message_to_the_next_one(module_broker):
+@BOTH_CLIENTS
+def test_a_dispatcher_stopped_mid_retry_leaves_the_message_to_the_next_one(kafka_client,
+                                                                          module_broker):
     """At-least-once: nothing is committed for a payload still being retried."""
     target = Target(free_port())
     document = pipeline(target.port, free_port())
-    document["metadata"]["name"] = "restarted"
+    document["metadata"]["name"] = f"restarted-{kafka_client}"
     document["spec"]["hooks"] = [document["spec"]["hooks"][0]]
     document["spec"]["pipes"] = [p for p in document["spec"]["pipes"]
                                  if p["to"] in ("src.x", "notify")]
@@ -323,7 +325,7 @@ def test_a_dispatcher_stopped_mid_retry_leaves_the_message_to_the_next_one(modul
     producer = make_producer(bootstrap)
     try:
         assert first.wait_ready(30)
-        headers = messages.Envelope(run_id="restart-1", source="src.out").to_headers()
+        headers = codec.Envelope(run_id="restart-1", source="src.out").to_headers()
         producer.send(plan.runner("src").outputs["out"], value=b'{"n": 1}',
                       headers=headers).get(timeout=10)
         assert wait_until(lambda: first.metrics.registry.get_sample_value(

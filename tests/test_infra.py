@@ -25,9 +25,10 @@ from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 from pulumi.runtime.sync_await import _sync_await
 
 from algorail import render
+from algorail.compiler import compile_plan
 from algorail.errors import AlgorailError, PipelineError
-from algorail.plan import Plan, compile_plan
-from algorail.spec import load_bindings, load_pipeline
+from algorail.loader import load_pipeline
+from algorail.spec import load_bindings
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -49,6 +50,8 @@ CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 HOST = "kubernetes:getambassador.io/v3alpha1:Host"
 MAPPING = "kubernetes:getambassador.io/v3alpha1:Mapping"
 CRDS = "kubernetes:yaml/v2:ConfigFile"
+PIPELINE = "kubernetes:algorail.io/v1:Pipeline"
+SERVICES = "algorail"  # the release of charts/algorail: operator, gateway, hook dispatcher
 LB_IP = "203.0.113.10"
 SECRET_MARK = "GENERATED-SECRET-"  # every generated password starts with this
 
@@ -119,6 +122,22 @@ class Deployed:
 
     def depends(self, resource: tuple[str, str], on: tuple[str, str]) -> bool:
         return on in self.dependencies.get(resource, set())
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        """The Pipeline resource Pulumi named `name` (the plan's release name)."""
+        pipelines = self.of_type(PIPELINE)
+        assert name in pipelines, f"no Pipeline {name!r}; pipelines: {sorted(pipelines)}"
+        return pipelines[name]
+
+    @property
+    def services(self) -> dict[str, Any]:
+        """The values of the one `algorail` release."""
+        return self.release(SERVICES)["values"]
+
+    @property
+    def pipeline_values(self) -> dict[str, Any]:
+        """What the operator puts under every Pipeline's chart values."""
+        return self.services["operator"]["pipelineValues"]
 
 
 def deploy(config: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
@@ -250,7 +269,7 @@ def test_strimzi_1x_is_the_default_and_the_program_applies_its_crds(full):
     for kind in ("Kafka", "KafkaNodePool", "KafkaConnect"):
         assert full.of_type(f"{STRIMZI_V1}:{kind}"), f"no {kind} in kafka.strimzi.io/v1"
     assert not [t for t, _ in full.resources if t.startswith(STRIMZI_V1BETA2)]
-    values = full.release("alice-hello")["values"]
+    values = full.pipeline_values
     assert values["topics"]["apiVersion"] == values["connect"]["apiVersion"] == (
         "kafka.strimzi.io/v1")
 
@@ -278,8 +297,7 @@ def test_the_older_strimzi_api_is_selectable():
         validate_cr(cr, f"strimzi-0.48.0/{file}")
     connect = d.of_type(f"{STRIMZI_V1BETA2}:KafkaConnect")["algorail-connect-cluster"]["spec"]
     assert connect["config"]["group.id"] == "algorail-connect-cluster"
-    values = d.release("alice-hello")["values"]
-    assert values["topics"]["apiVersion"] == "kafka.strimzi.io/v1beta2"
+    assert d.pipeline_values["topics"]["apiVersion"] == "kafka.strimzi.io/v1beta2"
 
 
 def test_kafka_is_kraft_with_a_dual_role_node_pool(full):
@@ -453,43 +471,137 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def _rendered_resource(entry: dict[str, str], tmp_path: Path) -> dict[str, Any]:
+    """What `algorail render FILE --resource` writes for `entry`."""
+    import yaml
+    from click.testing import CliRunner
+
+    from algorail.cli import cli
+
+    args = ["render", str(INFRA / entry["file"]), "-o", str(tmp_path), "--resource",
+            "-n", "algorail"]
+    args += ["--deployment", entry["deployment"]] if "deployment" in entry else []
+    args += ["--bindings", str(INFRA / entry["bindings"])] if "bindings" in entry else []
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+
+
 @pytest.mark.parametrize("entry", PIPELINES, ids=lambda e: Path(e["file"]).stem)
-def test_each_pipeline_release_carries_exactly_its_compiled_plan(full, entry):
+def test_each_pipeline_is_the_pipeline_resource_render_writes(full, entry, tmp_path):
+    """One Pipeline resource per pipeline, the object `algorail render --resource` writes
+    (modules packed in), which the operator compiles into exactly the plan compiled here."""
+    from algorail.operator.reconcile import compile_resource
+
     plan = _plan(entry)
-    name = f"{plan['owner']}-{plan['deployment']}".lower()
-    release = full.release(name)
-    assert Path(release["chart"]) == (INFRA / "../charts/algorail-pipeline")
-    # Pulumi drops null-valued keys on the way to the engine; every such key is an optional
-    # plan field that defaults to null, so the runner reads back the identical plan.
-    assert release["values"]["plan"] == _without_nulls(plan)
-    assert Plan.model_validate(release["values"]["plan"]).to_cluster_dict() == plan
-    assert release["namespace"] == "algorail"
-    services = full.release(f"{name}-algorail")
-    assert Path(services["chart"]) == (INFRA / "../charts/algorail")
-    assert services["values"]["plan"]["configMap"] == f"{name}-plan"
+    name, deployment = f"{plan['owner']}-{plan['deployment']}".lower(), plan["deployment"]
+    pipeline = full.pipeline(name)
+    rendered = _rendered_resource(entry, tmp_path)
+    assert (pipeline["apiVersion"], pipeline["kind"]) == ("algorail.io/v1", "Pipeline")
+    assert pipeline["metadata"]["name"] == rendered["metadata"]["name"] == deployment
+    assert pipeline["metadata"]["namespace"] == "algorail"
+    # Pulumi drops null-valued keys on the way to the engine
+    assert pipeline["spec"] == _without_nulls(rendered["spec"])
+    resource = {**pipeline, "metadata": {**pipeline["metadata"], "uid": "uid"}}
+    compiled = compile_resource(resource).to_cluster_dict()
+    # a resource's name is its pipeline's name: deployed as reviews-prod, it is that
+    assert compiled.pop("pipeline") == plan.pop("deployment") == compiled.pop("deployment")
+    plan.pop("pipeline")
+    assert compiled == plan
     assert full.outputs["pipelines"][name] == {
-        "gateway": f"{name}-algorail-gateway.algorail.svc",
+        "gateway": "algorail-gateway.algorail.svc",
         "routes": [r["url"] for r in plan["routes"]]}
 
 
-def test_pipeline_releases_are_wired_to_the_stack(full):
-    values = full.release("alice-hello")["values"]
+def test_python_algos_without_an_image_carry_their_modules(full):
+    code = full.pipeline("alice-hello")["spec"]["deployment"]["code"]
+    assert code["hello_algos.py"] == (ROOT / "examples/hello_algos.py").read_text()
+    # the Seldon steps bound to python entrypoints in examples/seldon/stubs.py
+    code = full.pipeline("default-tfsimple")["spec"]["deployment"]["code"]
+    assert code == {"stubs.py": (ROOT / "examples/seldon/stubs.py").read_text()}
+
+
+def test_the_operator_and_its_crd_are_installed_with_least_privilege_rbac(full):
+    """The CRD applied by the program (Helm never upgrades crds/), then one release of
+    charts/algorail with the operator watching the stack's namespace (a Role there, no
+    ClusterRole) and one gateway and hook dispatcher following every plan of it."""
+    crds = full.of_type(CRDS)["algorail-crds"]
+    assert Path(crds["file"]) == INFRA / "../charts/algorail/crds/pipelines.algorail.io.yaml"
+    release = full.release(SERVICES)
+    assert Path(release["chart"]) == INFRA / "../charts/algorail"
+    assert release["skipCrds"] is True
+    assert full.depends((RELEASE, SERVICES), (CRDS, "algorail-crds"))
+    values = full.services
+    assert values["operator"]["enabled"] is True
+    assert values["operator"]["watchNamespaces"] == ["algorail"]
+    assert values["plan"]["fromCluster"] is True
+    objects = _render(release)
+    deployment = objects["Deployment"]["algorail-operator"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:1] == ["operator"]
+    assert container["args"][container["args"].index("--namespace") + 1] == "algorail"
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "algorail-operator"
+    assert "ClusterRole" not in objects
+    role = objects["Role"]["algorail-operator"]
+    assert role["metadata"]["namespace"] == "algorail"
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"]}
+    assert {("algorail.io", "pipelines"), ("algorail.io", "pipelines/status"),
+            ("apps", "deployments"), ("kafka.strimzi.io", "kafkatopics")} <= granted
+    assert ("", "secrets") not in granted
+    binding = objects["RoleBinding"]["algorail-operator"]
+    assert binding["subjects"][0]["name"] == "algorail-operator"
+    assert "algorail-gateway" in objects["Service"]
+    assert "algorail-hooks" in objects["Deployment"]
+
+
+def _render(release: dict[str, Any]) -> dict[str, dict[str, dict]]:
+    """A release of one of algorail's charts rendered with the values it got: kind ->
+    name -> object."""
+    pytest.importorskip("helm_python")
+    rendered = render.render_chart(Path(release["chart"]), release["values"],
+                                   release=release["name"], namespace="algorail", engine="sdk")
+    for text in rendered.values():
+        assert SECRET_MARK not in text
+    by_kind: dict[str, dict[str, dict]] = {}
+    for obj in render.manifests(rendered):
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    return by_kind
+
+
+def test_pipeline_values_wire_every_pipeline_to_the_stack(full):
+    values = full.pipeline_values
     assert values["kafka"] == {"bootstrapServers": "algorail-kafka-bootstrap.algorail.svc:9092",
                                "clusterName": "algorail"}
     assert values["topics"]["create"] is True
     assert values["connect"] == {"enabled": True, "clusterName": "algorail-connect",
                                  "apiVersion": "kafka.strimzi.io/v1"}
     assert values["mappings"]["enabled"] is True
-    assert values["mappings"]["gatewayService"] == "alice-hello-algorail-gateway"
+    assert "gatewayService" not in values["mappings"]  # the operator's default: algorail-gateway
     env = {e["name"]: e for e in values["runner"]["extraEnv"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == (
         "algorail-connections")
-    services = full.release("alice-hello-algorail")["values"]
+    services = full.services
     assert services["results"]["existingSecret"] == "algorail-connections"
     assert services["objectStore"]["url"] == (
         "s3://algorail?endpoint=http://seaweedfs.algorail.svc:8333&region=us-east-1")
     assert services["auth"]["existingSecret"] == "algorail-api-keys"
     assert full.outputs["gatewayUrlPattern"] == f"http://{LB_IP}/{{owner}}/{{deployment}}/{{path}}"
+
+
+def test_a_pipelines_settings_go_in_its_resource_and_values_are_refused():
+    settings = {"resources": {"limits": {"cpu": "2"}}, "autoscaling": {"enabled": True}}
+    d = deploy({"pipelines": [{"file": "../examples/hello.yaml", "settings": settings}]})
+    deployment = d.pipeline("alice-hello")["spec"]["deployment"]
+    assert deployment["resources"] == settings["resources"]
+    assert deployment["autoscaling"] == {"enabled": True}
+    assert "hello_algos.py" in deployment["code"]
+    with pytest.raises(InfraConfigError, match="values is gone.*settings"):
+        deploy({"pipelines": [{"file": "../examples/hello.yaml", "values": {"x": 1}}]})
+    with pytest.raises(InfraConfigError,
+                       match="settings.replicas: Extra inputs.*autoscaling, image"):
+        deploy({"pipelines": [{"file": "../examples/hello.yaml",
+                               "settings": {"replicas": 3}}]})
 
 
 def test_a_pipeline_that_breaks_a_rule_stops_the_program_naming_the_file(tmp_path):
@@ -548,10 +660,10 @@ def test_external_kafka_replaces_strimzi_kafka_and_is_used_everywhere():
     assert not d.of_type(f"{STRIMZI_V1}:Kafka")
     assert not d.of_type(f"{STRIMZI_V1}:KafkaNodePool")
     assert d.outputs["kafkaBootstrapServers"] == bootstrap
-    values = d.release("alice-hello")["values"]
+    values = d.pipeline_values
     assert values["kafka"]["bootstrapServers"] == bootstrap
     assert values["topics"]["create"] is False  # no Strimzi topic operator for that cluster
-    assert d.release("alice-hello-algorail")["values"]["kafka"]["bootstrapServers"] == bootstrap
+    assert d.services["kafka"]["bootstrapServers"] == bootstrap
     connect = d.of_type(f"{STRIMZI_V1}:KafkaConnect")["algorail-connect-cluster"]
     assert connect["spec"]["bootstrapServers"] == bootstrap
     assert "strimzi" in d.of_type(RELEASE)  # the operator still runs Kafka Connect
@@ -562,7 +674,7 @@ def test_without_kafka_or_connect_there_is_no_strimzi_at_all():
                 "kafkaConnect": {"enabled": False}, "pipelines": PIPELINES[:1]})
     assert "strimzi" not in d.of_type(RELEASE)
     assert not [t for t, _ in d.resources if t.startswith("kubernetes:kafka.strimzi.io/")]
-    assert d.release("alice-hello")["values"]["connect"]["enabled"] is False
+    assert d.pipeline_values["connect"]["enabled"] is False
 
 
 def test_external_s3_redis_and_sql_replace_the_object_store_valkey_and_the_database():
@@ -580,7 +692,7 @@ def test_external_s3_redis_and_sql_replace_the_object_store_valkey_and_the_datab
     assert connections["results-url"] == "rediss://:redis-secret@cache.example.com:6380/0"
     assert connections["secret-access-key"] == "s3-secret-value"
     assert connections["sql-url"] == "postgresql://app:sql-secret@db.example.com:5432/app"
-    services = d.release("alice-hello-algorail")["values"]
+    services = d.services
     assert services["objectStore"]["url"] == (
         "s3://acme-algorail?endpoint=https://s3.eu-west-1.amazonaws.com&region=eu-west-1")
     assert d.outputs["s3Endpoint"] == "https://s3.eu-west-1.amazonaws.com"
@@ -617,16 +729,15 @@ def test_without_ambassador_and_prometheus_nothing_refers_to_them():
     assert "emissary-crds" not in d.of_type(RELEASE)
     assert not d.of_type(MAPPING) and not d.of_type(HOST)
     assert not {"emissary-crds", "emissary-ingress", "monitoring"} & set(d.of_type(RELEASE))
-    values = d.release("alice-hello")["values"]
+    values = d.pipeline_values
     assert values["mappings"]["enabled"] is False
     assert values["podMonitor"]["enabled"] is False
-    services = d.release("alice-hello-algorail")["values"]
+    services = d.services
     assert services["gateway"]["mapping"]["enabled"] is False
     assert services["serviceMonitor"]["enabled"] is False
     assert d.outputs["grafanaUrl"] is None
     assert d.outputs["gatewayUrlPattern"] == "http://{gateway}/{owner}/{deployment}/{path}"
-    assert d.outputs["pipelines"]["alice-hello"]["gateway"] == (
-        "alice-hello-algorail-gateway.algorail.svc")
+    assert d.outputs["pipelines"]["alice-hello"]["gateway"] == "algorail-gateway.algorail.svc"
 
 
 def test_ingress_host_names_the_gateway_and_grafana_urls():
@@ -653,9 +764,8 @@ def test_chart_versions_and_values_can_be_overridden_per_stack():
     assert emissary["createDefaultListeners"] is True  # merged, not replaced
     assert d.release("strimzi")["version"] == "1.2.1"
     assert "/1.2.1/strimzi-crds-1.2.1.yaml" in d.of_type(CRDS)["strimzi-crds"]["file"]
-    services = d.release("alice-hello-algorail")["values"]
-    assert services["gateway"]["replicas"] == 5
-    assert services["image"] == image == d.release("alice-hello")["values"]["image"]
+    assert d.services["gateway"]["replicas"] == 5
+    assert d.services["image"] == image == d.pipeline_values["image"]
 
 
 @pytest.mark.parametrize("config,secrets,message", [
@@ -696,13 +806,19 @@ def test_dependencies_make_a_first_up_on_an_empty_cluster_converge(full):
         ((CNPG_CLUSTER, "sql-cluster"), (RELEASE, "cnpg")),
         (connect, operator), (connect, kafka),  # Kafka before connectors
     ]
-    for name in ("alice-hello", "alice-reviews-prod"):
-        pipeline, services = (RELEASE, name), (RELEASE, f"{name}-algorail")
-        # Kafka (and Connect, and the CRDs) before topics, connectors and runners.
-        edges += [(pipeline, kafka), (pipeline, connect), (pipeline, crds),
-                  (pipeline, (STATEFULSET, "valkey")), (pipeline, (CNPG_CLUSTER, "sql-cluster")),
-                  (pipeline, (STATEFULSET, "seaweedfs")), (services, pipeline),
-                  (services, (SECRET, "algorail-api-keys"))]
+    services = (RELEASE, SERVICES)
+    # The backing services, the API keys and the Pipeline CRD before the operator and the
+    # gateway; the CRD and the operator before any Pipeline (one created earlier would be
+    # refused, or sit unreconciled); Kafka, Connect and the Emissary CRDs before the
+    # operator creates topics, connectors and Mappings for a Pipeline.
+    edges += [(services, (CRDS, "algorail-crds")), (services, (SECRET, "algorail-api-keys")),
+              (services, (SECRET, "algorail-connections")), (services, kafka),
+              (services, (STATEFULSET, "valkey"))]
+    for name in ("alice-hello", "alice-reviews-prod", "default-tfsimple"):
+        pipeline = (PIPELINE, name)
+        edges += [(pipeline, services), (pipeline, (CRDS, "algorail-crds")), (pipeline, kafka),
+                  (pipeline, connect), (pipeline, crds), (pipeline, (STATEFULSET, "valkey")),
+                  (pipeline, (CNPG_CLUSTER, "sql-cluster")), (pipeline, (STATEFULSET, "seaweedfs"))]
     missing = [(a, b) for a, b in edges if not full.depends(a, b)]
     assert not missing, f"missing dependency edges: {missing}"
 
@@ -710,50 +826,42 @@ def test_dependencies_make_a_first_up_on_an_empty_cluster_converge(full):
 # -- the values, rendered through algorail's own charts ----------------------------------------
 
 
-def test_the_wiring_renders_through_both_charts_and_refers_to_real_objects(full):
-    """Render the two charts with exactly the values the releases got: the gateway the
-    Mappings point at, the plan ConfigMap the gateway mounts and the Strimzi clusters
-    the CRs name all exist, and no rendered manifest holds a generated secret."""
-    helm = pytest.importorskip("helm_python")
-    import yaml
+def test_what_the_operator_makes_of_the_pipelines_refers_to_real_objects(full):
+    """Run the operator's reconcile (the pure function the operator runs) on each Pipeline
+    resource with the operator's values exactly as the release got them, and render the
+    services chart: every pipeline's Mappings go to the one gateway Service, its plan
+    ConfigMap is one the gateway follows, its topics name the stack's Kafka cluster and
+    its custom resources are valid against their CRDs; no generated secret is in them."""
+    from algorail.operator.reconcile import reconcile
 
-    pipeline = full.release("alice-reviews-prod")
-    services = full.release("alice-reviews-prod-algorail")
-    objects = []
-    for release in (pipeline, services):
-        rendered = helm.Chart.load(release["chart"]).render(
-            values=release["values"], name=release["name"], namespace="algorail")
-        for path, text in rendered.items():
-            assert SECRET_MARK not in text
-            if path.endswith(".yaml"):
-                objects += [o for o in yaml.safe_load_all(text) if o]
-    by_kind: dict[str, dict[str, dict]] = {}
-    for obj in objects:
-        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
-    gateway_service = "alice-reviews-prod-algorail-gateway"
-    assert gateway_service in by_kind["Service"]
-    assert by_kind["Mapping"]
-    for mapping in by_kind["Mapping"].values():
-        assert mapping["spec"]["service"].split(".")[0] in by_kind["Service"]
-    assert "alice-reviews-prod-plan" in by_kind["ConfigMap"]
-    gateway = by_kind["StatefulSet"]["alice-reviews-prod-algorail-gateway"]
-    mounted = [v["configMap"]["name"] for v in gateway["spec"]["template"]["spec"]["volumes"]
-               if "configMap" in v]
-    assert "alice-reviews-prod-plan" in mounted
+    services = _render(full.release(SERVICES))
+    gateway = f"{next(iter(services['StatefulSet']))}.algorail:80"
+    assert gateway == "algorail-gateway.algorail:80"
     kafka = full.of_type(f"{STRIMZI_V1}:Kafka")["kafka-cluster"]["metadata"]["name"]
-    topics = by_kind["KafkaTopic"].values()
-    assert topics and {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics} == {kafka}
-    plan = _plan(PIPELINES[1])
-    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(
-        t["name"] for t in plan["topics"] if not t["external"])
-    # The pipeline's CRs, in the API the stack's Strimzi serves, are valid against its CRDs.
     crds = {"KafkaTopic": "strimzi-1.2.0/043-Crd-kafkatopic.yaml",
             "KafkaConnector": "strimzi-1.2.0/047-Crd-kafkaconnector.yaml",
             "Mapping": "emissary/4.1.0-mappings.yaml"}
-    for kind, crd in crds.items():
-        for obj in by_kind.get(kind, {}).values():
-            assert obj["apiVersion"] != "kafka.strimzi.io/v1beta2"
-            validate_cr(obj, crd)
+    for entry in PIPELINES:
+        plan = _plan(entry)
+        name = f"{plan['owner']}-{plan['deployment']}".lower()
+        pipeline = full.pipeline(name)
+        resource = {**pipeline, "metadata": {**pipeline["metadata"], "uid": f"uid-{name}"}}
+        done = reconcile(resource, [], operator_values=full.pipeline_values, engine="sdk")
+        assert not done.problems, done.problems
+        assert SECRET_MARK not in json.dumps(done.desired)
+        by_kind: dict[str, list[dict]] = {}
+        for obj in done.desired:
+            by_kind.setdefault(obj["kind"], []).append(obj)
+        assert {m["spec"]["service"] for m in by_kind["Mapping"]} == {gateway}, name
+        (config_map,) = [c for c in by_kind["ConfigMap"] if "plan.json" in c.get("data", {})]
+        assert config_map["metadata"]["labels"]["algorail.io/plan"] == "true"
+        topics = by_kind["KafkaTopic"]
+        assert {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics} == {kafka}
+        assert sorted(t["spec"]["topicName"] for t in topics) == sorted(
+            t["name"] for t in plan["topics"] if not t["external"])
+        for kind, crd in crds.items():
+            for obj in by_kind.get(kind, []):
+                validate_cr(obj, crd)
 
 
 # -- the program as `pulumi up` runs it ------------------------------------------------------
@@ -787,58 +895,50 @@ def test_main_runs_with_the_example_stack_config(monkeypatch):
 
     program()
     releases = {name for (typ, name) in _by_key(monitor) if typ == RELEASE}
+    pipelines = {name for (typ, name) in _by_key(monitor) if typ == PIPELINE}
     for entry in config["pipelines"]:
         plan = _plan(entry)
-        assert f"{plan['owner']}-{plan['deployment']}".lower() in releases
-    assert {"strimzi", "emissary-ingress", "cnpg", "monitoring"} <= releases
+        assert f"{plan['owner']}-{plan['deployment']}".lower() in pipelines
+    assert {"strimzi", "emissary-ingress", "cnpg", "monitoring", SERVICES} <= releases
 
 
-# -- one plan-to-Helm function: render, Pulumi and the registry agree -------------------------
+# -- one Pipeline resource: render, Pulumi and the registry agree -----------------------------
 
 
 LONG_DEPLOYMENT = "customer-reviews-sentiment-production-eu"  # "alice-" + this > 41 characters
 
 
-def test_render_pulumi_and_the_registry_give_one_plan_the_same_names_and_values(tmp_path):
-    """The three places a plan becomes Helm values (`algorail render`, this program, the
-    registry's Kubernetes target) use one function, so they install the same releases with
-    the same object names; a long deployment name gets one shortened release name, not
-    three different cuts."""
+def test_render_pulumi_and_the_registry_create_the_same_pipeline_resource(tmp_path):
+    """The three places a pipeline becomes a Pipeline resource (`algorail render
+    --resource`, this program, the registry's kubernetes target) call one function, so
+    they create the same object, modules packed; the operator then names its objects
+    after one release name, a long deployment's shortened once."""
     import yaml
 
+    from algorail.operator.reconcile import chart_values, compile_resource, operator_plan
     from algorail.registry.supervisor import KubernetesTarget
 
+    entry = {"file": "../examples/hello.yaml", "deployment": LONG_DEPLOYMENT}
+    rendered = _rendered_resource(entry, tmp_path)
     document = yaml.safe_load((ROOT / "examples/hello.yaml").read_text())
+    registry = KubernetesTarget(tmp_path).resource("alice", LONG_DEPLOYMENT, document, {
+        "workdir": str(ROOT / "examples")})  # where hello_algos is: packed as render packs
+    pulumi_stack = deploy({"pipelines": [entry]})
     plan = compile_plan(load_pipeline(ROOT / "examples/hello.yaml"), deployment=LONG_DEPLOYMENT)
-    expected = render.helm_values(plan)
-    assert len(expected.release) <= 41 and expected.release == plan.helm.release
+    pipeline = pulumi_stack.pipeline(plan.helm.release)
+    assert registry["spec"] == rendered["spec"]
+    assert pipeline["spec"] == _without_nulls(rendered["spec"])
+    assert "hello_algos.py" in rendered["spec"]["deployment"]["code"]
+    assert pipeline["metadata"]["name"] == registry["metadata"]["name"] == (
+        rendered["metadata"]["name"]) == LONG_DEPLOYMENT
+    # the registry marks what it made, so it never takes over another's resource
+    assert registry["metadata"]["annotations"] == {
+        KubernetesTarget.DEPLOYMENT_ANNOTATION: f"alice/{LONG_DEPLOYMENT}"}
 
-    registry = KubernetesTarget(tmp_path).release("alice", LONG_DEPLOYMENT, document, {})
-    assert registry["release"] == expected.release
-    assert registry["values"] == expected.pipeline
-
-    pulumi_stack = deploy({"pipelines": [{"file": "../examples/hello.yaml",
-                                          "deployment": LONG_DEPLOYMENT}]})
-    pipeline = pulumi_stack.release(expected.release)
-    services = pulumi_stack.release(expected.services_release)
-    for key in ("fullnameOverride", "connectorConfigs"):
-        assert pipeline["values"][key] == expected.pipeline[key]
-    assert pipeline["values"]["plan"] == _without_nulls(expected.pipeline["plan"])
-    for key in ("runsPrefix", "gatewayService"):
-        assert pipeline["values"]["mappings"][key] == expected.pipeline["mappings"][key]
-    assert services["values"]["fullnameOverride"] == expected.services["fullnameOverride"]
-    assert services["values"]["plan"] == expected.services["plan"]
-
-    pytest.importorskip("helm_python")
-    written = render.render_pipeline(plan, tmp_path / "out", with_services=True, engine="sdk")
-    rendered = [o for path in written for o in yaml.safe_load_all(path.read_text()) if o]
-    names = {(o["kind"], o["metadata"]["name"]) for o in rendered}
-    assert ("ConfigMap", plan.helm.plan_config_map) in names
-    assert ("Service", plan.helm.gateway_service) in names
-    instances = {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in rendered}
-    assert instances == {expected.release, expected.services_release}
-    for mapping in (o for o in rendered if o["kind"] == "Mapping"):
-        assert mapping["spec"]["service"].split(".")[0] == plan.helm.gateway_service
+    resource = {**rendered, "metadata": {**rendered["metadata"], "uid": "uid"}}
+    values = chart_values(resource, operator_plan(compile_resource(resource)))
+    assert values.release == plan.helm.release and len(values.release) <= 41
+    assert values.pipeline["code"] == render.helm_values(plan).pipeline["code"]
 
 
 def test_a_value_the_plan_owns_cannot_be_overridden():
@@ -861,28 +961,3 @@ def test_long_release_names_are_cut_to_fit_and_stay_distinct():
     assert all(naming.is_valid_release(n) and len(n) == naming.RELEASE_MAX
                for n in (first, second))
     assert naming.helm_release("Alice", "Hello_World") == "alice-hello-world"
-
-
-def test_one_v2_pipeline_answers_the_server_wide_v2_paths():
-    """Two Seldon (V2) pipelines behind one Emissary: each routes its own
-    /v2/pipelines/NAME/infer and /v2/models/..., but only the first claims GET /v2 and
-    /v2/health/*, so those are not split between two gateways."""
-    pytest.importorskip("helm_python")
-    seldon = [{"file": f"../examples/seldon/{name}.yaml",
-               "bindings": "../examples/seldon/bindings.yaml"} for name in ("tfsimple",
-                                                                            "tfsimples")]
-    d = deploy({"pipelines": [PIPELINES[0], *seldon]})
-    server_paths = {}
-    for name in ("default-tfsimple", "default-tfsimples", "alice-hello"):
-        release = d.release(name)
-        server_paths[name] = release["values"]["mappings"]["v2"]["serverPaths"]
-        rendered = render.render_chart(Path(release["chart"]), release["values"], release=name,
-                                       namespace="algorail", engine="sdk")
-        mappings = [o for o in render.manifests(rendered) if o["kind"] == "Mapping"]
-        prefixes = [m["spec"]["prefix"] for m in mappings]
-        has_server = any(p.startswith("^/v2(") for p in prefixes)
-        assert has_server == server_paths[name], (name, prefixes)
-        if name != "alice-hello":
-            assert any(p.startswith("^/v2/pipelines/") for p in prefixes), prefixes
-    assert server_paths == {"default-tfsimple": True, "default-tfsimples": False,
-                            "alice-hello": False}

@@ -83,3 +83,17 @@ def test_rbac_grants_what_the_operator_creates_and_nothing_wider():
 def test_the_schema_refuses_an_unknown_operator_key():
     with pytest.raises(RenderError, match="replica"):
         _render({"operator": {"enabled": True, "replica": 2}})
+
+
+def test_watch_seldon_adds_the_flag_and_only_the_seldon_rules():
+    plain = next(o for o in _render({"operator": {"enabled": True}}) if o["kind"] == "ClusterRole")
+    assert not _allowed(plain["rules"], "mlops.seldon.io", "pipelines", "watch")
+    objects = _operator_objects(_render({"operator": {"enabled": True, "watchSeldon": True}}))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert "--watch-seldon" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    rules = next(o for o in objects if o["kind"] == "ClusterRole")["rules"]
+    for verb in ("get", "list", "watch", "patch"):
+        assert _allowed(rules, "mlops.seldon.io", "pipelines", verb)
+    assert _allowed(rules, "mlops.seldon.io", "pipelines/finalizers", "update")
+    assert _allowed(rules, "algorail.io", "pipelines", "create")
+    assert not _allowed(rules, "mlops.seldon.io", "pipelines", "delete")

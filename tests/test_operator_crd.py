@@ -14,9 +14,10 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
+from algorail.loader import validate_document
 from algorail.operator.crd import crd, crd_file, crd_yaml, main
 from algorail.operator.resource import pipeline_document, pipeline_resource
-from algorail.spec import read_document, validate_document
+from algorail.spec import read_document
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _SUPPORTED = sorted({v for v in all_versions() if Version(v) >= Version("1.29")}, key=Version)
@@ -53,6 +54,9 @@ def _resources() -> list[dict[str, Any]]:
     """The k8s example, and every pipeline file example as a resource."""
     files = [read_document(EXAMPLES / "k8s" / "hello-pipeline.yaml")]
     files += [pipeline_resource(read_document(f), "pipelines") for f in EXAMPLES.glob("*.yaml")]
+    # as `algorail render --resource` writes it, with the algos' modules packed
+    files.append(pipeline_resource(read_document(EXAMPLES / "hello.yaml"), "pipelines", code={
+        "hello_algos.py": (EXAMPLES / "hello_algos.py").read_text()}))
     return files
 
 

@@ -172,7 +172,8 @@ def test_a_removed_algo_is_pruned_and_its_topics_kept_unless_cleaned(created):
     clean = reconcile({**resource, "spec": {**resource["spec"], "cleanTopicsOnDelete": True}},
                       observed)
     pruned_topics = {o["spec"]["topicName"] for o in clean.prune if o["kind"] == "KafkaTopic"}
-    assert pruned_topics == {"alice.hello.shout.result", "alice.hello.shout.dead-letter"}
+    assert pruned_topics == {"alice.hello.shout.result", "alice.hello.shout.dead-letter",
+                             *(f"alice.hello.shout.retry.{n}" for n in (1, 2, 3))}
 
 
 def test_delete_removes_topics_only_with_clean_topics_on_delete(created):
@@ -265,3 +266,49 @@ def test_a_long_resource_name_gets_the_release_rule_and_keeps_its_names():
         assert meta["labels"][OWNER_LABEL] == UID
         if obj["kind"] != "KafkaTopic":
             assert meta["ownerReferences"][0]["name"] == resource["metadata"]["name"]
+
+
+def test_a_resource_rendered_with_its_modules_mounts_them_in_its_runners(tmp_path):
+    """`algorail render --resource` packs hello_algos next to examples/hello.yaml into the
+    resource; the operator, which has no files, renders them into the code ConfigMap."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["render", str(EXAMPLE.parent.parent / "hello.yaml"),
+                                      "-o", str(out), "--resource", "-n", "pipelines"])
+    assert result.exit_code == 0, result.output
+    resource = yaml.safe_load((out / "pipeline.yaml").read_text())
+    hello_algos = (EXAMPLE.parent.parent / "hello_algos.py").read_text()
+    assert resource["spec"]["deployment"]["code"] == {"hello_algos.py": hello_algos}
+    resource["metadata"].update(uid=UID, generation=1)
+    outcome = reconcile(resource, [])
+    assert not outcome.problems
+    (code,) = [o for o in outcome.desired if o["metadata"]["name"] == "alice-hello-code"]
+    assert code["data"] == {"hello_algos.py": hello_algos}
+    assert code["metadata"]["ownerReferences"][0]["uid"] == UID
+    (runner,) = [o for o in outcome.desired if o["kind"] == "Deployment"]
+    container = runner["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PYTHONPATH", "value": "/opt/algorail/code"} in container["env"]
+
+    resource["spec"]["deployment"]["code"] = {"../escape.py": "x = 1\n"}
+    refused = reconcile(resource, [])
+    assert refused.apply == [] and "spec.deployment.code" in str(refused.problems[0])
+
+
+def test_a_seldon_pipeline_becomes_a_valid_algorail_pipeline_owned_by_it():
+    from algorail.errors import PipelineError
+    from algorail.operator.reconcile import compile_resource
+    from algorail.operator.seldon_pipelines import derived_pipeline
+
+    seldon = yaml.safe_load((EXAMPLE.parent.parent / "seldon" / "tfsimples.yaml").read_text())
+    seldon["metadata"].update(namespace="pipelines", uid="uid-s")
+    bindings = {"data": {"bindings.yaml": (EXAMPLE.parent.parent / "seldon" /
+                                           "bindings.yaml").read_text()}}
+    resource = derived_pipeline(seldon, bindings)
+    assert resource["metadata"]["name"] == "tfsimples"
+    assert resource["metadata"]["ownerReferences"][0]["kind"] == "Pipeline"
+    assert resource["metadata"]["ownerReferences"][0]["apiVersion"] == "mlops.seldon.io/v1alpha1"
+    plan = compile_resource({**resource, "metadata": {**resource["metadata"], "uid": UID}})
+    assert [r.component for r in plan.runners] == ["tfsimple1", "tfsimple2"]
+    with pytest.raises(PipelineError, match="tfsimple1"):
+        derived_pipeline(seldon, None)  # unbound steps, no model-url annotation
+    with pytest.raises(PipelineError, match="bindings.yaml"):
+        derived_pipeline(seldon, {"data": {"bindings.yaml": "- a list"}})

@@ -76,7 +76,7 @@ def test_the_results_store_view_adds_hooks_and_narrows_the_scan(tmp_path, module
     import uuid
 
     from algorail.ops.inspect import fetch_view
-    from algorail.runtime import kafka_io, messages
+    from algorail.runtime import codec, kafka_io
     from algorail.runtime.results import RedisResultsStore
 
     bs = module_broker.bootstrap_servers
@@ -85,9 +85,9 @@ def test_the_results_store_view_adds_hooks_and_narrows_the_scan(tmp_path, module
     run_id = uuid.uuid4().hex
     producer = kafka_io.make_producer(bs)
     hour_ago = int(time.time() * 1000) - 3600_000
-    old = messages.Envelope("an-old-run", plan.deployment, "api.in").to_headers()
+    old = codec.Envelope("an-old-run", plan.deployment, "api.in").to_headers()
     producer.send(topic, b'{"text": "old"}', headers=old, timestamp_ms=hour_ago).get(10)
-    ours = messages.Envelope(run_id, plan.deployment, "api.in").to_headers()
+    ours = codec.Envelope(run_id, plan.deployment, "api.in").to_headers()
     sent = producer.send(topic, b'{"text": "ours"}', headers=ours).get(10)
     producer.close()
 

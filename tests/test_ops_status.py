@@ -84,13 +84,13 @@ def test_status_counts_errors_and_dead_letters_of_the_last_minutes(tmp_path, mod
     runner = plan.runner("check")
     error = {"runId": "r1", "component": "check", "error": "algo 'check' failed: boom"}
     producer_topic = plan.error_topic
-    from algorail.runtime import kafka_io, messages
+    from algorail.runtime import codec, kafka_io
 
     producer = kafka_io.make_producer(bs)
-    headers = messages.Envelope("r1", plan.deployment, "check.errors").to_headers()
+    headers = codec.Envelope("r1", plan.deployment, "check.errors").to_headers()
     producer.send(producer_topic, json.dumps(error).encode(), headers=headers)
     producer.send(runner.dead_letter_topic, b'{"text": "x"}',
-                  headers=[*headers, (messages.ERROR, b"boom")])
+                  headers=[*headers, (codec.ERROR, b"boom")])
     producer.flush()
     producer.close()
     check = pipeline_status(plan, bs, interval=0.1).component("check")

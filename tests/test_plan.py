@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from conftest import EXAMPLES
 
-from algorail.plan import Plan, compile_plan
-from algorail.spec import load_pipeline
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
+from algorail.plan import Plan
 
 
 def reviews_plan(deployment=None):
@@ -68,7 +69,7 @@ def test_route_waits_for_hooks_reachable_from_it_only():
         {"from": "api.ping", "to": "pong"},
         {"from": "pong", "to": "pong-hook"},
     ]
-    from algorail.spec import validate_document
+    from algorail.loader import validate_document
 
     plan = compile_plan(validate_document(data))
     hooks = {r.path: r.hooks for r in plan.routes}
@@ -100,8 +101,8 @@ def test_load_plan_takes_a_plan_file_as_it_is_or_compiles_a_pipeline(tmp_path):
 
     import pytest
 
+    from algorail.compiler import load_plan
     from algorail.errors import AlgorailError
-    from algorail.plan import load_plan
 
     compiled = reviews_plan(deployment="canary")
     path = tmp_path / "plan.json"
@@ -113,3 +114,94 @@ def test_load_plan_takes_a_plan_file_as_it_is_or_compiles_a_pipeline(tmp_path):
     path.write_text(json.dumps(stale))
     with pytest.raises(AlgorailError, match="recompile it with `algorail plan PIPELINE.yaml"):
         load_plan(path)
+
+
+def test_the_plan_carries_every_derived_name():
+    plan = reviews_plan(deployment="rv")
+    assert plan.runs_url == "/alice/rv/runs"
+    assert plan.errors_consumer_group == "algorail.alice.rv._errors"
+    assert {h.name: h.consumer_group for h in plan.hooks} == {
+        "summary": "algorail.alice.rv.summary", "long-reviews": "algorail.alice.rv.long-reviews"}
+    route = plan.routes[0]
+    assert (route.source, route.object_prefix) == ("api.review", "alice/rv/review")
+    upper = plan.runner("upper")
+    assert upper.output_sources == {"result": "upper.result"}
+    assert upper.error_source == "upper.errors"
+    assert {h.name: (h.publish_topic, h.publish_source) for h in plan.hooks} == {
+        "summary": ("alice.rv.outputs", "summary.outputs"),
+        "long-reviews": ("alice.rv.outputs", "long-reviews.outputs")}
+    assert plan.helm.model_dump() == {
+        "release": "alice-rv", "services_release": "alice-rv-algorail",
+        "plan_config_map": "alice-rv-plan", "gateway_service": "alice-rv-algorail-gateway"}
+    pipes = {t.pipe: t.name for t in plan.topics if t.pipe}
+    assert pipes["api.review"] == "alice.rv.review"
+    assert pipes["router.short"] == "alice.rv.router.short"
+    assert pipes["combine.dead-letter"] == "alice.rv.combine.dead-letter"
+    assert (pipes["errors"], pipes["outputs"]) == ("alice.rv.errors", "alice.rv.outputs")
+
+
+def test_sinks_carry_their_report_names(tmp_path):
+    from algorail.loader import validate_document
+
+    pipeline = validate_document({
+        "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+        "metadata": {"name": "p", "owner": "o", "version": "1.0.0"},
+        "spec": {"endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
+                 "dataSinks": [{"name": "store", "connector": "http",
+                                "config": {"url": "http://127.0.0.1:1/"}}],
+                 "pipes": [{"from": "api.in", "to": "store.in"}]}})
+    [sink] = compile_plan(pipeline).connectors
+    assert (sink.report_topic, sink.report_source, sink.report_consumer_group) == (
+        "o.p.store.written", "store.written", "algorail.o.p._store-reports")
+
+
+def test_downstream_reads_names_from_the_plan():
+    """The gateway's OpenAPI document, the Helm values and `algorail tail` take the names
+    the plan holds; none derives its own."""
+    from algorail.ops.tail import _pipe_names
+    from algorail.render import pipeline_values
+    from algorail.runtime.openapi import document
+
+    plan = reviews_plan()
+    moved = plan.model_copy(update={"runs_url": "/elsewhere/runs", "topics": [
+        t.model_copy(update={"pipe": f"x-{t.pipe}"}) if t.pipe else t for t in plan.topics]})
+    assert "/elsewhere/runs/{runId}" in document(moved, 30)["paths"]
+    assert pipeline_values(moved)["mappings"]["runsPrefix"] == "/elsewhere/runs/"
+    assert _pipe_names(moved)["x-router.short"] == "alice.reviews.router.short"
+
+
+def test_plan_summary_shows_the_derived_names():
+    from click.testing import CliRunner
+
+    from algorail.cli import cli
+
+    result = CliRunner().invoke(cli, ["plan", str(EXAMPLES / "reviews.yaml")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("algorail.alice.reviews._errors", "algorail.alice.reviews.summary",
+                 "GET /alice/reviews/runs/{runId}", "alice-reviews-algorail-gateway",
+                 "alice-reviews-plan"):
+        assert name in result.output
+
+
+def test_a_compiled_plan_is_plain_data():
+    """No pipeline model instance reaches the plan: every nested model is a plan type."""
+    from pydantic import BaseModel
+
+    from algorail.plan import PlanModel
+
+    def models(value):
+        if isinstance(value, BaseModel):
+            yield value
+            for name in type(value).model_fields:
+                yield from models(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from models(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from models(item)
+
+    found = {type(m).__name__ for m in models(reviews_plan())}
+    assert {"JoinPlan", "RetryPlan", "RunnerPlan", "RoutePlan"} <= found
+    assert all(isinstance(m, PlanModel) for m in models(reviews_plan()))

@@ -339,8 +339,8 @@ spec:
 @pytest.fixture(scope="module")
 def csv_plan():
     """Compiled with the installed plugins, before a test swaps the registry."""
-    from algorail.plan import compile_plan
-    from algorail.spec import validate_document
+    from algorail.compiler import compile_plan
+    from algorail.loader import validate_document
 
     return compile_plan(validate_document(yaml.safe_load(CSV_PIPELINE)))
 

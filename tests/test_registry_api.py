@@ -7,8 +7,6 @@ tests of this module; each test uses its own pipeline/algo names.
 from __future__ import annotations
 
 import copy
-import json
-import sys
 import threading
 import uuid
 
@@ -16,6 +14,7 @@ import httpx
 import pytest
 import yaml
 from conftest import EXAMPLES
+from kube_api import KubeApiThread, write_kubeconfig
 
 from algorail.errors import AlgorailError
 from algorail.registry.api import MAX_BODY_BYTES, BackgroundServer, open_registry
@@ -26,31 +25,26 @@ from algorail.registry.policy import DeploymentPolicy
 HELLO = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
 
 
-RECORDING_HELM = """#!{python}
-# Stands in for the helm CLI (there is no cluster here): records each call and its values.
-import json, sys
-args = sys.argv[1:]
-values = json.load(open(args[args.index("--values") + 1])) if "--values" in args else None
-with open({log!r}, "a") as log:
-    log.write(json.dumps({{"args": args, "values": values}}) + "\\n")
-if "slow" in " ".join(args):  # holds a deployment in "starting" so racing requests meet it
-    import time
-    time.sleep(1)
-if "refuse" in " ".join(args):
-    sys.exit("Error: INSTALLATION FAILED: namespace refuse is forbidden")
-"""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A Kubernetes API serving Pipelines (kmock), the registry's kubeconfig on it."""
+    pytest.importorskip("kmock", reason="kmock is in the test extra")
+    pytest.importorskip("kopf", reason="kopf is in the operator extra")
+    api = KubeApiThread(discovery_delay=1.0).start()
+    kubeconfig = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", api.url,
+                                  "algorail")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(kubeconfig))
+        patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        yield api
+    api.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
-def server(request, scratch_database, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("helm")
-    helm = folder / "helm"
-    helm.write_text(RECORDING_HELM.format(python=sys.executable, log=str(folder / "calls")))
-    helm.chmod(0o755)
-    policy = DeploymentPolicy(namespaces=("algorail", "team-a", "team-b", "refuse"))
+def server(request, scratch_database, tmp_path_factory, cluster):
+    policy = DeploymentPolicy(namespaces=("algorail", "team-a", "team-b"))
     registry = open_registry(scratch_database(request.param),
-                             state_dir=tmp_path_factory.mktemp("state"), helm=str(helm),
-                             policy=policy)
+                             state_dir=tmp_path_factory.mktemp("state"), policy=policy)
     with registry.sessions() as session:
         keys = {
             "alice": create_key(session, "alice"),
@@ -60,7 +54,7 @@ def server(request, scratch_database, tmp_path_factory):
     live = BackgroundServer(registry).start()
     live.keys = keys
     live.registry = registry
-    live.helm_calls = folder / "calls"
+    live.cluster = cluster
     yield live
     live.stop()
     registry.sessions.kw["bind"].dispose()
@@ -184,6 +178,53 @@ def test_owner_isolation_is_404_not_403(clients):
     assert status_of(lambda: bob.algo_versions("alice", name)) == 404
 
 
+def test_an_admin_key_reads_every_owner_and_may_stop_any_deployment(clients):
+    alice, bob, admin = clients["alice"], clients["bob"], clients["admin"]
+    mine, theirs = unique("alices"), unique("bobs")
+    alice.push(hello(mine))
+    bob.push(hello(theirs, owner="bob"))
+    listed = {(p["owner"], p["name"]) for p in admin.pipelines()}
+    assert {("alice", mine), ("bob", theirs)} <= listed
+    assert ("bob", theirs) not in {(p["owner"], p["name"]) for p in alice.pipelines()}
+    assert admin.pipeline_version("bob", theirs, "1.0.0")["document"]["metadata"]["owner"] == "bob"
+    assert len(admin.pipeline_versions("alice", mine)) == 1
+    assert status_of(lambda: alice.pipeline_version("bob", theirs, "1.0.0")) == 404
+    assert status_of(lambda: admin.push(hello(unique("x"), owner="bob"))) == 403  # pushes as ops
+    bob.deploy(f"bob/{theirs}:1.0.0", theirs, "kubernetes", {"namespace": "team-b"})
+    assert bob.wait("bob", theirs)["state"] == "running"
+    assert ("bob", theirs) in {(d["owner"], d["name"]) for d in admin.deployments()}
+    assert theirs not in {d["name"] for d in alice.deployments()}
+    assert status_of(lambda: alice.deployment("bob", theirs)) == 404
+    # an update stays on the deployment owner's pipelines, even for an admin
+    assert status_of(lambda: admin.update("bob", theirs, f"alice/{mine}:1.0.0")) == 404
+    assert admin.terminate("bob", theirs)["state"] == "terminated"
+    history = bob.deployment("bob", theirs)["events"]
+    assert [e["state"] for e in history] == ["starting", "running", "stopping", "terminated"]
+    assert {e["pipeline"] for e in history} == {f"bob/{theirs}:1.0.0"}
+
+
+def test_a_deployment_keeps_the_history_of_its_states_and_versions(server, clients):
+    alice, name = clients["alice"], unique("history")
+    alice.push(hello(name))
+    alice.clone("alice", name, "1.0.0", "1.1.0")
+    theirs = {"apiVersion": "algorail.io/v1", "kind": "Pipeline",  # refused: not the registry's
+              "metadata": {"name": name, "namespace": "team-b"}, "spec": {}}
+    assert httpx.post(f"{server.cluster.url}/apis/algorail.io/v1/namespaces/team-b/pipelines",
+                      json=theirs, timeout=10).status_code < 300
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
+    failed = alice.wait("alice", name)
+    assert failed["state"] == "failed"
+    alice.update("alice", name, f"alice/{name}:1.1.0", {"namespace": "team-a"})
+    assert alice.wait("alice", name)["state"] == "running"
+    history = alice.deployment("alice", name)["events"]
+    assert [(e["state"], e["pipeline"].rsplit(":", 1)[1]) for e in history] == [
+        ("starting", "1.0.0"), ("failed", "1.0.0"), ("starting", "1.1.0"), ("running", "1.1.0")]
+    assert "belongs to no registry deployment" in history[1]["message"]
+    assert history[0]["message"] is None
+    assert all(e["at"] for e in history)
+    alice.terminate("alice", name)
+
+
 def test_clone_and_blank(clients):
     alice, name = clients["alice"], unique("cloned")
     alice.push(hello(name))
@@ -263,54 +304,56 @@ def test_openapi_documents_every_route(server):
             assert operation.get("summary") and operation.get("responses")
 
 
-def helm_calls(server) -> list[dict]:
-    if not server.helm_calls.exists():
-        return []
-    return [json.loads(line) for line in server.helm_calls.read_text().splitlines()]
+def pipeline_resource(server, namespace: str, name: str) -> dict | None:
+    """The Pipeline resource `name` in the cluster, or None."""
+    response = httpx.get(f"{server.cluster.url}/apis/algorail.io/v1/namespaces/{namespace}"
+                         f"/pipelines/{name}", timeout=10)
+    return response.json() if response.status_code == 200 else None
 
 
-def test_kubernetes_deployment_installs_upgrades_and_uninstalls_the_chart(server, clients):
+def test_kubernetes_deployment_creates_updates_and_deletes_a_pipeline_resource(server,
+                                                                               clients):
     alice, bob, name = clients["alice"], clients["bob"], unique("hello")
     alice.push(hello(name))
     alice.clone("alice", name, "1.0.0", "1.1.0")
-    before = len(helm_calls(server))
     assert alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes",
                         {"namespace": "team-a"})["state"] == "starting"
     made = alice.wait("alice", name)
     assert made["state"] == "running", made["message"]
-    install = helm_calls(server)[before]
-    assert install["args"][:4] == ["upgrade", "--install", f"alice-{name}",
-                                   made["runtime"]["chart"]]
-    assert install["args"][install["args"].index("--namespace") + 1] == "team-a"
-    plan = install["values"]["plan"]
-    assert (plan["owner"], plan["deployment"], plan["version"]) == ("alice", name, "1.0.0")
-    assert f"alice.{name}.upper.result" in [t["name"] for t in plan["topics"]]
+    assert made["runtime"]["release"] == f"alice-{name}"
+    resource = pipeline_resource(server, "team-a", name)
+    assert (resource["spec"]["owner"], resource["spec"]["version"]) == ("alice", "1.0.0")
+    assert [a["name"] for a in resource["spec"]["algos"]] == ["upper"]
 
     assert status_of(lambda: alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes")) == 409
     assert status_of(lambda: bob.terminate("alice", name)) == 404
     alice.update("alice", name, f"alice/{name}:1.1.0")
     updated = alice.wait("alice", name)
     assert updated["pipeline"] == f"alice/{name}:1.1.0" and updated["state"] == "running"
-    upgrade = helm_calls(server)[-1]
-    assert upgrade["args"][:2] == ["upgrade", "--install"]
-    assert upgrade["values"]["plan"]["version"] == "1.1.0"
+    assert pipeline_resource(server, "team-a", name)["spec"]["version"] == "1.1.0"
 
     assert [d["name"] for d in alice.deployments()].count(name) == 1
     assert alice.terminate("alice", name)["state"] == "terminated"
-    assert helm_calls(server)[-1]["args"] == ["uninstall", f"alice-{name}", "--namespace",
-                                              "team-a"]
+    assert pipeline_resource(server, "team-a", name) is None
     assert alice.deployment("alice", name)["state"] == "terminated"
 
 
-def test_failed_helm_install_is_recorded_with_helms_message(server, clients):
-    alice, name = clients["alice"], unique("hello")
+def test_a_refused_pipeline_resource_is_recorded_with_the_reason(server, clients):
+    """Another owner's deployment of the same name holds the namespace's resource."""
+    alice, bob, name = clients["alice"], clients["bob"], unique("hello")
+    bob.push(hello(name, owner="bob"))
+    bob.deploy(f"bob/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
+    assert bob.wait("bob", name)["state"] == "running"
     alice.push(hello(name))
-    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "refuse"})
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
     made = alice.wait("alice", name)
     assert made["state"] == "failed"
-    assert "namespace refuse is forbidden" in made["message"]
-    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-b"})
+    assert f"belongs to deployment bob/{name}" in made["message"]
+    assert pipeline_resource(server, "team-b", name)["spec"]["owner"] == "bob"
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-a"})
     assert alice.wait("alice", name)["state"] == "running"
+    alice.terminate("alice", name)
+    bob.terminate("bob", name)
 
 
 @pytest.mark.slow
@@ -326,45 +369,50 @@ def test_concurrent_changes_to_one_deployment_exactly_one_goes_ahead(server, cli
     assert alice.wait("alice", name)["state"] == "terminated"
     assert race(server, lambda c: c.deploy(ref, name, "kubernetes"), 6) == [200] + [409] * 5
     assert alice.wait("alice", name)["state"] == "running"
-    installs = [c for c in helm_calls(server) if c["args"][:3] == ["upgrade", "--install",
-                                                                   f"alice-{name}"]]
-    assert len(installs) == 3
+    assert pipeline_resource(server, "algorail", name)["spec"]["owner"] == "alice"
+    alice.terminate("alice", name)
 
 
-def test_kubernetes_target_keeps_non_admin_keys_to_the_chart_namespaces_and_values(server,
-                                                                                   clients):
+def test_kubernetes_target_keeps_non_admin_keys_to_the_namespaces_and_settings(server,
+                                                                              clients):
     alice, admin, name = clients["alice"], clients["admin"], unique("policy")
     alice.push(hello(name))
-    ref, before = f"alice/{name}:1.0.0", len(helm_calls(server))
+    ref = f"alice/{name}:1.0.0"
     refused = {
-        "chart": {"chart": "oci://attacker/chart"},
-        "release": {"release": "bob-hello"},
         "namespace 'kube-system' is not allowed": {"namespace": "kube-system"},
-        "values.image.repository": {"values": {"image": {"repository": "evil/shell"}}},
-        "values.runner.extraEnv": {"values": {"runner": {"extraEnv": [{"name": "X"}]}}},
-        "values.plan": {"values": {"plan": {"runners": []}}},
+        "settings.deployment.image needs an admin API key": {
+            "deployment": {"image": {"repository": "evil/shell"}}},
+        "settings.deployment.kafka needs an admin API key": {
+            "deployment": {"kafka": {"bootstrapServers": "evil:9092"}}},
+        "settings.workdir needs an admin API key": {"workdir": "/"},  # host files, packed
     }
     for expected, settings in refused.items():
         with pytest.raises(RegistryRequestError) as info:
             alice.deploy(ref, name, "kubernetes", settings)
         assert info.value.status == 403 and expected in str(info.value), settings
-    assert status_of(lambda: alice.deploy(ref, name, "kubernetes", {"workdir": "/"})) == 422
-    assert len(helm_calls(server)) == before  # nothing was installed
+    for expected, settings in {
+            "settings.values is not a setting": {"values": {"runner": {}}},
+            "code is packed from workdir": {"deployment": {"code": {"a.py": ""}}},
+            "settings.deployment.resources": {"deployment": {"resources": "lots"}}}.items():
+        with pytest.raises(RegistryRequestError) as info:
+            alice.deploy(ref, name, "kubernetes", settings)
+        assert info.value.status == 422 and expected in str(info.value), settings
     assert status_of(lambda: alice.deployment("alice", name)) == 404
-    # the allowed values are passed on, in an allowed namespace
-    alice.deploy(ref, name, "kubernetes", {"namespace": "team-b", "values": {
-        "runner": {"resources": {"limits": {"cpu": "2"}}}, "topics": {"partitions": 6}}})
+    assert pipeline_resource(server, "team-b", name) is None  # nothing was created
+    # the allowed settings are passed on, in an allowed namespace
+    alice.deploy(ref, name, "kubernetes", {"namespace": "team-b", "deployment": {
+        "resources": {"limits": {"cpu": "2"}}, "autoscaling": {"enabled": True}}})
     assert alice.wait("alice", name)["state"] == "running"
-    values = helm_calls(server)[-1]["values"]
-    assert values["runner"] == {"resources": {"limits": {"cpu": "2"}}}
-    assert values["topics"] == {"partitions": 6}
+    deployment = pipeline_resource(server, "team-b", name)["spec"]["deployment"]
+    assert deployment == {"resources": {"limits": {"cpu": "2"}}, "autoscaling": {"enabled": True}}
     assert alice.terminate("alice", name)["state"] == "terminated"
-    # an admin may pick the chart and any value (for its own owner's pipelines)
+    # an admin may set the image (for its own owner's pipelines) and any namespace
     admin.push(hello(name, owner="ops"))
     admin.deploy(f"ops/{name}:1.0.0", name, "kubernetes",
-                 {"namespace": "kube-tools", "values": {"image": {"tag": "1.2.3"}}})
+                 {"namespace": "kube-tools", "deployment": {"image": {"tag": "1.2.3"}}})
     assert admin.wait("ops", name)["state"] == "running"
-    assert helm_calls(server)[-1]["values"]["image"] == {"tag": "1.2.3"}
+    assert pipeline_resource(server, "kube-tools", name)["spec"]["deployment"]["image"] == {
+        "tag": "1.2.3"}
     admin.terminate("ops", name)
 
 
@@ -432,7 +480,6 @@ def test_a_release_name_another_owner_holds_is_refused(server, clients):
     alice.push(hello(f"x-{suffix}"))
     alice.deploy(f"alice/x-{suffix}:1.0.0", f"x-{suffix}", "kubernetes")
     assert alice.wait("alice", f"x-{suffix}")["state"] == "running"
-    installs = len(helm_calls(server))
     with RegistryClient(server.url, key) as other:
         other.push(hello(suffix, owner="alice-x"))
         other.deploy(f"alice-x/{suffix}:1.0.0", suffix, "kubernetes")
@@ -440,5 +487,51 @@ def test_a_release_name_another_owner_holds_is_refused(server, clients):
     assert made["state"] == "failed"
     assert f"'alice-x-{suffix}' in namespace 'algorail' belongs to another deployment" in (
         made["message"])
-    assert len(helm_calls(server)) == installs  # alice's release was not touched
+    # nothing was created for it: the operator's objects would be named like alice's
+    assert pipeline_resource(server, "algorail", suffix) is None
     alice.terminate("alice", f"x-{suffix}")
+
+
+def test_validate_answers_the_push_rules_for_a_document_yaml_or_a_seldon_manifest(server):
+    headers = {"authorization": f"Bearer {server.keys['alice']}"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        good = http.post("/v1/validate", json={"document": hello("checked")}).json()
+        assert good == {"valid": True, "document": hello("checked"), "problems": []}
+        text = yaml.safe_dump(hello("checked")).replace("application/json", "text/csv")
+        bad = http.post("/v1/validate", json={"yaml": text}).json()
+        assert not bad["valid"] and bad["document"]["metadata"]["name"] == "checked"
+        csv = next(p for p in bad["problems"] if p["rule"] == "content-type")
+        assert csv["component"] == "algo 'upper'" and csv["line"] is not None
+        seldon = http.post("/v1/validate", json={"yaml": (
+            "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: s\n"
+            "  annotations: {algorail.io/model-url: 'http://m/{name}'}\n"
+            "spec:\n  steps: [{name: one}]\n  output: {steps: [one]}\n")}).json()
+        assert seldon["document"]["apiVersion"] == "algorail.io/v1"
+        assert [a["name"] for a in seldon["document"]["spec"]["algos"]] == ["one"]
+        assert http.post("/v1/validate", json={}).status_code == 422
+        assert http.post("/v1/validate", json={"yaml": "a: ["}).json()["problems"][0][
+            "rule"] == "syntax"
+        plugins = http.get("/v1/plugins").json()
+    jdbc = next(c for c in plugins["connectors"] if c["name"] == "jdbc")
+    assert jdbc["kinds"] == ["sink"] and "table" in jdbc["configSchema"]["properties"]
+    assert "response" in [t["name"] for t in plugins["hookTypes"]]
+
+
+def test_runs_requests_and_metrics_of_a_deployment_without_broker_or_gateway_say_why(
+        server, clients):
+    alice, name = clients["alice"], unique("hello")
+    alice.push(hello(name))
+    alice.deploy(f"alice/{name}:1.0.0", name, "kubernetes", {"namespace": "team-a"})
+    assert alice.wait("alice", name)["state"] == "running"
+    headers = {"authorization": f"Bearer {server.keys['alice']}"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        base = f"/v1/deployments/alice/{name}"
+        runs = http.get(f"{base}/runs")
+        assert runs.status_code == 409 and "Kubernetes deployment" in runs.json()["error"]
+        assert http.get(f"{base}/runs/some-run").status_code == 409
+        sent = http.post(f"{base}/requests", json={"path": "in", "body": "{}"})
+        assert sent.status_code == 409
+        metrics = http.get(f"{base}/metrics")
+        assert metrics.status_code == 409 and "gateway URL" in metrics.json()["error"]
+        assert http.get(f"/v1/deployments/bob/{name}/runs").status_code == 404
+    alice.terminate("alice", name)

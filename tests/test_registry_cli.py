@@ -83,11 +83,11 @@ def test_algos_publish_list_versions(env):
 def test_deployments_commands_report_state(env, tmp_path):
     run(env, "push", str(EXAMPLES / "hello.yaml"))
     refused = run(env, "deploy", "alice/hello:1.0.0", "--name", "hello", "--target",
-                  "kubernetes", "--set", "chart=/nowhere", ok=False)
-    assert "settings.chart needs an admin API key" in refused and "HTTP 403" in refused
+                  "kubernetes", "--set", "workdir=/nowhere", ok=False)
+    assert "settings.workdir needs an admin API key" in refused and "HTTP 403" in refused
     failed = run(env, "deploy", "alice/hello:1.0.0", "--name", "hello", "--target",
                  "kubernetes", "--json")
-    assert json.loads(failed)["state"] == "failed"  # waited for: there is no helm CLI here
+    assert json.loads(failed)["state"] == "failed"  # waited for: no cluster is configured
     listed = json.loads(run(env, "deployments", "list", "--json"))
     assert [(d["name"], d["state"]) for d in listed] == [("hello", "failed")]
     assert "state: failed" in run(env, "deployments", "status", "hello")

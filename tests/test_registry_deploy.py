@@ -17,13 +17,14 @@ import psutil
 import pytest
 import yaml
 from conftest import EXAMPLES, wait_until
+from kube_api import KubeApiThread, write_kubeconfig
 
 from algorail.registry.api import BackgroundServer, open_registry
 from algorail.registry.auth import Principal, create_key
 from algorail.registry.client import RegistryClient, RegistryRequestError
 from algorail.registry.errors import Invalid
 from algorail.registry.policy import DeploymentPolicy
-from algorail.registry.supervisor import KubernetesTarget, LocalTarget, deployment_processes
+from algorail.registry.supervisor import LocalTarget, deployment_processes
 from algorail.runtime.broker import free_port, wait_for_port
 
 HELLO = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
@@ -161,30 +162,144 @@ def test_local_deployment_with_a_missing_workdir_is_refused_with_a_reason(regist
         registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "local", {"workdir": "nope"})
 
 
-def test_kubernetes_values_render_with_the_pipeline_chart(tmp_path):
-    helm = pytest.importorskip("helm_python")
-    release = KubernetesTarget(tmp_path).release("alice", "hello", HELLO, {"namespace": "ml"})
-    assert (release["release"], release["namespace"]) == ("alice-hello", "ml")
-    chart = helm.Chart.load(release["chart"])
-    rendered = chart.render(values=release["values"], name=release["release"],
-                            namespace=release["namespace"], is_install=True)
-    objects = [doc for path, text in rendered.items() if path.endswith(".yaml")
-               for doc in yaml.safe_load_all(text) if doc]
-    topics = {o["spec"].get("topicName", o["metadata"]["name"]) for o in objects
-              if o.get("kind") == "KafkaTopic"}
-    assert "alice.hello.upper.result" in topics
-    assert any(o.get("kind") == "Deployment" for o in objects)
+def pipeline_path(namespace: str, name: str) -> str:
+    return f"/apis/algorail.io/v1/namespaces/{namespace}/pipelines/{name}"
 
 
-def test_kubernetes_target_without_helm_says_how_to_fix_it(tmp_path):
-    registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}", state_dir=tmp_path / "state",
-                             helm=str(tmp_path / "no-helm-here"))
-    registry.push(ALICE, HELLO)
-    assert registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "kubernetes")["state"] == (
-        "starting")
-    made = settle(registry, "hello")
-    assert made["state"] == "failed"
-    assert "ALGORAIL_HELM" in made["message"]
+def ops_hello(version: str = "1.0.0") -> dict:
+    document = yaml.safe_load((EXAMPLES / "hello.yaml").read_text())
+    document["metadata"].update(owner="ops", version=version)
+    return document
+
+
+def test_a_kubernetes_deployment_is_a_pipeline_resource_reporting_its_real_status(
+        cluster, kube_registry):
+    """Deploy through the registry's API: the Pipeline resource appears (the object
+    `render --resource` makes, modules packed from the workdir); the status the operator
+    writes on it is the deployment's status; update patches it, terminate deletes it."""
+    from algorail.compiler import compile_plan
+    from algorail.operator.resource import deployment_resource
+    from algorail.spec import parse_pipeline
+
+    ops = kube_registry["ops"]
+    ops.push(ops_hello())
+    ops.push(ops_hello("1.1.0"))
+    settings = {"namespace": "team-a", "workdir": str(EXAMPLES),
+                "deployment": {"resources": {"limits": {"cpu": "2"}}}}
+    ops.deploy("ops/hello:1.0.0", "hello", "kubernetes", settings)
+    made = ops.wait("ops", "hello")
+    assert made["state"] == "running", made["message"]
+    assert made["runtime"] == {"apiVersion": "algorail.io/v1", "kind": "Pipeline",
+                               "namespace": "team-a", "name": "hello", "release": "ops-hello"}
+    path = pipeline_path("team-a", "hello")
+    with httpx.Client(base_url=cluster.url, timeout=10) as kube:
+        resource = kube.get(path).json()
+        plan = compile_plan(parse_pipeline(ops_hello()), deployment="hello")
+        expected = deployment_resource(ops_hello(), plan.model_copy(
+            update={"base_dir": str(EXAMPLES)}), "team-a")
+        assert resource["spec"] == {**expected["spec"], "deployment": {
+            **expected["spec"]["deployment"], "resources": {"limits": {"cpu": "2"}}}}
+        assert "hello_algos.py" in resource["spec"]["deployment"]["code"]
+        assert resource["metadata"]["annotations"]["algorail.io/registry-deployment"] == (
+            "ops/hello")
+
+        # No operator has written a status yet: the deployment says so.
+        status = ops.deployment("ops", "hello")["status"]
+        assert (status["ready"], status["reconciled"]) == (False, False)
+        assert "has not reconciled" in status["message"] and "team-a" in status["message"]
+
+        # The operator reports a failing runner: the registry shows it, and keeps running.
+        failing = "pods \"ops-hello-upper\" is forbidden: exceeded quota"
+        kube.patch(path, json={"metadata": {"generation": 1}},
+                   headers={"Content-Type": "application/merge-patch+json"})
+        written = kube.patch(f"{path}/status", headers={
+            "Content-Type": "application/merge-patch+json"}, json={"status": {
+                "observedGeneration": 1, "planVersion": "1.0.0", "endpoints": ["/ops/hello/in"],
+                "components": {"upper": {"kind": "algo", "desiredReplicas": 1,
+                                         "readyReplicas": 0, "lastError": failing}},
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "RunnersNotReady",
+                     "message": "waiting for ready runners: upper"},
+                    {"type": "Degraded", "status": "True", "reason": "RunnerFailing",
+                     "message": f"upper: {failing}"}]}})
+        assert written.status_code < 300, written.text
+        shown = ops.deployment("ops", "hello")
+        assert shown["state"] == "running"
+        status = shown["status"]
+        assert (status["ready"], status["degraded"], status["reconciled"]) == (False, True, True)
+        assert status["message"] == f"upper: {failing}"
+        assert status["components"]["upper"]["lastError"] == failing
+        assert status["endpoints"] == ["/ops/hello/in"]
+        assert [d["status"] for d in ops.deployments()] == [status]
+
+        kube.patch(f"{path}/status", headers={"Content-Type": "application/merge-patch+json"},
+                   json={"status": {"components": {"upper": {"readyReplicas": 1,
+                                                             "lastError": None}},
+                                    "conditions": [
+                       {"type": "Ready", "status": "True", "reason": "Ready",
+                        "message": "1 components ready"},
+                       {"type": "Degraded", "status": "False", "reason": "Healthy"}]}})
+        status = ops.deployment("ops", "hello")["status"]
+        assert (status["ready"], status["degraded"]) == (True, False)
+        assert status["message"] == "1 components ready"
+
+        # update: the same resource, patched to the new version
+        ops.update("ops", "hello", "ops/hello:1.1.0")
+        assert ops.wait("ops", "hello")["state"] == "running"
+        assert kube.get(path).json()["spec"]["version"] == "1.1.0"
+
+        # terminate: the resource is deleted (the operator deletes what it owns)
+        assert ops.terminate("ops", "hello")["state"] == "terminated"
+        assert kube.get(path).status_code == 404
+
+        # a resource deleted behind the registry's back: the deployment is failed
+        ops.deploy("ops/hello:1.0.0", "hello", "kubernetes", {"namespace": "team-a"})
+        assert ops.wait("ops", "hello")["state"] == "running"
+        assert kube.delete(path).status_code < 300
+        gone = ops.deployment("ops", "hello")
+        assert gone["state"] == "failed" and "gone from the cluster" in gone["message"]
+
+
+def test_a_pipeline_resource_the_registry_did_not_make_is_never_overwritten(cluster,
+                                                                           kube_registry):
+    ops = kube_registry["ops"]
+    ops.push(ops_hello())
+    theirs = {"apiVersion": "algorail.io/v1", "kind": "Pipeline",
+              "metadata": {"name": "hello", "namespace": "algorail"}, "spec": {"owner": "x"}}
+    with httpx.Client(base_url=cluster.url, timeout=10) as kube:
+        assert kube.post("/apis/algorail.io/v1/namespaces/algorail/pipelines",
+                         json=theirs).status_code < 300
+        ops.deploy("ops/hello:1.0.0", "hello", "kubernetes")
+        made = ops.wait("ops", "hello")
+        assert made["state"] == "failed"
+        assert "belongs to no registry deployment" in made["message"]
+        assert kube.get(pipeline_path("algorail", "hello")).json()["spec"] == {"owner": "x"}
+
+
+def test_a_cluster_without_the_operator_or_credentials_fails_saying_what_to_do(
+        tmp_path, monkeypatch):
+    pytest.importorskip("kmock", reason="kmock is in the test extra")
+    pytest.importorskip("kopf", reason="kopf is in the operator extra")
+    api = KubeApiThread({"v1/configmaps": "ConfigMap"}).start()  # no Pipeline CRD
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig",
+                                                              api.url, "algorail")))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        registry = open_registry(f"sqlite:///{tmp_path / 'r.db'}",
+                                 state_dir=tmp_path / "state")
+        registry.push(ALICE, HELLO)
+        registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "kubernetes")
+        made = settle(registry, "hello")
+        assert made["state"] == "failed"
+        assert "install the CRD and the operator" in made["message"]
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+        monkeypatch.setenv("HOME", str(tmp_path))
+        registry.deploy(ALICE, "alice/hello:1.0.0", "hello", "kubernetes")
+        made = settle(registry, "hello")
+        assert made["state"] == "failed" and "KUBECONFIG" in made["message"]
+        registry.close()
+    finally:
+        api.stop()
 
 
 def marker_pipeline(folder: Path) -> tuple[dict, Path]:

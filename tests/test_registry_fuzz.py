@@ -19,8 +19,7 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    registry = open_registry(f"sqlite:///{folder / 'r.db'}", state_dir=folder / "state",
-                             helm=str(folder / "no-helm"))
+    registry = open_registry(f"sqlite:///{folder / 'r.db'}", state_dir=folder / "state")
     with registry.sessions() as session:
         key = create_key(session, "alice", admin=True)
     server = BackgroundServer(registry).start()

@@ -37,8 +37,9 @@ def test_upgrade_from_first_revision_keeps_data(kind, scratch_database):
                      {"p": pid, "d": document, "t": now})
 
     db.migrate(engine)
-    assert db.current_revision(engine) == "0003"
-    assert {"deployments", "event_flow_grants"} <= set(inspect(engine).get_table_names())
+    assert db.current_revision(engine) == "0004"
+    tables = set(inspect(engine).get_table_names())
+    assert {"deployments", "event_flow_grants", "deployment_events"} <= tables
     assert len(db.identity(engine)) == 32
     registry = Registry(db.session_factory(engine))
     carol = Principal("carol")

@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from algorail.cli import cli
-from algorail.plan import compile_plan
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
 from algorail.render import (
     RenderError,
     _split_sources,
@@ -20,7 +21,7 @@ from algorail.render import (
     render_chart,
     render_pipeline,
 )
-from algorail.spec import load_bindings, load_pipeline
+from algorail.spec import load_bindings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -45,7 +46,7 @@ def test_render_writes_manifests_for_one_pipeline(tmp_path):
     result = _run("render", str(EXAMPLES / "hello.yaml"), "-o", str(out))
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (out / "algorail-pipeline").iterdir())
-    assert files == ["configmap.yaml", "kafkatopics.yaml", "mappings.yaml",
+    assert files == ["code-configmap.yaml", "configmap.yaml", "kafkatopics.yaml", "mappings.yaml",
                      "networkpolicy.yaml", "podmonitor.yaml", "runners.yaml",
                      "serviceaccount.yaml"]
     objects = _objects(out)

@@ -53,6 +53,25 @@ def test_a_run_completes_when_every_expected_hook_reported(store):
     assert store.hook_state("r1", "b") == "skipped"
 
 
+def test_a_record_read_from_the_memory_store_is_a_copy():
+    store = MemoryResultsStore()
+    store.start_run("r1", ["a"], {"version": "1.0.0"})
+    store.record_hook("r1", "a", {"state": DELIVERED, "attempts": 1}, {"x": 1})
+    store.record_error("r1", "k", {"error": "boom"})
+    read = store.get("r1")
+    read["expected"].append("b")
+    read["plan"]["version"] = "2.0.0"
+    read["hooks"]["a"]["state"] = SKIPPED
+    read["hooks"]["c"] = {"state": DELIVERED}
+    read["results"]["a"] = None
+    read["errors"]["k"]["error"] = "changed"
+    assert store.get("r1") == {"expected": ["a"], "plan": {"version": "1.0.0"},
+                               "results": {"a": {"x": 1}},
+                               "hooks": {"a": {"state": DELIVERED, "attempts": 1}},
+                               "errors": {"k": {"error": "boom"}}}
+    assert store.hook_state("r1", "a") == DELIVERED and store.hook_state("r9", "a") is None
+
+
 def test_errors_fail_a_run_and_recording_twice_changes_nothing(store):
     store.start_run("r2", ["a"])
     for _ in range(2):
@@ -62,12 +81,6 @@ def test_errors_fail_a_run_and_recording_twice_changes_nothing(store):
     assert body["status"] == "failed"
     assert body["errors"] == [{"component": "upper", "error": "boom"}]
     assert body["results"] == {"a": [1, 2]}
-
-
-def test_join_parts_accumulate(store):
-    assert store.add_part("r3", "h", "x.out", {"v": 1}) == {"x.out": {"v": 1}}
-    assert store.add_part("r3", "h", "y.out", 2) == {"x.out": {"v": 1}, "y.out": 2}
-    assert store.add_part("r3", "h", "y.out", 2) == {"x.out": {"v": 1}, "y.out": 2}
 
 
 def test_unknown_run_is_none(store):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 
-from conftest import wait_until
+from conftest import BOTH_CLIENTS, wait_until
 
 from algorail.runtime import kafka_io
 from algorail.runtime.testing import (
@@ -71,16 +71,16 @@ def committed_offset(bs, plan, topic):
 
 
 def committed_offset_of(bs, plan, topic, component="pair"):
-    from kafka import TopicPartition
-
     consumer = kafka_io.make_consumer(bs, plan.runner(component).consumer_group)
     try:
-        return consumer.committed(TopicPartition(topic, 0)) or 0
+        return consumer.committed(kafka_io.TopicPartition(topic, 0)) or 0
     finally:
-        consumer.close()
+        kafka_io.close_consumer(consumer)
 
 
-def test_kill_9_mid_stream_then_restart_gives_exactly_one_output_per_input(broker, tmp_path):
+@BOTH_CLIENTS
+def test_kill_9_mid_stream_then_restart_gives_exactly_one_output_per_input(kafka_client, broker,
+                                                                          tmp_path):
     bs = broker.bootstrap_servers
     plan, plan_path = deploy(tmp_path, bs)
     source, out_topic = plan.routes[0].topic, plan.runner("copy").outputs["out"]

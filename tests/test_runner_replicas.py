@@ -15,13 +15,13 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import wait_until
+from conftest import BOTH_CLIENTS, wait_until
 
-from algorail.plan import compile_plan
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
 from algorail.runtime import kafka_io
 from algorail.runtime.broker import free_port
 from algorail.runtime.testing import TopicReader, as_dict, produce
-from algorail.spec import load_pipeline
 
 PARTITIONS = 4
 TOTAL = 4000
@@ -137,13 +137,11 @@ def read_until(reader: TopicReader, count: int, timeout: float) -> int:
 
 
 def committed_everywhere(bs, plan, source, expected: dict[int, int]) -> dict[int, int]:
-    from kafka import TopicPartition
-
     consumer = kafka_io.make_consumer(bs, plan.runner("copy").consumer_group)
     try:
-        return {p: consumer.committed(TopicPartition(source, p)) or 0 for p in expected}
+        return {p: consumer.committed(kafka_io.TopicPartition(source, p)) or 0 for p in expected}
     finally:
-        consumer.close()
+        kafka_io.close_consumer(consumer)
 
 
 def check_exactly_once(bs, plan, reader: TopicReader, timeout: float = 60) -> None:
@@ -167,7 +165,9 @@ def check_exactly_once(bs, plan, reader: TopicReader, timeout: float = 60) -> No
         f"committed {committed_everywhere(bs, plan, source, expected)}, expected {expected}")
 
 
-def test_kill_9_of_one_replica_then_restart_gives_exactly_one_output_per_input(deployment,
+@BOTH_CLIENTS
+def test_kill_9_of_one_replica_then_restart_gives_exactly_one_output_per_input(kafka_client,
+                                                                               deployment,
                                                                                tmp_path):
     bs, plan, replicas = deployment
     source, out_topic = plan.routes[0].topic, plan.runner("copy").outputs["out"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,26 +20,42 @@ from algorail.plugins.runtimes import (
 )
 
 from algorail import v2
-from algorail.plan import RunnerPlan
+from algorail.plan import RetryPlan, RunnerPlan
 from algorail.runtime.testing import plan_from_yaml, produce, read_topic, start_runners
-from algorail.spec import Retry
 
 
 def runner_plan(**kwargs) -> RunnerPlan:
     base = dict(component="algo", id="o/algo:1[1]", index=1, ref="o/algo:1", runtime="python",
                 inputs=[], outputs={"out": "t"}, output_content_types={"out": "application/json"},
+                output_sources={"out": "algo.out"}, error_source="algo.errors",
                 error_topic="e", dead_letter_topic="d", consumer_group="g", timeout_ms=5000,
-                retry=Retry())
+                retry=RetryPlan(attempts=3, backoff_ms=200, max_backoff_ms=10_000,
+                                retry_on=["timeout", "connection", "server", "throttled", "error"]))
     return RunnerPlan(**{**base, **kwargs})
 
 
 class ModelServer:
-    """/v2/models/NAME/infer adds 1 to every tensor; /echo returns the body; /fail is 500."""
+    """HTTP/1.1 with keep-alive (`connections` counts those accepted): /v2/models/NAME/infer
+    adds 1 to every tensor; /echo returns the body; /drop too, then closes the connection
+    without saying so; /slow answers after a second; /fail is 500."""
 
     def __init__(self):
+        self.connections = 0
+        server = self
+
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                server.connections += 1
+                super().setup()
+
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/slow":
+                    time.sleep(1)
+                if self.path == "/drop":
+                    self.close_connection = True
                 if self.path == "/fail":
                     return self._reply(500, {"error": "model exploded"})
                 if self.path.startswith("/v2/models/"):
@@ -105,6 +122,29 @@ def test_http_runtime_plain_v2_and_errors(model_server):
         failing({})
     for call in (plain, v2, failing):
         call.close()
+
+
+def test_http_runtime_keeps_its_connection_and_reopens_one_the_server_closed(model_server):
+    from algorail.runtime.broker import free_port
+
+    call = HttpRuntime().open(runner_plan(runtime="http", url=model_server.url + "/echo"))
+    before = model_server.connections
+    assert [call({"i": i}) for i in range(3)] == [{"echo": {"i": i}} for i in range(3)]
+    assert model_server.connections - before == 1
+    dropping = HttpRuntime().open(runner_plan(runtime="http", url=model_server.url + "/drop"))
+    assert [dropping({"i": i}) for i in range(3)] == [{"echo": {"i": i}} for i in range(3)]
+    slow = HttpRuntime().open(runner_plan(runtime="http", url=model_server.url + "/slow",
+                                          timeout_ms=200))
+    with pytest.raises(AlgoFailed, match="timed out") as timed_out:
+        slow({})
+    refused = HttpRuntime().open(runner_plan(runtime="http",
+                                             url=f"http://127.0.0.1:{free_port()}/x"))
+    with pytest.raises(AlgoFailed, match="ConnectionRefusedError") as not_there:
+        refused({})
+    assert (timed_out.value.kind, not_there.value.kind) == ("timeout", "connection")
+    assert call({"after": "errors"}) == {"echo": {"after": "errors"}}
+    for each in (call, dropping, slow, refused):
+        each.close()
 
 
 def test_exec_runtime_json_in_out_and_failures():

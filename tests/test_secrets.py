@@ -21,13 +21,13 @@ from click.testing import CliRunner
 from test_hooks import Target
 
 from algorail.cli import cli
+from algorail.compiler import compile_plan
 from algorail.errors import PipelineError
 from algorail.extensions import DeliveryContext
-from algorail.plan import compile_plan
+from algorail.loader import validate_document
 from algorail.registry.supervisor import KubernetesTarget
 from algorail.render import RenderError, pipeline_values, render_pipeline
 from algorail.runtime.broker import free_port
-from algorail.spec import validate_document
 
 # What each Secret holds: none of these may appear in anything rendered
 VALUES = {("db", "password"): "pw-9f1c", ("openai", "key"): "sk-77aa",
@@ -120,9 +120,9 @@ def test_rendered_objects_hold_references_and_no_secret_value(tmp_path, secrets_
 
 
 def test_values_for_helm_and_the_registry_hold_no_secret_value(tmp_path, secrets_dir):
-    release = KubernetesTarget(tmp_path).release("shop", "secrets", DOCUMENT,
-                                                 {"namespace": "shop"})
-    for values in (pipeline_values(plan_of(DOCUMENT)), release["values"]):
+    resource = KubernetesTarget(tmp_path).resource("shop", "secrets", DOCUMENT,
+                                                   {"namespace": "shop"})
+    for values in (pipeline_values(plan_of(DOCUMENT)), resource):
         text = json.dumps(values)
         assert "${secrets:shop/db:password}" in text
         assert not [s for s in VALUES.values() if s in text]
@@ -205,8 +205,8 @@ def test_an_inline_secret_is_refused_saying_how_to_move_it(path, value, componen
     assert problem.message.startswith(where) and how in problem.message
     assert value not in problem.message or value.startswith("${")
     with pytest.raises(PipelineError, match="inline-secret"):
-        KubernetesTarget(tmp_path).release("shop", "secrets",
-                                           with_value(path, value), {"namespace": "shop"})
+        KubernetesTarget(tmp_path).resource("shop", "secrets",
+                                            with_value(path, value), {"namespace": "shop"})
 
 
 def test_values_that_are_not_secrets_stay_literal():
@@ -237,19 +237,17 @@ def test_a_secret_in_another_namespace_is_refused_by_the_chart(tmp_path):
 
 
 def test_pulumi_refuses_inline_secrets_and_mounts_referenced_ones(tmp_path):
-    from test_infra import RELEASE, deploy
+    from test_infra import PIPELINE, SERVICES, deploy
 
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(yaml.safe_dump(DOCUMENT))
     bad.write_text(yaml.safe_dump(with_value(("algos", 0, "env", "DB_PASSWORD"), "pw-inline")))
     with pytest.raises(PipelineError, match=r"algo 'score': \[inline-secret\] env.DB_PASSWORD"):
         deploy({"pipelines": [{"file": str(bad)}]})
-    releases = deploy({"pipelines": [{"file": str(good)}]}).of_type(RELEASE)
-    text = json.dumps(releases)
-    assert "${secrets:shop/partner:auth}" in text
-    [services] = [r for name, r in releases.items() if name.endswith("-algorail")
-                  and "plan" in r["values"]]
-    assert services["values"]["hooks"]["secrets"] == [
+    deployed = deploy({"pipelines": [{"file": str(good)}]})
+    assert "${secrets:shop/partner:auth}" in json.dumps(deployed.of_type(PIPELINE))
+    # the namespace's one hook dispatcher mounts what the pipelines' hooks reference
+    assert deployed.release(SERVICES)["values"]["hooks"]["secrets"] == [
         {"namespace": "shop", "name": "hook-keys"}, {"namespace": "shop", "name": "partner"}]
 
 
@@ -266,7 +264,8 @@ def test_env_references_come_from_the_pod_environment_or_the_secrets_folder(secr
 def test_dev_keeps_inline_secrets_with_one_warning_and_resolves_references(tmp_path,
                                                                           secrets_dir):
     import httpx
-    from test_dev import Dev
+
+    from algorail.runtime.testing import DevProcess
 
     document = {
         "apiVersion": "algorail.io/v1", "kind": "Pipeline",
@@ -283,7 +282,7 @@ def test_dev_keeps_inline_secrets_with_one_warning_and_resolves_references(tmp_p
     }
     file = tmp_path / "devsecrets.yaml"
     file.write_text(yaml.safe_dump(document))
-    dev = Dev(str(file), work_dir=tmp_path / "work")
+    dev = DevProcess(str(file), work_dir=tmp_path / "work")
     try:
         output = dev.wait_ready()
         assert [line for line in output.splitlines() if "inline secret" in line] == [

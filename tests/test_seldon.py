@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from conftest import EXAMPLES
 
+from algorail.compiler import compile_plan
 from algorail.errors import PipelineError
-from algorail.plan import compile_plan
-from algorail.spec import load_bindings, load_pipeline, parse_document, validate_document
+from algorail.loader import load_pipeline, validate_document
+from algorail.spec import load_bindings, parse_document
 
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = sorted(p for p in SELDON.glob("*.yaml") if p.name != "bindings.yaml")
@@ -149,7 +150,7 @@ kind: Pipeline
 metadata: {name: ext, namespace: team, annotations: {algorail.io/model-url: "http://m"}}
 spec:
   input:
-    externalInputs: [other.step.tfsimple1.OUTPUT0]
+    externalInputs: [other.step.tfsimple1.outputs.OUTPUT0]
   steps: [{name: s}]
   output: {steps: [s]}
 """,
@@ -159,6 +160,27 @@ spec:
     (inp,) = plan.runner("s").inputs
     assert inp.topic == "team.other.tfsimple1.outputs"
     assert inp.fields == ["OUTPUT0"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("  input: {externalTriggers: [other.outputs]}\n", "name at least one of externalInputs"),
+    ("  input: {externalInputs: [other.step.s1.OUTPUT0]}\n",
+     "needs the '.outputs' before a tensor"),
+    ("  input: {externalInputs: [other.step.s1.inputs]}\n", "step inputs are not read here"),
+    ("  input: {externalInputs: [other.outputs.T.x]}\n", "expected PIPELINE[.outputs|"),
+])
+def test_external_inputs_seldons_scheduler_refuses_are_refused(spec, message):
+    (p,) = seldon_problems("spec:\n" + spec + "  steps: [{name: a}]\n")
+    assert message in p.message
+
+
+def test_external_inputs_default_to_outputs_as_in_seldon():
+    doc = validate_document(parse_document(
+        SELDON_HEAD + "spec:\n  input: {externalInputs: [other, other2.step.s1]}\n"
+        "  steps: [{name: a}]\n", "p.yaml"), "p.yaml")
+    plan = compile_plan(doc)
+    assert sorted(i.topic for i in plan.runner("a").inputs) == [
+        "default.other.outputs", "default.other2.s1.outputs"]
 
 
 SELDON_HEAD = ("apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata: {name: p, "
@@ -228,6 +250,7 @@ def test_max_step_revisits_and_a_batch_after_an_any_join_are_accepted():
         " batch: {size: 2}}]\n")
     plan = compile_plan(validate_document(parse_document(text, "p.yaml"), "p.yaml"))
     assert plan.runner("c").join.type == "any" and plan.runner("c").batch.size == 2
+    assert plan.max_step_revisits == 5
 
 
 def test_cycles_detected_unlike_seldon():
@@ -236,7 +259,9 @@ def test_cycles_detected_unlike_seldon():
     assert p.rule == "cycle"
     assert "'a', 'b' form a cycle" in p.message
     data = parse_document(SELDON_HEAD + spec + "  allowCycles: true\n", "p.yaml")
-    assert validate_document(data, "p.yaml").spec.allow_cycles
+    pipeline = validate_document(data, "p.yaml")
+    # Seldon's default: a cyclic pipeline revisits no step unless maxStepRevisits says so
+    assert pipeline.spec.allow_cycles and pipeline.spec.max_step_revisits == 0
 
 
 def test_batch_and_clean_topics_carry_over():

@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from algorail.cli import cli
+from algorail.compiler import compile_plan
 from algorail.errors import PipelineError
-from algorail.plan import Plan, compile_plan
-from algorail.spec import SELDON_API_VERSION, validate_document
+from algorail.loader import validate_document
+from algorail.plan import Plan
+from algorail.spec import SELDON_API_VERSION
 
 NAMES = st.sampled_from(["a", "b", "c", "in", "out", "x-y", "-bad", "UP", "a_b", ""])
 CONTENT = st.sampled_from(["application/json", "text/plain", "image/*", "*/*", "x"])

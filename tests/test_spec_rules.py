@@ -8,7 +8,8 @@ import json
 import pytest
 
 from algorail.errors import PipelineError
-from algorail.spec import parse_document, read_document, validate_document
+from algorail.loader import validate_document
+from algorail.spec import parse_document, read_document
 
 BASE = {
     "apiVersion": "algorail.io/v1",
@@ -303,7 +304,15 @@ def test_cycle_allowed_when_asked():
 
 def test_join_needs_several_inputs():
     p = only(doc(**{"spec.algos.0.join": {"type": "inner"}}), "join")
-    assert p.message == "join is set but the algo has one input; a join needs two or more inputs"
+    assert p.message == ("join is set but the algo has one input and no triggers; a join "
+                         "needs two or more inputs, or triggers (whose window it sets)")
+
+
+def test_a_join_sets_the_window_of_an_algos_triggers():
+    data = doc(**{"spec.algos.0.join": {"type": "inner", "windowMs": 5000}})
+    data["spec"]["endpoints"][0]["paths"].append({"name": "go"})
+    data["spec"]["algos"][0]["triggers"] = ["api.go"]
+    validate_document(data, file="p.yaml")
 
 
 def test_outer_join_needs_a_window():
@@ -398,7 +407,7 @@ def test_all_problems_reported_at_once():
 
 
 def test_problems_in_a_file_name_the_line_of_their_component(tmp_path):
-    from algorail.spec import load_pipeline
+    from algorail.loader import load_pipeline
 
     path = tmp_path / "p.yaml"
     path.write_text(
@@ -426,7 +435,7 @@ def test_problems_in_a_file_name_the_line_of_their_component(tmp_path):
 
 
 def test_seldon_problems_name_the_line_of_their_step(tmp_path):
-    from algorail.spec import load_pipeline
+    from algorail.loader import load_pipeline
 
     path = tmp_path / "s.yaml"
     path.write_text(

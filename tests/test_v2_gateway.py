@@ -17,48 +17,66 @@ from mlserver_peer import (  # noqa: F401 - mlserver is a fixture
     tfsimple_batch,
 )
 
-from algorail.plan import compile_plan
-from algorail.spec import load_pipeline
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline
+from algorail.spec import load_bindings
 
 httpclient = pytest.importorskip("tritonclient.http")
 pytestmark = NEEDS_MLSERVER
 
 SELDON = EXAMPLES / "seldon"
 MANIFESTS = ["tfsimple", "chain", "tfsimples-join", "conditional", "error", "trigger-joins",
-             "tfsimple-batch", "joincheck", "tfsimples-input"]
-# conditional's two branches joined (inner): one branch never produces for a run
-JOIN_MISSING = """
+             "tfsimple-batch", "joincheck", "tfsimples-input", "tfsimple-extended"]
+
+
+def branches_joined(name: str, step: str, into: tuple[str, str], join: str = "") -> str:
+    """A manifest joining conditional's two branches (mul10, add10) in `step`, on its
+    inputs `into`: an inner join by default (for a run, one branch never produces), or
+    `join` (outer, any) with a long window."""
+    join_type = f"\n    inputsJoinType: {join}\n    joinWindowMs: 10000" if join else ""
+    return f"""
 apiVersion: mlops.seldon.io/v1alpha1
 kind: Pipeline
-metadata: {name: join-missing}
+metadata: {{name: {name}}}
 spec:
   steps:
   - name: conditional
   - name: mul10
     inputs: [conditional.outputs.OUTPUT0]
-    tensorMap: {conditional.outputs.OUTPUT0: INPUT}
+    tensorMap: {{conditional.outputs.OUTPUT0: INPUT}}
   - name: add10
     inputs: [conditional.outputs.OUTPUT1]
-    tensorMap: {conditional.outputs.OUTPUT1: INPUT}
-  - name: tfsimple1
+    tensorMap: {{conditional.outputs.OUTPUT1: INPUT}}
+  - name: {step}
     inputs: [mul10.outputs.OUTPUT, add10.outputs.OUTPUT]
-    tensorMap: {mul10.outputs.OUTPUT: INPUT0, add10.outputs.OUTPUT: INPUT1}
-  output: {steps: [tfsimple1]}
+    tensorMap: {{mul10.outputs.OUTPUT: {into[0]}, add10.outputs.OUTPUT: {into[1]}}}{join_type}
+  output: {{steps: [{step}]}}
 """
-
 
 
 @pytest.fixture(scope="module")
 def deployed(module_broker, mlserver, tmp_path_factory):  # noqa: F811
     """Each manifest deployed behind its own gateway; steps call MLServer over REST."""
-    extra = tmp_path_factory.mktemp("manifests") / "join-missing.yaml"
-    extra.write_text(JOIN_MISSING)
-    paths = {name: SELDON / f"{name}.yaml" for name in MANIFESTS} | {"join-missing": extra}
+    folder = tmp_path_factory.mktemp("manifests")
+    texts = {"join-missing": branches_joined("join-missing", "tfsimple1", ("INPUT0", "INPUT1")),
+             "join-outer": branches_joined("join-outer", "model1", ("MUL", "ADD"), "outer"),
+             "join-any": branches_joined("join-any", "model1", ("MUL", "ADD"), "any")}
+    for name, text in texts.items():
+        (folder / f"{name}.yaml").write_text(text)
+    paths = {name: SELDON / f"{name}.yaml" for name in MANIFESTS} | {
+        name: folder / f"{name}.yaml" for name in texts}
     bindings = {"*": {"url": mlserver.model_url()}}
-    deployment = Deployment({name: compile_plan(load_pipeline(path, bindings=bindings))
-                             for name, path in paths.items()},
-                            module_broker.bootstrap_servers).start()
-    yield {"urls": deployment.urls, "runners": deployment.runners}
+    plans = {name: compile_plan(load_pipeline(path, bindings=bindings))
+             for name, path in paths.items()}
+    # the cyclic example, on the stub models; once more with at most 3 revisits of a step
+    counter = load_pipeline(SELDON / "counter.yaml",
+                            bindings=load_bindings(SELDON / "bindings.yaml"))
+    plans["counter"] = compile_plan(counter)
+    plans["counter-limited"] = compile_plan(counter, deployment="counter-limited").model_copy(
+        update={"max_step_revisits": 3})
+    deployment = Deployment(plans, module_broker.bootstrap_servers).start()
+    yield {"urls": deployment.urls, "runners": deployment.runners, "plans": deployment.plans,
+           "bootstrap": module_broker.bootstrap_servers}
     deployment.stop()
 
 
@@ -234,3 +252,85 @@ def test_an_inner_join_whose_input_never_comes_fails_naming_it(deployed):
     assert answer.status_code == 400, answer.text
     assert "add10 produced no output" in answer.json()["error"]
     assert time.monotonic() - started < 5
+
+
+def test_a_trigger_that_does_not_fire_answers_at_once_without_running_the_step(deployed):
+    """joincheck: OUTPUT0 of tfsimple1 sums to a negative, so `check` answers no OUTPUT and
+    tfsimple3 never runs: the call answers with no outputs (Seldon's would wait for its
+    timeout), in about the time of the calls that did run."""
+    runner = deployed["runners"][("joincheck", "tfsimple3")]
+    calls_before = metric(runner, "algorail_runner_algo_seconds_count") or 0
+    a, b = np.array([[-5, -6]], dtype=np.int32), np.array([[1, 1]], dtype=np.int32)
+    started = time.monotonic()
+    result = client(deployed, "joincheck").infer("joincheck", [tensor("INPUT0", a),
+                                                               tensor("INPUT1", b)])
+    elapsed = time.monotonic() - started
+    assert result.get_response()["outputs"] == []
+    assert (metric(runner, "algorail_runner_algo_seconds_count") or 0) == calls_before
+    assert elapsed < 5, f"{elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("join", ["outer", "any"])
+@pytest.mark.parametrize("choice, expected", [(0, {"MUL": [[10, 20]]}),
+                                              (1, {"ADD": [[11, 12]]})])
+def test_outer_and_any_joins_of_branches_fire_without_waiting_for_the_window(
+        deployed, join, choice, expected):
+    """model1 joins mul10 and add10, of which one runs: the other's skip is known at once,
+    so neither join waits for its 10 s window; model1 gets only the branch that ran."""
+    started = time.monotonic()
+    result = client(deployed, f"join-{join}").infer(f"join-{join}", [
+        tensor("CHOICE", np.array([[choice]], dtype=np.int32)),
+        tensor("INPUT0", np.array([[1, 2]], dtype=np.int32))])
+    elapsed = time.monotonic() - started
+    outputs = {o["name"]: result.as_numpy(o["name"]).tolist()
+               for o in result.get_response()["outputs"]}
+    assert outputs == expected
+    assert elapsed < 5, f"{elapsed:.2f}s"
+
+
+def test_a_pipeline_takes_its_input_from_another_pipelines_output(deployed):
+    """tfsimple-extended reads tfsimple's output topic: one call to tfsimple runs both, the
+    second under the same run id; tfsimple2 gets OUTPUT0/OUTPUT1 as INPUT0/INPUT1."""
+    from algorail.runtime.testing import TopicReader, as_dict
+
+    started = time.monotonic()
+    answer = httpx.post(f"{deployed['urls']['tfsimple']}/v2/models/tfsimple/infer", json={
+        "inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "INT32", "data": [5, 7]},
+                   {"name": "INPUT1", "shape": [1, 2], "datatype": "INT32", "data": [1, 2]}]},
+        timeout=30)
+    assert answer.status_code == 200, answer.text
+    run_id = answer.headers["x-run-id"]
+    reader = TopicReader(deployed["bootstrap"], deployed["plans"]["tfsimple-extended"]
+                         .output_topic)
+    found, deadline = [], time.monotonic() + 30
+    try:
+        while not found and time.monotonic() < deadline:
+            records = reader.read(len(reader.records) + 1, timeout=1)
+            found = [r for r in map(as_dict, records) if r["run_id"] == run_id]
+    finally:
+        reader.close()
+    elapsed = time.monotonic() - started
+    [record] = found
+    # tfsimple: (6, 9) and (4, 5); tfsimple2 of those: their sum and difference
+    assert record["value"] == {
+        "OUTPUT0": {"datatype": "INT32", "shape": [1, 2], "data": [10, 14],
+                    "parameters": {"content_type": "np"}},
+        "OUTPUT1": {"datatype": "INT32", "shape": [1, 2], "data": [2, 4],
+                    "parameters": {"content_type": "np"}}}
+    assert elapsed < 10, f"{elapsed:.2f}s"
+
+
+def test_a_cyclic_pipeline_answers_its_last_pass_or_fails_past_max_step_revisits(deployed):
+    """counter-pipeline goes round its loop from 3 to 10 and answers the count; with
+    maxStepRevisits 3 the run fails at counter's 4th revisit, with Seldon's kind of error."""
+    int32 = np.array([[3]], dtype=np.int32)
+    started = time.monotonic()
+    result = client(deployed, "counter").infer("counter-pipeline", [tensor("INPUT", int32)])
+    elapsed = time.monotonic() - started
+    assert result.as_numpy("output").tolist() == [[10]]
+    assert result.as_numpy("output").dtype == np.int32
+    assert elapsed < 15, f"7 passes took {elapsed:.2f}s"
+    with pytest.raises(Exception, match="step 'counter' would be revisited a 4th time in run "
+                                        ".*, more than maxStepRevisits \\(3\\) allows"):
+        client(deployed, "counter-limited").infer("counter-pipeline",
+                                                  [tensor("INPUT", int32)])

@@ -16,8 +16,8 @@ from mlserver_peer import (  # noqa: F401 - mlserver is a fixture
     tfsimple_batch,
 )
 
-from algorail.plan import compile_plan
-from algorail.spec import load_pipeline, validate_document
+from algorail.compiler import compile_plan
+from algorail.loader import load_pipeline, validate_document
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 pytestmark = NEEDS_MLSERVER
@@ -119,3 +119,63 @@ def test_a_grpc_endpoint_path_is_a_model(deployed):
         "tensors", [tensor("A", np.array([[1, 2, 3]], dtype=np.int32))])
     assert (result.as_numpy("A") == [[1, 2, 3]]).all()
     assert result.as_numpy("A").dtype == np.int32
+
+
+def test_grpc_follows_the_plans_of_a_folder(module_broker, mlserver, tmp_path):  # noqa: F811
+    """A gateway following a plans folder (--plans-dir --grpc-port): a plan written there is
+    a ready model over gRPC, a new version of it is served next, a removed one is gone."""
+    import os
+    import threading
+
+    from conftest import AsgiServer, wait_until
+
+    from algorail.runtime.broker import free_port
+    from algorail.runtime.fleet import HookFleet
+    from algorail.runtime.kafka_io import ensure_topics
+    from algorail.runtime.plans import DirectorySource, PlanWatcher
+    from algorail.runtime.results import MemoryResultsStore
+    from algorail.runtime.router import PlanRouter
+    from algorail.runtime.runner import Runner
+
+    bootstrap, results = module_broker.bootstrap_servers, MemoryResultsStore()
+    plan = compile_plan(load_pipeline(SELDON / "tfsimple.yaml",
+                                      bindings={"*": {"url": mlserver.model_url()}}),
+                        deployment="tfsimple-followed")
+    ensure_topics(bootstrap, plan.created_topics())
+    runner = Runner(plan, "tfsimple1", bootstrap).start()
+    threading.Thread(target=runner.run, daemon=True).start()
+    watcher = PlanWatcher(DirectorySource(tmp_path), interval=0.2)
+    fleet = HookFleet(bootstrap, results, drain_seconds=5)
+    watcher.subscribe(fleet.apply)
+    grpc_port = free_port()
+    router = PlanRouter(watcher, results=results, bootstrap_servers=bootstrap,
+                        grpc_address=("127.0.0.1", grpc_port))
+    server = AsgiServer(router).start()
+    triton = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+
+    def write(version):
+        (tmp_path / ".tfsimple.tmp").write_text(
+            plan.model_copy(update={"version": version}).to_json())
+        os.replace(tmp_path / ".tfsimple.tmp", tmp_path / "tfsimple.json")
+
+    try:
+        assert triton.is_server_live() and not triton.is_model_ready("tfsimple")
+        write("1.0.0")
+        assert wait_until(lambda: triton.is_model_ready("tfsimple.pipeline"), timeout=10)
+        assert triton.get_model_metadata("tfsimple").versions == ["1.0.0"]
+        assert runner.ready.wait(30) and fleet.wait_ready(30)
+        a, b = np.array([[1, 2]], dtype=np.int32), np.array([[3, 4]], dtype=np.int32)
+        result = triton.infer("tfsimple", [tensor("INPUT0", a), tensor("INPUT1", b)])
+        assert result.as_numpy("OUTPUT0").tolist() == [[4, 6]]
+        write("1.1.0")
+        assert wait_until(lambda: triton.get_model_metadata("tfsimple").versions == ["1.1.0"],
+                          timeout=10)
+        os.remove(tmp_path / "tfsimple.json")
+        assert wait_until(lambda: not triton.is_model_ready("tfsimple"), timeout=10)
+        with pytest.raises(grpcclient.InferenceServerException, match="no model 'tfsimple'"):
+            triton.infer("tfsimple", [tensor("INPUT0", a), tensor("INPUT1", b)])
+    finally:
+        triton.close()
+        server.stop()
+        fleet.stop()
+        runner.stop()

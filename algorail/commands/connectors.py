@@ -10,7 +10,7 @@ from algorail.cli import bindings_option
 
 
 def _plan(file: str, deployment: str | None = None, bindings: str | None = None):
-    from algorail.plan import load_plan
+    from algorail.compiler import load_plan
     from algorail.spec import load_bindings
 
     return load_plan(file, deployment, load_bindings(bindings))

@@ -17,8 +17,12 @@ import click
                    "objects, refreshes runner readiness).")
 @click.option("--liveness", "liveness_endpoint", metavar="URL",
               help="Serve a liveness probe here, e.g. http://0.0.0.0:8080/healthz.")
+@click.option("--watch-seldon", is_flag=True,
+              help="Also turn Seldon Core 2 Pipelines (mlops.seldon.io/v1alpha1) into algorail "
+                   "Pipelines, bound by the namespace's ConfigMap algorail-seldon-bindings. "
+                   "Off by default: never beside a running Seldon.")
 def operator(namespaces: tuple[str, ...], values_files: tuple[str, ...],
-             resync_seconds: float, liveness_endpoint: str | None) -> None:
+             resync_seconds: float, liveness_endpoint: str | None, watch_seldon: bool) -> None:
     """Reconcile Pipeline resources (algorail.io/v1) into topics, runners, connectors,
     routes and the plan ConfigMap. Needs `pip install 'algorail[operator]'`."""
     try:
@@ -29,5 +33,5 @@ def operator(namespaces: tuple[str, ...], values_files: tuple[str, ...],
     from algorail.render import load_values_files
 
     config = OperatorConfig(namespaces=namespaces, values=load_values_files(values_files),
-                            resync_seconds=resync_seconds)
+                            resync_seconds=resync_seconds, watch_seldon=watch_seldon)
     run_operator(config, liveness_endpoint=liveness_endpoint)

@@ -79,7 +79,7 @@ def _target(pipeline_file, plan_file, deployment, dev_url, bootstrap_servers, re
         if not bootstrap_servers:
             raise AlgorailError("say where its Kafka is: --bootstrap-servers HOST:PORT (env "
                                 "ALGORAIL_BOOTSTRAP_SERVERS; `algorail dev` prints its broker)")
-        from algorail.plan import load_plan
+        from algorail.compiler import load_plan
         from algorail.spec import load_bindings
 
         plan = load_plan(pipeline_file or plan_file, deployment, load_bindings(bindings))
@@ -378,12 +378,12 @@ def graph(file, fmt, output, live, bootstrap_servers, deployment, bindings):
 
 
 def _live_status(pipeline, deployment, bootstrap_servers):
+    from algorail.compiler import compile_plan
     from algorail.diagram import LiveStatus
     from algorail.ops.status import pipeline_status
-    from algorail.plan import compile_plan
 
     plan = compile_plan(pipeline, deployment=deployment)
     current = pipeline_status(plan, bootstrap_servers)
-    pipes = {t.name: f"{t.component}.{t.port}" for t in plan.topics if t.component and t.port}
+    pipes = {t.name: t.pipe for t in plan.topics if t.component and t.port}
     return LiveStatus(states={c.name: c.state for c in current.components},
                       rates={pipes[t]: r for t, r in current.topic_rates.items() if t in pipes})

@@ -215,7 +215,8 @@ def keys_revoke(database_url, prefix) -> None:
 @client_command
 def push(client, file, bindings):
     """Store FILE as a new pipeline version (owner/name:version from its metadata)."""
-    from algorail.spec import load_bindings, load_pipeline, read_document
+    from algorail.loader import load_pipeline
+    from algorail.spec import load_bindings, read_document
 
     bound = load_bindings(bindings)
     load_pipeline(file, bindings=bound)  # problems name the file before anything is sent
@@ -339,9 +340,10 @@ def _settled(client, deployment: dict, wait: bool) -> dict:
               show_default=True)
 @click.option("--port", type=PORT, help="local: the gateway port (default: a free one).")
 @click.option("--workdir",
-              help="local: folder with the algos' code (put on PYTHONPATH), inside the "
-                   "registry's --deployments-dir (absolute, or relative to it).")
-@click.option("--namespace", help="kubernetes: namespace of the Helm release.")
+              help="Folder with the algos' code, inside the registry's --deployments-dir "
+                   "(absolute, or relative to it); local: put on PYTHONPATH; kubernetes: "
+                   "the modules of python algos without an image are packed from it.")
+@click.option("--namespace", help="kubernetes: namespace of the Pipeline resource.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
               help="Another deployment setting; repeatable.")
 @WAIT_OPTION

@@ -28,10 +28,13 @@ from algorail.cli import bindings_option
               help="Also render the algorail chart (gateway, hook dispatcher) for this plan.")
 @click.option("--engine", type=click.Choice(["auto", "cli", "sdk"]), default="auto",
               show_default=True, help="auto: the helm CLI when on PATH, else the Python SDK.")
+@click.option("--resource", "as_resource", is_flag=True,
+              help="Write OUT/pipeline.yaml, a Pipeline resource for the operator, with the "
+                   "algos' local Python modules packed in, instead of the manifests.")
 @bindings_option
 def render(file: str, out_dir: str, values_files: tuple[str, ...], set_values: tuple[str, ...],
            deployment: str | None, release: str | None, namespace: str, with_services: bool,
-           engine: str, bindings: str | None) -> None:
+           engine: str, as_resource: bool, bindings: str | None) -> None:
     """Write the manifests for pipeline FILE (or a plan JSON from `algorail plan -o`).
 
     Renders the algorail-pipeline chart with the compiled plan as its values: runner
@@ -41,6 +44,12 @@ def render(file: str, out_dir: str, values_files: tuple[str, ...], set_values: t
     from algorail.render import render_pipeline
 
     plan = _plan(file, bindings, deployment)
+    if as_resource:
+        path = _write_resource(file, plan, out_dir, namespace, bindings)
+        click.echo(str(path))
+        click.echo(f"wrote the Pipeline resource of {plan.owner}/{plan.deployment}: "
+                   f"kubectl apply -f {path}", err=True)
+        return
     written = render_pipeline(plan, out_dir, values_files=values_files, set_values=set_values,
                               release=release, namespace=namespace,
                               with_services=with_services, engine=engine)
@@ -51,7 +60,28 @@ def render(file: str, out_dir: str, values_files: tuple[str, ...], set_values: t
 
 
 def _plan(file: str, bindings: str | None, deployment: str | None):
-    from algorail.plan import load_plan
+    from algorail.compiler import load_plan
     from algorail.spec import load_bindings
 
     return load_plan(file, deployment, load_bindings(bindings))
+
+
+def _write_resource(file: str, plan, out_dir: str, namespace: str, bindings: str | None):
+    """The Pipeline resource of pipeline FILE (`operator.resource.deployment_resource`)."""
+    from pathlib import Path
+
+    import yaml
+
+    from algorail.operator.resource import KIND, RESOURCE_API_VERSION, deployment_resource
+    from algorail.spec import SELDON_API_VERSION, load_bindings, read_document
+
+    document = read_document(file)
+    if document.get("apiVersion") not in (RESOURCE_API_VERSION, SELDON_API_VERSION):
+        raise click.UsageError(f"--resource takes a pipeline file ({KIND}, "
+                               f"{RESOURCE_API_VERSION} or {SELDON_API_VERSION}); {file} is "
+                               "not one")
+    resource = deployment_resource(document, plan, namespace, load_bindings(bindings))
+    path = Path(out_dir) / "pipeline.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(resource, sort_keys=False, width=100), encoding="utf-8")
+    return path

@@ -45,6 +45,9 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--port", type=PORT, default=8080, show_default=True, help="Gateway port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Gateway address.")
+@click.option("--grpc-port", type=PORT, envvar="ALGORAIL_GRPC_PORT",
+              help="Also serve the V2 gRPC inference service on this port, as `algorail "
+                   "gateway --grpc-port` does (needs algorail[grpc]; default: off).")
 @click.option("--bootstrap-servers", envvar="ALGORAIL_BOOTSTRAP_SERVERS",
               help="Use this Kafka instead of starting an embedded broker.")
 @click.option("--deployment", help="Deployment name (default: the pipeline's name).")
@@ -55,20 +58,23 @@ def runner(plan_path: str, component: str, bootstrap_servers: str, metrics_port:
               help="Keep serving when a component fails; it is marked failed in the ready "
                    "line and /healthz answers 503.")
 @bindings_option
-def dev(file: str, port: int, host: str, bootstrap_servers: str | None,
-        deployment: str | None, work_dir: str | None, keep_going: bool,
-        bindings: str | None) -> None:
+def dev(file: str, port: int, host: str, grpc_port: int | None,
+        bootstrap_servers: str | None, deployment: str | None, work_dir: str | None,
+        keep_going: bool, bindings: str | None) -> None:
     """Run pipeline FILE locally: broker, runners, gateway and hooks; Ctrl-C stops all.
 
     Exits non-zero with a component's error when one fails (unless --keep-going)."""
+    from algorail.compiler import compile_plan
     from algorail.connectors.secrets import inline_secrets_warning
-    from algorail.plan import compile_plan
     from algorail.runtime.dev import run_dev
 
     service_logging()
     plan = compile_plan(load(file, bindings), deployment=deployment)
     check_port_free(host, port)  # before the broker or any runner starts
+    if grpc_port is not None:
+        check_port_free(host, grpc_port, "--grpc-port")
     if warning := inline_secrets_warning(plan):
         click.secho(warning, fg="yellow", err=True)
     run_dev(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
-            workdir=work_dir, keep_going=keep_going, echo=lambda line: click.echo(line))
+            grpc_port=grpc_port, workdir=work_dir, keep_going=keep_going,
+            echo=lambda line: click.echo(line))

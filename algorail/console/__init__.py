@@ -1,15 +1,18 @@
 """The web console: plain static files (ES modules, one stylesheet, no build step) served
-by the registry at /ui/. The browser talks only to the registry's /v1 JSON API with the
-API key typed at login."""
+by the registry at /ui/, where the browser talks only to the registry's /v1 JSON API with
+the API key typed at login, and by `algorail dev` at /ui/, read-only, for its one pipeline
+(its /v1/dev routes, no login). ``mode.json`` tells the page which of the two it is in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).parent / "static"
+MODE_FILE = "mode.json"
 
 # Scripts and styles come from the console's own files only; nothing is framed or leaked.
 HEADERS = {
@@ -24,8 +27,9 @@ HEADERS = {
 class ConsoleFiles(StaticFiles):
     """The console's files, `index.html` at the root, with the security headers above."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "registry") -> None:
         super().__init__(directory=STATIC_DIR, html=True)
+        self.mode = mode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
@@ -35,4 +39,7 @@ class ConsoleFiles(StaticFiles):
                 message = {**message, "headers": [*message["headers"], *extra]}
             await send(message)
 
-        await super().__call__(scope, receive, send_with_headers)
+        if self.get_path(scope) == MODE_FILE:
+            await JSONResponse({"mode": self.mode})(scope, receive, send_with_headers)
+        else:
+            await super().__call__(scope, receive, send_with_headers)

@@ -18,9 +18,16 @@ from typing import Any
 import httpx
 import kopf
 
+from algorail.errors import PipelineError
 from algorail.operator.kube import OWNED_TYPES, Kube, KubeError
 from algorail.operator.reconcile import finalize, reconcile
 from algorail.operator.resource import GROUP, OWNER_LABEL, PLURAL, VERSION
+from algorail.operator.seldon_pipelines import (
+    BINDINGS_CONFIG_MAP,
+    SELDON_GROUP,
+    SELDON_VERSION,
+    derived_pipeline,
+)
 
 FINALIZER = "algorail.io/operator"
 
@@ -33,6 +40,7 @@ class OperatorConfig:
     values: Mapping[str, Any] = field(default_factory=dict)  # algorail-pipeline chart values
     resync_seconds: float = 60.0
     engine: str = "auto"  # how the chart is rendered (render.ENGINES)
+    watch_seldon: bool = False  # also mirror mlops.seldon.io Pipelines (seldon_pipelines)
 
 
 def registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -119,7 +127,55 @@ def registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         locks.pop(pipeline["metadata"]["uid"], None)
         logger.info("deleted %d owned objects", len(gone))
 
+    if config.watch_seldon:
+        _seldon_handlers(reg, config, kube)
     return reg
+
+
+def _seldon_handlers(reg: kopf.OperatorRegistry, config: OperatorConfig,
+                     kube: dict[str, Kube]) -> None:
+    """Each Seldon Pipeline kept mirrored as an algorail Pipeline (seldon_pipelines)."""
+    seldon = {"group": SELDON_GROUP, "version": SELDON_VERSION, "plural": PLURAL,
+              "registry": reg}
+    warned: dict[str, str] = {}  # uid -> the last problem posted, so a resync posts it once
+
+    async def mirror(body: kopf.Body, logger: logging.Logger) -> None:
+        meta = body["metadata"]
+        bindings = await kube["api"].get("v1", "ConfigMap", meta["namespace"],
+                                         BINDINGS_CONFIG_MAP)
+        try:
+            resource = derived_pipeline(_plain(body), bindings)
+        except PipelineError as exc:
+            message = "\n".join(str(p) for p in exc.problems)
+            if warned.get(meta["uid"]) != message:
+                warned[meta["uid"]] = message
+                kopf.warn(body, reason="InvalidSpec", message=message[:1000])
+            return
+        warned.pop(meta["uid"], None)
+        try:
+            await kube["api"].apply(resource)
+        except (KubeError, httpx.HTTPError) as exc:
+            kopf.warn(body, reason="ApplyFailed", message=str(exc)[:1000])
+            raise kopf.TemporaryError(str(exc), delay=min(30.0, config.resync_seconds)) from exc
+        logger.debug("mirrored as %s/%s", resource["apiVersion"], resource["metadata"]["name"])
+
+    @kopf.on.create(**seldon)
+    @kopf.on.update(**seldon)
+    @kopf.on.resume(**seldon)
+    async def apply_seldon(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        await mirror(body, logger)
+
+    @kopf.timer(**seldon, interval=config.resync_seconds, idle=config.resync_seconds / 2)
+    async def resync_seldon(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+        await mirror(body, logger)  # a changed bindings ConfigMap is picked up here
+
+    @kopf.on.delete(**seldon)
+    async def delete_seldon(body: kopf.Body, **_: Any) -> None:
+        meta = body["metadata"]
+        warned.pop(meta["uid"], None)
+        await kube["api"].delete({"apiVersion": f"{GROUP}/{VERSION}", "kind": "Pipeline",
+                                  "metadata": {"namespace": meta["namespace"],
+                                               "name": meta["name"]}})
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

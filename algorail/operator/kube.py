@@ -1,5 +1,6 @@
 """The few Kubernetes API calls the operator makes, over HTTP with the credentials kopf
-logged in with: list a Pipeline's objects by label, server-side apply, delete.
+logged in with: list a Pipeline's objects by label, server-side apply, delete. The
+registry's kubernetes target makes its calls with this client too (`login`).
 
 The objects are of any kind the chart renders (Strimzi, Emissary, KEDA ...), so this is a
 client for plain JSON objects, not one typed per kind.
@@ -31,6 +32,7 @@ PLURALS = {
     "Mapping": "mappings",
     "PodMonitor": "podmonitors",
     "ScaledObject": "scaledobjects",
+    "Pipeline": "pipelines",  # algorail.io's, made for Seldon ones (--watch-seldon)
 }
 # The types listed to find what a Pipeline owns: every type the chart and the operator can
 # create (Strimzi in both versions it is served as), whatever this generation wants, so
@@ -59,10 +61,31 @@ def object_path(obj: Mapping[str, Any]) -> str:
     return f"{collection_path(obj['apiVersion'], obj['kind'], meta['namespace'])}/{meta['name']}"
 
 
-class Kube:
-    """An async client for one API server, from kopf's `ConnectionInfo`."""
+def login() -> Any:
+    """Credentials outside a kopf run, found as kopf finds them: the pod's service account,
+    else the kubeconfig (`KUBECONFIG`, or ~/.kube/config) and its current context."""
+    import kopf
+    import yaml
 
-    def __init__(self, info: Any):
+    settings = kopf.OperatorSettings()
+    try:
+        info = (kopf.login_with_service_account(settings=settings)
+                or kopf.login_with_kubeconfig(settings=settings))
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise KubeError(f"cannot read the Kubernetes credentials ({exc}): point KUBECONFIG "
+                        "at a readable kubeconfig (default ~/.kube/config)") from None
+    if info is None:
+        raise KubeError("no Kubernetes credentials: run in a pod with a service account, or "
+                        "point KUBECONFIG at a kubeconfig (default ~/.kube/config)")
+    return info
+
+
+class Kube:
+    """An async client for one API server, from kopf's `ConnectionInfo`; what it applies
+    is owned by `field_manager`."""
+
+    def __init__(self, info: Any, field_manager: str = FIELD_MANAGER):
+        self.field_manager = field_manager
         headers = {}
         if info.token:
             headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
@@ -112,19 +135,38 @@ class Kube:
                     found.append({"apiVersion": api_version, "kind": kind, **item})
         return found
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str
+                  ) -> dict[str, Any] | None:
+        """One object, or None when there is none."""
+        response = await self.client.get(
+            f"{collection_path(api_version, kind, namespace)}/{name}")
+        if response.status_code == 404:
+            return None
+        _raise_for(response, f"get {kind} {namespace}/{name}")
+        return response.json()
+
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply `obj` as the operator's field manager. An API that answers a
         missing object's apply with 404 (not the API server's way) gets a create."""
         response = await self.client.patch(
             object_path(obj), json=dict(obj),
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": self.field_manager, "force": "true"},
             headers={"Content-Type": "application/apply-patch+yaml"})
         if response.status_code == 404:
             meta = obj["metadata"]
             response = await self.client.post(
                 collection_path(obj["apiVersion"], obj["kind"], meta["namespace"]),
-                json=dict(obj), params={"fieldManager": FIELD_MANAGER})
+                json=dict(obj), params={"fieldManager": self.field_manager})
         _raise_for(response, f"apply {obj['kind']} {obj['metadata']['name']}")
+
+    async def serves(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves resource `plural` of `api_version` (a CRD
+        installed); discovery, which every authenticated client may read."""
+        response = await self.client.get(f"/apis/{api_version}")
+        if response.status_code == 404:
+            return False
+        _raise_for(response, f"discover {api_version}")
+        return any(r.get("name") == plural for r in response.json().get("resources", []))
 
     async def delete(self, obj: Mapping[str, Any]) -> None:
         response = await self.client.delete(object_path(obj),

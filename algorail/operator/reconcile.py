@@ -11,8 +11,6 @@ reconcile runs on a change or a resume, not in a loop.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from algorail import naming
+from algorail.compiler import compile_plan
 from algorail.errors import PipelineError, Problem
 from algorail.operator.resource import (
     KIND,
@@ -28,7 +28,7 @@ from algorail.operator.resource import (
     DeploymentSettings,
     pipeline_document,
 )
-from algorail.plan import Plan, compile_plan
+from algorail.plan import Plan, plan_hash
 from algorail.render import (
     PIPELINE_CHART,
     HelmValues,
@@ -42,7 +42,7 @@ TOPIC_KIND = "KafkaTopic"
 # The gateway serving every Pipeline of a namespace: the algorail chart's, installed as
 # release "algorail" (the pipeline chart's default too), unless the operator's values
 # name another in mappings.gatewayService.
-SHARED_GATEWAY_SERVICE = "algorail-gateway"
+SHARED_GATEWAY_SERVICE = naming.gateway_service("algorail")
 
 
 @dataclass
@@ -65,7 +65,7 @@ def compile_resource(resource: Mapping[str, Any], registry: Any = None) -> Plan:
     """The plan of a Pipeline resource, checked as `algorail validate` checks a file (the
     resource's namespace/name stands for the file name); raises `PipelineError`."""
     from algorail.connectors.secrets import require_secret_references
-    from algorail.spec import validate_document
+    from algorail.loader import validate_document
 
     where = resource_name(resource)
     deployment_settings(resource, where)
@@ -110,7 +110,8 @@ def chart_values(resource: Mapping[str, Any], plan: Plan,
         own["runner"] = {"resources": settings.resources}
     if settings.kafka:
         own["kafka"] = settings.kafka.to_dict()
-    return helm_values(plan, deep_merge(values, own))
+    # the resource carries its packed modules: the operator has no files to pack
+    return helm_values(plan, deep_merge(values, own), code=settings.code or {})
 
 
 def owner_reference(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,11 +230,6 @@ def finalize(resource: Mapping[str, Any], observed: Iterable[Mapping[str, Any]]
 
 
 # -- status -------------------------------------------------------------------------------
-
-
-def plan_hash(plan: Plan) -> str:
-    text = json.dumps(plan.to_cluster_dict(), sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def condition(resource: Mapping[str, Any], kind: str, ok: bool, reason: str, message: str,

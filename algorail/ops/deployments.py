@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from algorail import naming
+from algorail.compiler import compile_plan
 from algorail.ops.records import OpsError
-from algorail.plan import Plan, compile_plan
+from algorail.plan import Plan
 
 
 @dataclass
@@ -21,8 +22,8 @@ class Deployment:
 
 def registry_deployment(name: str, registry_url: str, api_key: str | None) -> Deployment:
     """Look deployment `name` (or `owner/name`) up and compile its pipeline version."""
+    from algorail.loader import validate_document
     from algorail.registry.client import RegistryClient
-    from algorail.spec import validate_document
 
     if not api_key:
         raise OpsError("--deployment NAME without a pipeline file asks the registry: pass "

@@ -16,7 +16,7 @@ from typing import Any
 
 from algorail.ops.records import Message, OpsError, Window, describe, scan
 from algorail.plan import Plan
-from algorail.runtime import messages, tracing
+from algorail.runtime import codec, tracing
 
 ANCHOR_MARGIN_MS = 10 * 60 * 1000  # around a known message of the run
 
@@ -91,7 +91,7 @@ def inspect_run(plan: Plan, bootstrap_servers: str, run_id: str, *,
     for record in scan(bootstrap_servers, plan.topic_names(), window, progress):
         scanned += 1
         for key, value in record.headers or ():
-            if key == messages.RUN_ID:
+            if key == codec.RUN_ID:
                 if value.decode("utf-8", "replace") == run_id:
                     found.append(describe(record, plan))
                 break
@@ -99,13 +99,13 @@ def inspect_run(plan: Plan, bootstrap_servers: str, run_id: str, *,
         raise OpsError(f"no message of run {run_id} in the window scanned ({scanned} "
                        "records): widen it with --since, or check the run id")
     rank = topic_ranks(plan)
-    found.sort(key=lambda m: (m.timestamp, rank.get(m.topic, 0), m.offset))
+    found.sort(key=lambda m: (m.timestamp, rank.get(m.topic, 0), m.topic, m.offset))
     start = found[0].timestamp if found else 0
     hops, previous = [], start
     for message in found:
         hops.append(Hop(message, message.timestamp - start, message.timestamp - previous))
         previous = message.timestamp
-    trace = next((tracing.trace_id(h.message.headers.get(messages.TRACEPARENT, ""))
+    trace = next((tracing.trace_id(h.message.headers.get(codec.TRACEPARENT, ""))
                   for h in hops), None)
     return RunReport(run_id, hops, critical_path(plan, hops), trace, view, scanned)
 
@@ -131,14 +131,13 @@ def critical_path(plan: Plan, hops: list[Hop]) -> list[Hop]:
 
 def _anchor_ms(bootstrap_servers: str, view: dict[str, Any] | None) -> int | None:
     """The time of an input the results store's error reports point at, if any."""
-    from kafka import TopicPartition
-
     from algorail.runtime import kafka_io
 
     positions = {}
     for error in (view or {}).get("errors", []):
         if isinstance(error.get("offset"), int) and error.get("topic"):
-            positions[TopicPartition(error["topic"], error.get("partition", 0))] = error["offset"]
+            tp = kafka_io.TopicPartition(error["topic"], error.get("partition", 0))
+            positions[tp] = error["offset"]
     if not positions:
         return None
     stamps = kafka_io.first_timestamps(bootstrap_servers, positions)
@@ -152,7 +151,7 @@ def fetch_view(run_id: str, plan: Plan, gateway_url: str | None = None,
     if gateway_url:
         import httpx
 
-        url = f"{gateway_url.rstrip('/')}/{plan.owner}/{plan.deployment}/runs/{run_id}"
+        url = f"{gateway_url.rstrip('/')}{plan.runs_url}/{run_id}"
         try:
             response = httpx.get(url, timeout=10)
         except httpx.HTTPError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 from algorail.errors import AlgorailError
 from algorail.plan import Plan
-from algorail.runtime import kafka_io, messages
+from algorail.runtime import codec, kafka_io
 
 PREVIEW_CHARS = 120
 ATTEMPT = "algorail-attempt"  # how many times `algorail replay` re-sent this message
@@ -42,17 +42,8 @@ class Message:
     key: bytes | None = None
 
     def payload(self) -> Any:
-        """The value as JSON when it is JSON, else text (or its size for binary data)."""
-        if not self.value:
-            return None
-        try:
-            return json.loads(self.value)
-        except ValueError:
-            pass
-        try:
-            return self.value.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"<{len(self.value)} bytes>"
+        """The value as a person reads it (`codec.readable`)."""
+        return codec.readable(self.value, self.content_type)
 
     def preview(self, limit: int = PREVIEW_CHARS) -> str:
         if self.skip:
@@ -75,13 +66,13 @@ class Message:
 def describe(record: Any, plan: Plan) -> Message:
     """A Kafka record as a `Message`: the component and port are the plan's owner of the
     topic (for an error report, the component that reported it)."""
-    headers = kafka_io.header_dict(record.headers)
+    headers = codec.header_dict(record.headers)
     topic = _topic_plan(plan, record.topic)
     role = topic.role if topic else "external"
     component, port = (topic.component or "", topic.port or "") if topic else ("", "")
-    error = headers.get(messages.ERROR)
+    error = headers.get(codec.ERROR)
     if role == "error":
-        component, _, port = headers.get(messages.SOURCE, "").rpartition(".")
+        component, _, port = headers.get(codec.SOURCE, "").rpartition(".")
         try:
             error = json.loads(record.value).get("error")
         except (ValueError, AttributeError):
@@ -89,14 +80,14 @@ def describe(record: Any, plan: Plan) -> Message:
     elif role == "dead-letter":
         port = "dead-letter"
     elif not component:
-        component, _, port = headers.get(messages.SOURCE, record.topic).rpartition(".")
+        component, _, port = headers.get(codec.SOURCE, record.topic).rpartition(".")
     value = record.value or b""
     return Message(
         topic=record.topic, partition=record.partition, offset=record.offset,
         timestamp=record.timestamp, component=component or record.topic, port=port,
-        run_id=headers.get(messages.RUN_ID, ""), size=len(value),
-        content_type=headers.get(messages.CONTENT_TYPE, ""),
-        skip=headers.get(messages.SKIP) == "1", error=error,
+        run_id=headers.get(codec.RUN_ID, ""), size=len(value),
+        content_type=headers.get(codec.CONTENT_TYPE, ""),
+        skip=headers.get(codec.SKIP) == "1", error=error,
         dead_letter=role == "dead-letter", headers=headers, value=value, key=record.key)
 
 

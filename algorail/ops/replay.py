@@ -16,11 +16,11 @@ from typing import Any
 
 from algorail.ops.records import ATTEMPT, Message, OpsError, Window, describe, scan
 from algorail.plan import Plan
-from algorail.runtime import kafka_io, messages, tracing
+from algorail.runtime import codec, kafka_io, tracing
 from algorail.runtime.dedup import ORIGIN
 from algorail.runtime.results import COMPLETE
 
-DROPPED_HEADERS = {messages.ERROR, ORIGIN, ATTEMPT}
+DROPPED_HEADERS = {codec.ERROR, ORIGIN, ATTEMPT}
 
 
 @dataclass
@@ -69,16 +69,16 @@ def plan_dead_letters(plan: Plan, bootstrap_servers: str, component: str, *,
     topics = {i.source: i.topic for i in inputs}
     resends = []
     for letter in letters:
-        topic = topics.get(letter.headers.get(messages.SOURCE, ""))
+        topic = topics.get(letter.headers.get(codec.SOURCE, ""))
         if topic is None:
             raise OpsError(f"dead letter {letter.topic}[{letter.partition}]@{letter.offset} "
-                           f"came from {letter.headers.get(messages.SOURCE)!r}, which is not an "
+                           f"came from {letter.headers.get(codec.SOURCE)!r}, which is not an "
                            f"input of {component} in this plan")
         attempt = int(letter.headers.get(ATTEMPT, "1")) + 1
         headers = [(k, v.encode()) for k, v in letter.headers.items()
-                   if k not in DROPPED_HEADERS and k != messages.TRACEPARENT]
-        headers += [(messages.TRACEPARENT,
-                     tracing.child_traceparent(letter.headers.get(messages.TRACEPARENT, ""))
+                   if k not in DROPPED_HEADERS and k != codec.TRACEPARENT]
+        headers += [(codec.TRACEPARENT,
+                     tracing.child_traceparent(letter.headers.get(codec.TRACEPARENT, ""))
                      .encode()), (ATTEMPT, str(attempt).encode())]
         resends.append(Resend(topic, letter.value, letter.key, headers, letter.run_id, letter))
     if not force:  # what got through is looked for over the whole retained window
@@ -97,12 +97,12 @@ def plan_as_new(plan: Plan, bootstrap_servers: str, run_id: str, *,
     if not found:
         raise OpsError(f"no endpoint message of run {run_id} in the window scanned: widen it "
                        "with --since")
-    new_run = messages.new_run_id()
+    new_run = codec.new_run_id()
     resends = []
     for message in found:
-        envelope = messages.Envelope(
-            new_run, message.headers.get(messages.DEPLOYMENT, plan.deployment),
-            message.headers.get(messages.SOURCE, ""), message.content_type or
+        envelope = codec.Envelope(
+            new_run, message.headers.get(codec.DEPLOYMENT, plan.deployment),
+            message.headers.get(codec.SOURCE, ""), message.content_type or
             "application/json", extra={ATTEMPT: "1", "algorail-replay-of": run_id})
         resends.append(Resend(message.topic, message.value, message.key,
                               envelope.to_headers(), new_run, message))
@@ -115,8 +115,8 @@ def _mark_done(bootstrap_servers: str, resends: list[Resend], outputs: list[str]
     wrote, replayed = set(), {}
     topics = outputs + sorted({r.topic for r in resends})
     for record in scan(bootstrap_servers, topics, window):
-        headers = kafka_io.header_dict(record.headers)
-        run = headers.get(messages.RUN_ID)
+        headers = codec.header_dict(record.headers)
+        run = headers.get(codec.RUN_ID)
         if run not in runs:
             continue
         if record.topic in outputs:

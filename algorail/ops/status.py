@@ -82,11 +82,9 @@ def _consumers(plan: Plan) -> list[_Consumer]:
 
 def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
                     ) -> PipelineStatus:
-    from kafka.admin import KafkaAdminClient
-
     consumers = _consumers(plan)
     reader = open_reader(bootstrap_servers)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = kafka_io.make_admin(bootstrap_servers)
     try:
         tps = kafka_io.partitions_of(reader, plan.topic_names())
         ends_before = high_watermarks(reader, tps)
@@ -133,21 +131,18 @@ def _state(members: int | None, lag: int, consumed: int) -> str:
 
 def _committed(admin: Any, group: str) -> dict[Any, int]:
     try:
-        offsets = admin.list_group_offsets(group).get(group, {})
+        return admin.group_offsets(group)
     except Exception:  # a group that never committed
         return {}
-    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
 def _members(admin: Any, groups: list[str]) -> dict[str, int]:
     """Members per group; empty when the broker cannot describe groups (the embedded
     broker's answer does not parse)."""
     try:
-        described = admin.describe_groups(groups)
+        return admin.group_members(groups)
     except Exception:
         return {}
-    return {group: len(info.get("members") or []) for group, info in described.items()
-            if not info.get("error")}
 
 
 def _recent_failures(plan: Plan, bootstrap_servers: str, consumers: list[_Consumer]

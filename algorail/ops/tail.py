@@ -33,16 +33,7 @@ def resolve_pipes(plan: Plan, pipes: list[str]) -> list[str]:
 
 
 def _pipe_names(plan: Plan) -> dict[str, str]:
-    names = {}
-    for topic in plan.topics:
-        if topic.component and topic.port:
-            names[f"{topic.component}.{topic.port}"] = topic.name
-        elif topic.role == "dead-letter":
-            names[f"{topic.component}.dead-letter"] = topic.name
-    names["errors"] = plan.error_topic
-    if plan.output_topic:
-        names["outputs"] = plan.output_topic
-    return names
+    return {topic.pipe: topic.name for topic in plan.topics if topic.pipe}
 
 
 def _resolve(plan: Plan, pipe: str) -> str | None:
@@ -107,3 +98,20 @@ def format_line(message: Message) -> str:
 
 def as_json(message: Message) -> dict[str, Any]:
     return message.to_dict(full_payload=True)
+
+
+MAX_LAST = 200
+
+
+def last_messages(plan: Plan, bootstrap_servers: str, pipe: str | None = None,
+                  last: int = DEFAULT_LAST) -> dict[str, Any]:
+    """The last `last` messages per partition of one pipe (every pipe without one), as the
+    consoles show them: each with its key, headers and payload preview, newest first; and
+    the pipe names there are to pick from."""
+    names = sorted(_pipe_names(plan))
+    topics = resolve_pipes(plan, [pipe]) if pipe else [_pipe_names(plan)[n] for n in names]
+    window = Window(last=max(1, min(last, MAX_LAST)))
+    found = [{**m.to_dict(), "key": None if m.key is None else m.key.decode("utf-8", "replace")}
+             for m in tail(plan, bootstrap_servers, topics, window=window)] if topics else []
+    found.sort(key=lambda m: (m["timestamp"], m["offset"]), reverse=True)
+    return {"pipes": names, "messages": found}

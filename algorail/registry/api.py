@@ -6,6 +6,7 @@ Handlers only translate HTTP to `Registry` calls; the rules live in `service`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -16,19 +17,21 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 
 from algorail import __version__
 from algorail.console import ConsoleFiles
 from algorail.errors import AlgorailError
-from algorail.registry import db
+from algorail.ops.runs import run_stream_response
+from algorail.registry import db, runs
 from algorail.registry.auth import AuthError, Principal, principal_for
 from algorail.registry.cache import open_cache
-from algorail.registry.errors import Invalid, RegistryError
+from algorail.registry.errors import Conflict, Invalid, RegistryError
+from algorail.registry.monitoring import Monitor
 from algorail.registry.policy import DeploymentPolicy
-from algorail.registry.service import Registry
+from algorail.registry.service import Registry, installed_plugins, validation
 from algorail.registry.supervisor import Supervisor
 
 log = logging.getLogger("algorail.registry")
@@ -42,6 +45,7 @@ BODY_ERRORS = {
                          "type or too long; the error names it"},
 }
 MAX_BODY_BYTES = 4 * 1024 * 1024
+SHUTDOWN_GRACE_S = 3  # a stream of runs never ends by itself: shutdown cuts it after this
 
 
 def _json_body(required: list[str], **properties) -> dict:
@@ -78,6 +82,8 @@ REQUEST_BODIES = {
         settings=OBJECT,
     ),
     "Update": _json_body([], pipeline=STRING, settings=OBJECT),
+    "Validate": _json_body([], document=OBJECT, yaml=STRING, bindings=OBJECT),
+    "TestRequest": _json_body(["path", "body"], path=STRING, body=STRING),
 }
 
 SCHEMAS = SchemaGenerator(
@@ -280,7 +286,7 @@ async def blank_pipeline(request: Request) -> JSONResponse:
 
 
 async def algos(request: Request) -> JSONResponse:
-    """List this owner's algos.
+    """List this owner's algos (every owner's for an admin key).
     ---
     summary: List algos
     responses:
@@ -389,7 +395,8 @@ async def event_flows(request: Request) -> JSONResponse:
 
 
 async def deployments(request: Request) -> JSONResponse:
-    """List this owner's deployments, or deploy a pipeline version.
+    """List this owner's deployments (every owner's for an admin key), or deploy a pipeline
+    version.
     ---
     get:
       summary: List deployments
@@ -400,8 +407,10 @@ async def deployments(request: Request) -> JSONResponse:
       requestBody: {$ref: "#/components/requestBodies/Deploy"}
       description: "Body: {pipeline: OWNER/NAME:VERSION, name, target: local|kubernetes,
         settings?: {...}}. local: {port, workdir, bootstrapServers, startTimeout};
-        kubernetes: {namespace, values, and for admin keys release, chart}. Answers at once;
-        the deployment starts in the background (poll it until it is running or failed)."
+        kubernetes: {namespace, deployment (resources, autoscaling; for admin keys also
+        image, kafka), and for admin keys workdir}: a Pipeline resource for the operator.
+        Answers at once; the deployment starts in the background (poll it until it is
+        running or failed)."
       responses:
         201: {description: "The deployment, in state starting"}
         403: {description: "This key may not use the target or a setting (local deployments
@@ -467,14 +476,205 @@ async def deployment(request: Request) -> JSONResponse:
     )
 
 
+async def validate(request: Request) -> JSONResponse:
+    """Check a pipeline document as a push would, without storing it (the console's live
+    validation).
+    ---
+    summary: Validate a pipeline document
+    requestBody: {$ref: "#/components/requestBodies/Validate"}
+    description: "Body: {document: <pipeline>} or {yaml: TEXT} (algorail YAML, or a Seldon
+      Core 2 Pipeline manifest, which is converted), bindings?: {...}. Answers {valid,
+      document, problems: [{rule, message, component, line, text}]}: the shape checks and
+      graph rules of `algorail validate`, each naming the component it is about (null for
+      the whole pipeline), and the algorail document read (null if the text is not one)."
+    responses:
+      200: {description: "{valid, document, problems}"}
+    """
+    await _who(request)
+    body = await _body(request)
+    text = _optional(body, "yaml")
+    document = None if text is not None else _field(body, "document", dict)
+    return await _reply(validation, document, text, _optional(body, "bindings", dict))
+
+
+async def plugins(request: Request) -> JSONResponse:
+    """The installed connector and hook plugins (the designer's palette).
+    ---
+    summary: List installed connectors and hook types
+    responses:
+      200: {description: "{connectors: [{name, description, kinds, configSchema}],
+        hookTypes: [{name, description}]}"}
+    """
+    await _who(request)
+    return await _reply(installed_plugins)
+
+
+def _ops_deployment(reg: Registry, who: Principal, owner: str, name: str):
+    return runs.ops_deployment(reg.deployment(who, owner, name))
+
+
+async def deployment_runs(request: Request) -> Response:
+    """The deployment's runs as they happen, as Server-Sent Events.
+    ---
+    summary: Stream a deployment's runs
+    description: "text/event-stream. First a `ready` event; then a `run` event
+      {runId, status: pending|complete|failed, startedMs, updatedMs, durationMs,
+      components, messages, errors, hooks} each time a run's summary changes, starting
+      with the runs of the last 50 messages per partition of the deployment's topics; a
+      `problem` event {error} ends the stream when the broker cannot be read."
+    responses:
+      200: {description: "text/event-stream of run summaries"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, is not local (the registry does not
+        reach a cluster's broker), or its broker cannot be read"}
+    """
+    who, p = await _who(request), request.path_params
+    found = await run_in_threadpool(_ops_deployment, _registry(request), who, p["owner"],
+                                    p["name"])
+    return run_stream_response(found)
+
+
+async def deployment_run(request: Request) -> JSONResponse:
+    """One run of a deployment, as `algorail inspect RUN_ID --json` shows it.
+    ---
+    summary: Inspect a run
+    description: "Every message of the run on the deployment's topics over the last hour
+      (hops with their timing, payload preview, errors), its critical path, and the
+      results store's status, hook outcomes, results and errors."
+    responses:
+      200: {description: "{runId, traceId, status, hooks, hops, criticalPath, scanned,
+        errors, results}"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, its broker cannot be read, or no
+        message of the run was found"}
+    """
+    who, p = await _who(request), request.path_params
+
+    def report() -> dict:
+        return runs.inspect(_ops_deployment(_registry(request), who, p["owner"], p["name"]),
+                            p["run_id"])
+
+    return await _reply(report)
+
+
+async def deployment_components(request: Request) -> JSONResponse:
+    """Each component of a running local deployment with its state, replicas, lag, rates
+    and recent errors, as `algorail status --json` prints them.
+    ---
+    summary: A deployment's components
+    description: "Read from its broker over about a second: committed offsets against end
+      offsets (lag), two samples of end offsets (rates), the error and dead-letter topics of
+      the last five minutes. Answers {components: [{name, kind, state, replicas, in_per_s,
+      out_per_s, lag, errors, dead_letters, last_error}], topicRates}."
+    responses:
+      200: {description: "{components, topicRates}"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, is not local, or its broker cannot
+        be read"}
+    """
+    who, p = await _who(request), request.path_params
+
+    def read() -> dict:
+        return runs.components(_ops_deployment(_registry(request), who, p["owner"], p["name"]))
+
+    return await _reply(read)
+
+
+def _last(request: Request) -> int:
+    text = request.query_params.get("last", "20")
+    if not text.isdigit():
+        raise Invalid("last must be a whole number of messages")
+    return int(text)
+
+
+async def deployment_messages(request: Request) -> JSONResponse:
+    """The last messages of one of a running local deployment's pipes, as `algorail tail`
+    reads them.
+    ---
+    summary: The last messages of a pipe
+    description: "Query: pipe (component.port, an endpoint path or a topic; all pipes
+      without it), last (per partition, default 20, at most 200). Answers {pipes, messages:
+      [{topic, partition, offset, timestamp, component, port, run_id, key, headers,
+      content_type, size, error, payload (a preview)}]}, newest first."
+    responses:
+      200: {description: "{pipes, messages}"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, is not local, or its broker cannot
+        be read"}
+      422: {description: "The deployment has no such pipe (the error lists its pipes), or
+        last is not a number"}
+    """
+    who, p = await _who(request), request.path_params
+    pipe, last = request.query_params.get("pipe") or None, _last(request)
+
+    def read() -> dict:
+        found = _ops_deployment(_registry(request), who, p["owner"], p["name"])
+        return runs.messages(found, pipe, last)
+
+    return await _reply(read)
+
+
+async def test_request(request: Request) -> JSONResponse:
+    """Send a request to one of the deployment's http endpoint paths through its gateway.
+    ---
+    summary: Send a test request
+    requestBody: {$ref: "#/components/requestBodies/TestRequest"}
+    description: "Body: {path: PATH_NAME, body: TEXT}, sent with the path's content type
+      (async: the gateway answers at once with the run id). Answers {status, url, answer}:
+      the gateway's status and JSON answer, a refusal (415, 422) included."
+    responses:
+      200: {description: "{status, url, answer}"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, or its gateway cannot be reached"}
+      422: {description: The deployment has no http endpoint path of that name}
+    """
+    who, p, body = await _who(request), request.path_params, await _body(request)
+    path, text = _field(body, "path"), _field(body, "body")
+
+    def send() -> dict:
+        found = _ops_deployment(_registry(request), who, p["owner"], p["name"])
+        return runs.send_test_request(found, path, text)
+
+    return await _reply(send)
+
+
+async def deployment_metrics(request: Request) -> JSONResponse:
+    """A deployment's per-component throughput, latency percentiles and errors.
+    ---
+    summary: Monitor a deployment
+    description: "From its gateway's /metrics (every runner's metrics), sampled every 5 s
+      from the first call on, for as long as it is looked at within the hour; the last hour
+      is kept. Answers {sampleSeconds, samples, problem, components: [{component, points:
+      [{t (ms), throughput (messages written per second), p50, p95, p99 (algo call ms, null
+      without calls), errors (errors and dead letters in the interval)}]}]}."
+    responses:
+      200: {description: "{sampleSeconds, samples, problem, components}"}
+      404: {description: No such deployment for this key's owner}
+      409: {description: "The deployment is not running, or the registry knows no gateway
+        URL for it"}
+    """
+    who, p = await _who(request), request.path_params
+    d = await run_in_threadpool(_registry(request).deployment, who, p["owner"], p["name"])
+    url = (d.get("runtime") or {}).get("url")
+    if d["state"] != "running" or not url:
+        raise Conflict(f"deployment {d['owner']}/{d['name']} is {d['state']}"
+                       + ("" if url else " and the registry knows no gateway URL for it")
+                       + ": there are no metrics to read")
+    return await _reply(request.app.state.monitor.view, d["owner"], d["name"], f"{url}/metrics")
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
 def openapi_document(routes=None) -> dict:
     """The OpenAPI document. A handler serving several methods documents each under its
-    method's name, so each operation takes its own part; path parameters are strings."""
+    method's name, so each operation takes its own part; path parameters are strings.
+    Methods are in a fixed order (a route keeps them in a set), so the document is the same
+    in every process."""
     schema = SCHEMAS.get_schema(routes=routes or ROUTES)
+    schema["paths"] = {path: dict(sorted(methods.items()))
+                       for path, methods in schema["paths"].items()}
     for path, methods in schema["paths"].items():
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": STRING}
@@ -510,7 +710,7 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def _other_error(request: Request, exc: AlgorailError) -> JSONResponse:
-    """A deployment target that failed (helm, processes): the caller can act on it."""
+    """A deployment target that failed (the cluster, processes): the caller can act on it."""
     return JSONResponse({"error": str(exc), "problems": []}, status_code=502)
 
 
@@ -530,13 +730,31 @@ ROUTES = [
     Route("/v1/owners/{owner}/event-flows", event_flows),
     Route("/v1/deployments", deployments, methods=["GET", "POST"]),
     Route("/v1/deployments/{owner}/{name}", deployment, methods=["GET", "PATCH", "DELETE"]),
+    Route("/v1/deployments/{owner}/{name}/runs", deployment_runs),
+    Route("/v1/deployments/{owner}/{name}/runs/{run_id}", deployment_run),
+    Route("/v1/deployments/{owner}/{name}/requests", test_request, methods=["POST"]),
+    Route("/v1/deployments/{owner}/{name}/components", deployment_components),
+    Route("/v1/deployments/{owner}/{name}/messages", deployment_messages),
+    Route("/v1/deployments/{owner}/{name}/metrics", deployment_metrics),
+    Route("/v1/validate", validate, methods=["POST"]),
+    Route("/v1/plugins", plugins),
 ]
 
 
 def create_app(registry: Registry) -> Starlette:
     """The /v1 API, and the web console at /ui/ (static files that call the API)."""
+    monitor = Monitor()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        try:
+            yield
+        finally:
+            monitor.close()
+
     app = Starlette(
         routes=[*ROUTES, Mount("/ui", app=ConsoleFiles(), name="console")],
+        lifespan=lifespan,
         exception_handlers={
             RegistryError: _registry_error,
             AuthError: _auth_error,
@@ -545,6 +763,7 @@ def create_app(registry: Registry) -> Starlette:
         },
     )
     app.state.registry = registry
+    app.state.monitor = monitor
     return app
 
 
@@ -553,7 +772,6 @@ def open_registry(
     redis_url: str | None = None,
     state_dir: str | Path | None = None,
     cache_prefix: str | None = None,
-    helm: str | None = None,
     policy: DeploymentPolicy | None = None,
 ) -> Registry:
     """Open (and migrate) the database and wire the cache, the supervisor and the
@@ -568,7 +786,7 @@ def open_registry(
     return Registry(
         db.session_factory(engine),
         cache=open_cache(redis_url, cache_prefix),
-        supervisor=Supervisor(state_dir, helm=helm),
+        supervisor=Supervisor(state_dir),
         policy=policy,
     )
 
@@ -586,7 +804,8 @@ class BackgroundServer:
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         config = uvicorn.Config(
-            create_app(registry), host=host, port=self.port, log_level="warning"
+            create_app(registry), host=host, port=self.port, log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -614,6 +833,7 @@ def serve(registry: Registry, host: str = "127.0.0.1", port: int = 8700) -> None
     for deployment_name, state in registry.reconcile().items():
         log.warning("deployment %s: %s", deployment_name, state)
     try:
-        uvicorn.run(create_app(registry), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(registry), host=host, port=port, log_level="info",
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     finally:
         registry.close()

@@ -139,6 +139,22 @@ class Deployment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     pipeline_version: Mapped[PipelineVersion] = relationship()
+    events: Mapped[list[DeploymentEvent]] = relationship(
+        order_by="DeploymentEvent.id", cascade="all, delete-orphan")
+
+
+class DeploymentEvent(Base):
+    """One state change of a deployment, with the pipeline version it was on then: the
+    deployment's history (deploy, running or failed and why, update, terminate)."""
+
+    __tablename__ = "deployment_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
+    pipeline_version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str | None] = mapped_column(LONG_TEXT, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    pipeline_version: Mapped[PipelineVersion] = relationship()
 
 
 class BrokerConnection(Base):

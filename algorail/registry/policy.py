@@ -3,8 +3,8 @@
 A `local` deployment runs processes on the registry's host, so it is off unless the
 registry was started with `--allow-local-deployments`, and then only admin keys may use
 it, with a `workdir` inside the admin's `--deployments-dir`. On `kubernetes`, a key that
-is not an admin's keeps the registry's chart, deploys only to the allowed namespaces and
-sets only the chart values in `USER_VALUES`.
+is not an admin's deploys only to the allowed namespaces and sets only the Pipeline
+resource's deployment settings in `USER_DEPLOYMENT`.
 """
 
 from __future__ import annotations
@@ -22,23 +22,15 @@ from algorail.registry.errors import Forbidden, Invalid
 MAX_START_TIMEOUT = 300.0
 SETTINGS = {
     "local": ("port", "workdir", "bootstrapServers", "startTimeout"),
-    "kubernetes": ("namespace", "release", "chart", "values"),
+    "kubernetes": ("namespace", "deployment", "workdir"),
 }
-ADMIN_ONLY = ("release", "chart")
-# Chart values (dotted paths, with everything below them) any key may set.
-USER_VALUES = ("runner.resources", "runner.algoResources", "topics.partitions",
-               "topics.retentionMs", "mappings.timeoutMs")
+# workdir on kubernetes: the folder whose Python modules are packed for the cluster
+# (algorail.codepack), files of the registry's host: an admin's choice.
+ADMIN_ONLY = ("workdir",)
+# The Pipeline resource's spec.deployment settings any key may set (image and kafka: admins).
+USER_DEPLOYMENT = ("resources", "autoscaling")
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ADMIN_KEY = "(`algorail registry keys create --owner NAME --admin`)"
-
-
-def _leaves(values: dict, prefix: str = "") -> list[str]:
-    """Dotted paths of the non-mapping values in `values`."""
-    out = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        out += _leaves(value, f"{path}.") if isinstance(value, dict) and value else [path]
-    return out
 
 
 @dataclass(frozen=True)
@@ -118,13 +110,11 @@ class DeploymentPolicy:
         if not isinstance(namespace, str) or not NAMESPACE_RE.match(namespace):
             raise Invalid(f"settings.namespace {namespace!r} is not a Kubernetes namespace "
                           "name (lower-case letters, digits and '-', at most 63)")
-        values = settings.get("values", {})
-        if not isinstance(values, dict):
-            raise Invalid("settings.values must be a JSON object of chart values")
-        for name in ("release", "chart"):
-            if name in settings and not isinstance(settings[name], str):
-                raise Invalid(f"settings.{name} must be a string")
+        deployment = settings.get("deployment", {})
+        _check_deployment(deployment)
         if who.admin:
+            if "workdir" in settings:
+                settings["workdir"] = str(self._workdir(settings["workdir"]))
             return
         chosen = [name for name in ADMIN_ONLY if name in settings]
         if chosen:
@@ -132,8 +122,24 @@ class DeploymentPolicy:
         if namespace not in self.namespaces:
             raise Forbidden(f"settings.namespace {namespace!r} is not allowed on this "
                             f"registry: use {', '.join(self.namespaces)}")
-        for path in _leaves(values):
-            if not any(path == allowed or path.startswith(f"{allowed}.")
-                       for allowed in USER_VALUES):
-                raise Forbidden(f"settings.values.{path} needs an admin API key; other keys "
-                                f"may set {', '.join(USER_VALUES)}")
+        for key in deployment:
+            if key not in USER_DEPLOYMENT:
+                raise Forbidden(f"settings.deployment.{key} needs an admin API key; other keys "
+                                f"may set {', '.join(USER_DEPLOYMENT)}")
+
+
+def _check_deployment(deployment: Any) -> None:
+    """`settings.deployment` as the Pipeline CRD checks `spec.deployment` (422 otherwise)."""
+    from pydantic import ValidationError
+
+    from algorail.operator.resource import DeploymentSettings
+
+    if not isinstance(deployment, dict) or "code" in deployment:
+        raise Invalid("settings.deployment must be a JSON object of image, resources, kafka, "
+                      "autoscaling (code is packed from workdir)")
+    try:
+        DeploymentSettings.model_validate(deployment)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise Invalid(f"settings.deployment.{'.'.join(str(p) for p in error['loc'])}: "
+                      f"{error['msg']}") from None

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from algorail import naming
-from algorail.errors import AlgorailError, PipelineError
+from algorail.errors import AlgorailError, PipelineError, Problem
 from algorail.registry import models as m
 from algorail.registry.auth import Principal
 from algorail.registry.cache import NoCache
@@ -72,19 +72,69 @@ def check_name(name: str, what: str) -> None:
         raise Invalid(f"{what} {name!r} is not a valid name: {naming.NAME_RULE}")
 
 
-def validate_document(document: dict[str, Any], bindings: dict | None = None) -> dict[str, Any]:
-    """Parse and check a pipeline document; return its canonical algorail form."""
+def check_document(document: dict[str, Any], bindings: dict | None = None
+                   ) -> tuple[Any, list[Problem]]:
+    """The pipeline a document describes (None when it cannot be read) and every rule it
+    breaks: the shape checks and graph rules of `algorail validate`."""
     from algorail.graph import check_pipeline
     from algorail.spec import parse_pipeline
 
     try:
         pipeline = parse_pipeline(document, bindings=bindings)
-        problems = check_pipeline(pipeline)
-        if problems:
-            raise PipelineError(problems)
     except PipelineError as exc:
-        raise Invalid("the pipeline is not valid", [str(p) for p in exc.problems]) from None
+        return None, exc.problems
+    return pipeline, check_pipeline(pipeline)
+
+
+def validate_document(document: dict[str, Any], bindings: dict | None = None) -> dict[str, Any]:
+    """Parse and check a pipeline document; return its canonical algorail form."""
+    pipeline, problems = check_document(document, bindings)
+    if problems:
+        raise Invalid("the pipeline is not valid", [str(p) for p in problems])
     return pipeline.to_dict()
+
+
+def validation(document: dict[str, Any] | None = None, text: str | None = None,
+               bindings: dict | None = None) -> dict[str, Any]:
+    """What POST /v1/validate answers: whether a document (or YAML text, a Seldon
+    manifest's included, which is converted) would be accepted by a push, each problem
+    with its rule, the component it is about and (for text) its line, and the algorail
+    document it reads as (None when the text cannot be read)."""
+    from algorail.spec import SELDON_API_VERSION, component_lines, parse_document
+
+    lines: dict[str, int] = {}
+    try:
+        if text is not None:
+            document = parse_document(text)
+            if document.get("apiVersion") == SELDON_API_VERSION:
+                from algorail.seldon import seldon_to_algorail
+
+                document = seldon_to_algorail(document, bindings=bindings)
+            else:
+                lines = component_lines(text)
+    except PipelineError as exc:
+        document, problems = None, exc.problems
+    else:
+        _, problems = check_document(document, bindings)
+    return {"valid": not problems, "document": document,
+            "problems": [{"rule": p.rule, "message": p.message, "component": p.component,
+                          "line": p.line or lines.get(p.component), "text": str(p)}
+                         for p in problems]}
+
+
+def installed_plugins() -> dict[str, Any]:
+    """The connectors (with their config's JSON Schema) and hook types this registry's
+    plugins offer: the designer's palette."""
+    from algorail.plugin_manager import get_registry
+
+    plugins = get_registry()
+    return {
+        "connectors": [{"name": name, "description": c.description, "kinds": list(c.kinds),
+                        "configSchema": c.config_schema}
+                       for name, c in sorted(plugins.connectors.items())],
+        "hookTypes": [{"name": name, "description": h.description}
+                      for name, h in sorted(plugins.hook_types.items())],
+    }
 
 
 def _iso(value) -> str:
@@ -105,13 +155,21 @@ def algo_version_dict(av: m.AlgoVersion) -> dict[str, Any]:
             "published": av.published, "createdAt": _iso(av.created_at)}
 
 
-def deployment_dict(d: m.Deployment) -> dict[str, Any]:
+def deployment_dict(d: m.Deployment, status: dict | None = None) -> dict[str, Any]:
+    """`status`: what the target reports of a running deployment (kubernetes: its Pipeline
+    resource's conditions and components), None when it reports nothing."""
     pv = d.pipeline_version
     return {"owner": d.owner, "name": d.name,
             "pipeline": f"{pv.pipeline.owner}/{pv.pipeline.name}:{pv.version}",
             "target": d.target, "state": d.state, "message": d.message,
-            "settings": d.settings, "runtime": d.runtime,
+            "settings": d.settings, "runtime": d.runtime, "status": status,
             "createdAt": _iso(d.created_at), "updatedAt": _iso(d.updated_at)}
+
+
+def event_dict(e: m.DeploymentEvent) -> dict[str, Any]:
+    pv = e.pipeline_version
+    return {"state": e.state, "message": e.message, "at": _iso(e.created_at),
+            "pipeline": f"{pv.pipeline.owner}/{pv.pipeline.name}:{pv.version}"}
 
 
 def grant_dict(g: m.EventFlowGrant) -> dict[str, Any]:
@@ -149,6 +207,23 @@ class Registry:
         """Another owner's things do not exist for this key: 404, never 403."""
         if owner != who.owner:
             raise NotFound(f"{what} not found")
+
+    def _see(self, who: Principal, owner: str, what: str) -> None:
+        """Reading another owner's things: an admin key sees the whole registry (its
+        cluster-wide views); any other key gets 404, as for `_own`."""
+        if not who.admin:
+            self._own(who, owner, what)
+
+    @staticmethod
+    def _visible(who: Principal, model) -> Any:
+        """The rows of `model` a listing shows this key: its owner's, or all for an admin."""
+        query = select(model).order_by(model.owner, model.name)
+        return query if who.admin else query.where(model.owner == who.owner)
+
+    def _listing(self, who: Principal, key: str, load):
+        """A listing, cached per owner; an admin's spans every owner, so it is not cached
+        (a write invalidates only its own owner's entries)."""
+        return load() if who.admin else self.cache.get_or_load(who.owner, key, load)
 
     # ---- pipelines -------------------------------------------------------------------
 
@@ -203,8 +278,7 @@ class Registry:
     def list_pipelines(self, who: Principal) -> list[dict]:
         def load():
             with self._session() as s:
-                rows = s.scalars(select(m.Pipeline).where(m.Pipeline.owner == who.owner)
-                                 .order_by(m.Pipeline.name)).all()
+                rows = s.scalars(self._visible(who, m.Pipeline)).all()
                 out = []
                 for p in rows:
                     versions = sorted((v.version for v in p.versions), key=semver_key)
@@ -212,10 +286,10 @@ class Registry:
                                 "latest": versions[-1] if versions else None})
                 return out
 
-        return self.cache.get_or_load(who.owner, "pipelines", load)
+        return self._listing(who, "pipelines", load)
 
     def pipeline_versions(self, who: Principal, owner: str, name: str) -> list[dict]:
-        self._own(who, owner, f"pipeline {owner}/{name}")
+        self._see(who, owner, f"pipeline {owner}/{name}")
 
         def load():
             with self._session() as s:
@@ -230,7 +304,7 @@ class Registry:
 
     def pipeline_version(self, who: Principal, owner: str, name: str, version: str) -> dict:
         ref = f"{owner}/{name}:{version}"
-        self._own(who, owner, f"pipeline {ref}")
+        self._see(who, owner, f"pipeline {ref}")
 
         def load():
             with self._session() as s:
@@ -294,8 +368,7 @@ class Registry:
     def list_algos(self, who: Principal) -> list[dict]:
         def load():
             with self._session() as s:
-                rows = s.scalars(select(m.Algo).where(m.Algo.owner == who.owner)
-                                 .order_by(m.Algo.name)).all()
+                rows = s.scalars(self._visible(who, m.Algo)).all()
                 out = []
                 for a in rows:
                     published = sorted((v.version for v in a.versions if v.published),
@@ -305,10 +378,10 @@ class Registry:
                                 "latestPublished": published[-1] if published else None})
                 return out
 
-        return self.cache.get_or_load(who.owner, "algos", load)
+        return self._listing(who, "algos", load)
 
     def algo_versions(self, who: Principal, owner: str, name: str) -> list[dict]:
-        self._own(who, owner, f"algo {owner}/{name}")
+        self._see(who, owner, f"algo {owner}/{name}")
 
         def load():
             with self._session() as s:
@@ -432,22 +505,36 @@ class Registry:
                 except IntegrityError:
                     raise Conflict(f"deployment {owner}/{name} is being created by another "
                                    "request") from None
+                self._record(s, d.id, "starting")
             else:
                 self._claim(s, d, ENDED, "starting", pipeline_version_id=pv.id, **wanted)
             self._starts.submit(self._start, d.id, json.loads(pv.document))
             return deployment_dict(d)
 
-    @staticmethod
-    def _move(s: Session, deployment_id: int, allowed: tuple[str, ...], **values) -> bool:
+    @classmethod
+    def _move(cls, s: Session, deployment_id: int, allowed: tuple[str, ...], **values) -> bool:
         """Set `values` on the deployment only if it is in one of the `allowed` states (a
-        conditional update, committed); whether it was."""
+        conditional update, committed); whether it was. A state change is recorded in the
+        deployment's history."""
         done = s.execute(
             sql_update(m.Deployment)
             .where(m.Deployment.id == deployment_id, m.Deployment.state.in_(allowed))
             .values(updated_at=m.utcnow(), **values)
             .execution_options(synchronize_session=False))
         s.commit()
+        if done.rowcount == 1 and "state" in values:
+            cls._record(s, deployment_id, values["state"], values.get("message"))
         return done.rowcount == 1
+
+    @staticmethod
+    def _record(s: Session, deployment_id: int, state: str, message: str | None = None
+                ) -> None:
+        """Add a state change to the deployment's history, on its current pipeline version."""
+        version = s.scalar(select(m.Deployment.pipeline_version_id)
+                           .where(m.Deployment.id == deployment_id))
+        s.add(m.DeploymentEvent(deployment_id=deployment_id, pipeline_version_id=version,
+                                state=state, message=message))
+        s.commit()
 
     def _claim(self, s: Session, d: m.Deployment, allowed: tuple[str, ...], state: str,
                **values) -> None:
@@ -517,39 +604,41 @@ class Registry:
                         "under another name")
 
     def _deployment(self, s: Session, who: Principal, owner: str, name: str) -> m.Deployment:
-        self._own(who, owner, f"deployment {owner}/{name}")
+        """An owner's deployment; an admin reaches every owner's (to watch, update or
+        terminate it: the cluster-wide view)."""
+        self._see(who, owner, f"deployment {owner}/{name}")
         d = s.scalar(select(m.Deployment).where(m.Deployment.owner == owner,
                                                 m.Deployment.name == name))
         if d is None:
             raise NotFound(f"deployment {owner}/{name} not found")
         return d
 
-    def _observe(self, s: Session, d: m.Deployment) -> None:
+    def _observe(self, s: Session, d: m.Deployment) -> dict | None:
         """Record a running deployment whose processes have gone as failed, and stop any
-        it left behind."""
+        it left behind; the target's status of one still running."""
         if d.state == "running" and self.supervisor is not None:
-            problem = self.supervisor.check(d.target, d.runtime)
-            if problem:
-                try:
-                    self.supervisor.stop(d.target, d.runtime)
-                except AlgorailError as exc:
-                    problem += f"\n(and could not stop what is left: {exc})"
-                self._move(s, d.id, ("running",), state="failed", message=problem)
-                s.refresh(d)
+            problem, status = self.supervisor.observe(d.target, d.runtime)
+            if not problem:
+                return status
+            try:
+                self.supervisor.stop(d.target, d.runtime)
+            except AlgorailError as exc:
+                problem += f"\n(and could not stop what is left: {exc})"
+            self._move(s, d.id, ("running",), state="failed", message=problem)
+            s.refresh(d)
+        return None
 
     def list_deployments(self, who: Principal) -> list[dict]:
         with self._session() as s:
-            rows = s.scalars(select(m.Deployment).where(m.Deployment.owner == who.owner)
-                             .order_by(m.Deployment.name)).all()
-            for d in rows:
-                self._observe(s, d)
-            return [deployment_dict(d) for d in rows]
+            rows = s.scalars(self._visible(who, m.Deployment)).all()
+            return [deployment_dict(d, self._observe(s, d)) for d in rows]
 
     def deployment(self, who: Principal, owner: str, name: str) -> dict:
+        """The deployment, with its history (`events`, oldest first)."""
         with self._session() as s:
             d = self._deployment(s, who, owner, name)
-            self._observe(s, d)
-            return deployment_dict(d)
+            return {**deployment_dict(d, self._observe(s, d)),
+                    "events": [event_dict(e) for e in d.events]}
 
     def terminate(self, who: Principal, owner: str, name: str) -> dict:
         """Stop everything the deployment started. One still starting answers "stopping";
@@ -584,7 +673,8 @@ class Registry:
             changes = {"settings": merged}
             if pipeline:
                 p_owner, pname, version = parse_ref(pipeline)
-                self._own(who, p_owner, f"pipeline {pipeline}")
+                if p_owner != d.owner:  # a deployment runs its own owner's pipelines
+                    raise NotFound(f"pipeline {pipeline} not found")
                 pv = self._find_version(s, p_owner, pname, version)
                 changes["pipeline_version_id"] = pv.id
             self._claim(s, d, ("running", "failed"), "starting", **changes)
@@ -612,5 +702,6 @@ class Registry:
                         ended, message = "failed", f"could not stop: {exc}"
                     d.state, d.message = ended, message
                     s.commit()
+                    self._record(s, d.id, ended, message)
                 seen[f"{d.owner}/{d.name}"] = d.state
         return seen

@@ -1,5 +1,5 @@
 """Runs deployments: `local` as an `algorail dev` process tree supervised by PID,
-`kubernetes` as a release of the `algorail-pipeline` Helm chart.
+`kubernetes` as a `Pipeline` resource the cluster's operator reconciles.
 
 What a target started is returned as a plain dict that the registry stores in SQL, so
 a restarted registry can find, check and stop it.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -186,6 +186,9 @@ class LocalTarget:
         return (f"the `algorail dev` process {pid} {exited}; the last lines of "
                 f"{runtime.get('log')}:\n{tail}")
 
+    def observe(self, runtime: dict) -> tuple[str | None, dict | None]:
+        return self.check(runtime), None
+
     def stop(self, runtime: dict, grace: float = 10.0) -> None:
         """SIGTERM every process of the deployment, then SIGKILL what is left."""
         procs = deployment_processes(runtime)
@@ -209,83 +212,177 @@ class LocalTarget:
 
 
 class KubernetesTarget:
-    """Installs, upgrades and uninstalls a chart release with the helm CLI."""
+    """Deploys through the Pipeline operator (docs/operator.md), which it assumes runs on
+    the cluster: creates or updates the deployment's `Pipeline` resource, reads its status,
+    deletes it. The API server and credentials are the registry's kubeconfig, or its pod's
+    service account."""
 
-    def __init__(self, state_dir: Path, helm: str | None = None):
+    FIELD_MANAGER = "algorail-registry"
+    # On each resource, the registry deployment it belongs to: another deployment (or a
+    # kubectl user) holding the same namespace/name is refused, never overwritten.
+    DEPLOYMENT_ANNOTATION = "algorail.io/registry-deployment"
+
+    def __init__(self, state_dir: Path):
         self.state_dir = state_dir
-        self.helm = helm or os.environ.get("ALGORAIL_HELM", "helm")
 
-    def release(self, owner: str, name: str, document: dict, settings: dict) -> dict:
-        """What `start` installs: release name, namespace, chart, and values (the compiled
-        plan as `algorail render` gives it, with `settings.values` merged on top)."""
-        from algorail import render
-        from algorail.plan import compile_plan
+    def resource(self, owner: str, name: str, document: dict, settings: dict) -> dict:
+        """The Pipeline resource `start` creates: `operator.resource.deployment_resource`
+        of the compiled plan (the object `algorail render --resource` writes), the Python
+        modules of algos without an image packed from `settings.workdir`, and
+        `settings.deployment` (image, resources, kafka, autoscaling) in its spec."""
+        from algorail import codepack
+        from algorail.compiler import compile_plan
+        from algorail.operator.resource import deployment_resource
         from algorail.spec import parse_pipeline
 
         plan = compile_plan(parse_pipeline(document), deployment=name)
-        if settings.get("release"):
+        workdir = settings.get("workdir")
+        try:
+            resource = deployment_resource(
+                document, plan.model_copy(update={"base_dir": workdir}),
+                settings.get("namespace", "algorail"))
+        except codepack.CodePackError as exc:
+            raise DeploymentError(str(exc)) from None
+        if settings.get("deployment"):
+            resource["spec"]["deployment"] = {**resource["spec"].get("deployment", {}),
+                                              **settings["deployment"]}
+        resource["metadata"].setdefault("annotations", {})[self.DEPLOYMENT_ANNOTATION] = (
+            f"{owner}/{name}")
+        return resource
+
+    def _call(self, work: Callable[[Any], Any]) -> Any:
+        """Run `work(kube)` (a coroutine function) with a client of the cluster's API."""
+        import asyncio
+
+        import httpx
+
+        from algorail.operator.kube import Kube, KubeError, login
+
+        async def run() -> Any:
+            kube = Kube(info, field_manager=self.FIELD_MANAGER)
             try:
-                plan = plan.with_release(settings["release"])
-            except AlgorailError as exc:
-                raise DeploymentError(f"settings.release: {exc}") from None
-        values = render.helm_values(plan, settings.get("values", {}))
-        chart = settings.get("chart") or str(render.chart_dir(render.PIPELINE_CHART))
-        return {"release": values.release, "namespace": settings.get("namespace", "algorail"),
-                "chart": chart, "values": values.pipeline}
+                return await work(kube)
+            finally:
+                await kube.close()
 
-    def _binary(self) -> str:
-        binary = shutil.which(self.helm)
-        if binary is None:
-            raise DeploymentError(f"the helm CLI ({self.helm!r}) is not on PATH: install Helm 3 "
-                                  "or set ALGORAIL_HELM to its path")
-        return binary
-
-    def _run(self, args: list[str]) -> str:
-        done = subprocess.run([self._binary(), *args], capture_output=True, text=True,
-                              timeout=600)
-        if done.returncode != 0:
-            raise DeploymentError(f"helm {args[0]} failed: {done.stderr.strip()[-800:]}")
-        return done.stdout
+        try:
+            info = login()
+            return asyncio.run(run())
+        except KubeError as exc:
+            raise DeploymentError(str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise DeploymentError(f"cannot reach the Kubernetes API at {info.server}: "
+                                  f"{type(exc).__name__} {exc}".strip()) from None
 
     def start(self, owner: str, name: str, document: dict, settings: dict,
               launched: Callable[[dict], None] = lambda runtime: None) -> dict:
-        """Install or upgrade the release; `launched` is called with what will be installed
-        before helm runs (it may refuse, and then nothing is installed)."""
-        self._binary()  # no helm, nothing installed: fail before anything is recorded
-        release = self.release(owner, name, document, settings)
-        folder = self.state_dir / owner / name
-        folder.mkdir(parents=True, exist_ok=True)
-        values = folder / "values.json"
-        values.write_text(json.dumps(release["values"], indent=2), encoding="utf-8")
-        runtime = {"release": release["release"], "namespace": release["namespace"],
-                   "chart": release["chart"], "valuesFile": str(values)}
+        """Create or update the Pipeline resource; `launched` is called with what will be
+        applied once the cluster is known to serve Pipelines and the name is free (it may
+        refuse, and then nothing is applied)."""
+        from algorail import naming
+        from algorail.operator.resource import KIND, PLURAL, RESOURCE_API_VERSION
+
+        resource = self.resource(owner, name, document, settings)
+        meta = resource["metadata"]
+        # the release the operator names the pipeline's objects after (operator_plan)
+        release = naming.helm_release(resource["spec"]["owner"], meta["name"])
+        runtime = {"apiVersion": RESOURCE_API_VERSION, "kind": KIND,
+                   "namespace": meta["namespace"], "name": meta["name"], "release": release}
+
+        async def check(kube: Any) -> None:
+            if not await kube.serves(RESOURCE_API_VERSION, PLURAL):
+                raise DeploymentError(
+                    f"the cluster does not serve {KIND} resources ({RESOURCE_API_VERSION}): "
+                    "install the CRD and the operator first (helm install algorail "
+                    "charts/algorail --set operator.enabled=true, docs/operator.md)")
+            found = await kube.get(RESOURCE_API_VERSION, KIND, meta["namespace"], meta["name"])
+            holder = ((found or {}).get("metadata", {}).get("annotations") or {}).get(
+                self.DEPLOYMENT_ANNOTATION)
+            if found is not None and holder != f"{owner}/{name}":
+                raise DeploymentError(
+                    f"{KIND} {meta['namespace']}/{meta['name']} exists and belongs to "
+                    f"{'deployment ' + holder if holder else 'no registry deployment'}: "
+                    "deploy under another name or to another namespace")
+
+        async def apply(kube: Any) -> None:
+            await kube.apply(resource)
+
+        self._call(check)
         launched(runtime)
-        self._run(["upgrade", "--install", release["release"], release["chart"],
-                   "--namespace", release["namespace"], "--create-namespace",
-                   "--values", str(values)])
+        self._call(apply)
         return runtime
 
+    def observe(self, runtime: dict) -> tuple[str | None, dict | None]:
+        """Whether the deployment is gone (its resource deleted behind the registry's
+        back), and the resource's status as the operator reports it; a cluster that cannot
+        be reached is a status, not a failure."""
+        from algorail.operator.resource import KIND, RESOURCE_API_VERSION
+
+        if not runtime.get("name"):
+            return "no Pipeline resource recorded", None
+
+        async def read(kube: Any) -> dict | None:
+            return await kube.get(RESOURCE_API_VERSION, KIND, runtime["namespace"],
+                                  runtime["name"])
+
+        try:
+            found = self._call(read)
+        except DeploymentError as exc:
+            return None, {"ready": False, "reconciled": False, "message": str(exc)}
+        if found is None:
+            return (f"{KIND} {runtime['namespace']}/{runtime['name']} is gone from the "
+                    "cluster (deleted outside the registry)"), None
+        return None, resource_status(found)
+
     def check(self, runtime: dict) -> str | None:
-        return None  # the cluster, not the registry, keeps the release running
+        return self.observe(runtime)[0]
 
     def stop(self, runtime: dict) -> None:
-        """Uninstall the release; one that is already gone counts as stopped."""
-        if not runtime.get("release"):
+        """Delete the resource (the operator deletes what it made); one that is already
+        gone counts as stopped."""
+        if not runtime.get("name"):
             return
-        try:
-            self._run(["uninstall", runtime["release"], "--namespace", runtime["namespace"]])
-        except DeploymentError as exc:
-            if "not found" not in str(exc):
-                raise
+
+        async def delete(kube: Any) -> None:
+            await kube.delete({"apiVersion": runtime["apiVersion"], "kind": runtime["kind"],
+                               "metadata": {"namespace": runtime["namespace"],
+                                            "name": runtime["name"]}})
+
+        self._call(delete)
+
+
+def resource_status(resource: dict) -> dict:
+    """A Pipeline resource's status as the registry reports it: ready and degraded from
+    its conditions, whether the operator has reconciled its latest generation, each
+    component's state, and one message saying what is wrong, if anything."""
+    status = resource.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    generation = (resource.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    reconciled = bool(conditions) and (generation is None or observed == generation)
+    ready, degraded = (conditions.get(kind, {}).get("status") == "True"
+                       for kind in ("Ready", "Degraded"))
+    if not reconciled:
+        meta = resource.get("metadata") or {}
+        message = (f"the operator has not reconciled generation {generation or 1} yet: is "
+                   f"`algorail operator` running and watching namespace {meta.get('namespace')}?")
+    else:
+        message = conditions["Degraded" if degraded else "Ready"].get("message")
+    return {"ready": reconciled and ready, "degraded": degraded, "reconciled": reconciled,
+            "generation": generation, "observedGeneration": observed,
+            "planVersion": status.get("planVersion"), "planHash": status.get("planHash"),
+            "endpoints": status.get("endpoints") or [],
+            "components": status.get("components") or {},
+            "conditions": list(conditions.values()), "message": message}
 
 
 class Supervisor:
     """Dispatches to the deployment target named in each call."""
 
-    def __init__(self, state_dir: str | Path, helm: str | None = None):
+    def __init__(self, state_dir: str | Path):
         root = Path(state_dir)
         self.targets = {"local": LocalTarget(root / "local"),
-                        "kubernetes": KubernetesTarget(root / "kubernetes", helm)}
+                        "kubernetes": KubernetesTarget(root / "kubernetes")}
 
     def start(self, target: str, owner: str, name: str, document: dict, settings: dict,
               launched: Callable[[dict], None] = lambda runtime: None) -> dict:
@@ -293,6 +390,11 @@ class Supervisor:
 
     def check(self, target: str, runtime: dict) -> str | None:
         return self.targets[target].check(runtime)
+
+    def observe(self, target: str, runtime: dict) -> tuple[str | None, dict | None]:
+        """What `check` says, and the target's live status of the deployment (None for a
+        target that has none)."""
+        return self.targets[target].observe(runtime)
 
     def stop(self, target: str, runtime: dict) -> None:
         self.targets[target].stop(runtime)

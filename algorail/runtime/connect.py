@@ -8,12 +8,13 @@ A sink commits in these steps, so a crash or an outage loses nothing:
    Skip markers and records whose fields are all absent need no write.
 2. When ``flush_size`` records wait or ``flush_interval_ms`` passed, write them. A
    `ConnectorUnavailable` is retried with backoff while the partitions are paused, so the
-   consumer stays in its group and nothing is read past the unwritten records.
+   consumer stays in its group and nothing is read past the unwritten records (the sink
+   is a processor on the delivery loop, `algorail.runtime.delivery`).
 3. Records the target rejects for good go to the dead-letter topic, with the reason.
    Each run's outcome (`WRITTEN`, `REJECTED` with the reason, `SKIPPED`) goes to the
    sink's report topic; the hook dispatcher records it as hooks' outcomes are recorded (a
    rejection is the run's error), so a sync call waits for the write.
-4. Commit the offsets, only after steps 2 and 3 succeeded (reports flushed).
+4. The loop commits the offsets only after steps 2 and 3 succeeded (reports acknowledged).
 
 A source produces what its reader returns with Envelope headers, waits for the broker to
 acknowledge (acks=all), and only then acks the reader (deletes SQS messages, commits the
@@ -33,10 +34,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from algorail.backoff import Backoff
 from algorail.errors import AlgorailError
-from algorail.runtime import tracing
+from algorail.runtime import codec, kafka_io, tracing
+from algorail.runtime.codec import ERROR, Envelope, new_run_id
 from algorail.runtime.convention import select_fields
-from algorail.runtime.messages import ERROR, Envelope, new_run_id
+from algorail.runtime.delivery import DeliveryLoop, Processor
 
 log = logging.getLogger("algorail.connect")
 
@@ -113,35 +116,6 @@ class SourceReader:
         """Release connections."""
 
 
-@dataclass
-class Backoff:
-    initial_s: float = 0.2
-    maximum_s: float = 5.0
-
-    def delays(self):
-        delay = self.initial_s
-        while True:
-            yield delay
-            delay = min(delay * 2, self.maximum_s)
-
-
-def encode_value(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
-
-
-def decode_value(raw: bytes | None, content_type: str) -> Any:
-    """JSON content types are parsed; anything else stays bytes."""
-    if raw is None:
-        return None
-    if "json" in content_type and "file-reference" not in content_type:
-        return json.loads(raw)
-    return raw
-
-
 def config_problems(connector: Any, config: dict[str, Any]) -> list[str]:
     check = getattr(connector, "config_problems", None)
     if check is not None:
@@ -197,15 +171,17 @@ def run_connector(plan: Any, component: str, bootstrap_servers: str,
     stop = stop or threading.Event()
     try:
         impl.check()
-        loop_class = SinkLoop if cp.kind == "sink" else SourceLoop
+        loop_class = Sink if cp.kind == "sink" else SourceLoop
         loop_class(plan, cp, impl, bootstrap_servers).run(stop)
     finally:
         impl.close()
     return True
 
 
-class SinkLoop:
-    """Consumes a sink's inputs and writes them through a `SinkWriter` (steps 1-4 above)."""
+class Sink(Processor):
+    """A sink's inputs on a delivery loop, written through a `SinkWriter` (steps 1-4
+    above). While the target is unavailable the loop pauses reading (the in-flight work
+    is full) and the write is tried again from a tick, so the consumer stays in its group."""
 
     def __init__(self, plan: Any, cp: Any, writer: SinkWriter, bootstrap_servers: str,
                  backoff: Backoff | None = None):
@@ -217,47 +193,62 @@ class SinkLoop:
         self.inputs: dict[str, list[Any]] = {}
         for inp in cp.inputs:
             self.inputs.setdefault(inp.topic, []).append(inp)
+        self.max_in_flight = max(1, writer.flush_size)
+        self.pending: list[SinkRecord] = []
+        self.open: list[Any] = []  # the records whose rows are pending
+        self.started = 0.0
+        self.retry_at: float | None = None  # the target is unavailable: next try then
+        self._waits = self.backoff.delays()
         self.written = 0
         self.dead_lettered = 0
 
     def run(self, stop: threading.Event) -> None:
-        from algorail.runtime import kafka_io
+        DeliveryLoop(self, self.bootstrap_servers, self.cp.consumer_group, sorted(self.inputs),
+                     stopping=stop, client_id=self.cp.id).run()
 
-        self.consumer = kafka_io.make_consumer(self.bootstrap_servers, self.cp.consumer_group,
-                                               client_id=self.cp.id)
-        self.consumer.subscribe(sorted(self.inputs))
-        self.producer = kafka_io.make_producer(self.bootstrap_servers)
+    def assigned(self, tps: list[Any]) -> None:
+        log.info("sink %r ready: consuming %s", self.cp.name, ", ".join(self.inputs))
+
+    def revoked(self, tps: list[Any]) -> None:
+        self.pending, self.open = [], []
+
+    def in_flight(self) -> int:
+        return self.max_in_flight if self.retry_at is not None else len(self.open)
+
+    def process(self, message: Any) -> None:
+        records = self._records(message)
+        if not records:
+            self.loop.done(message)
+            return
+        if not self.open:
+            self.started = time.monotonic()
+        self.pending.extend(records)
+        self.open.append(message)
+        if len(self.pending) >= self.writer.flush_size:
+            self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if not self.open or (self.retry_at is not None and now < self.retry_at):
+            return
+        due = (now - self.started) * 1000 >= self.writer.flush_interval_ms
+        if not (due or len(self.pending) >= self.writer.flush_size or self.retry_at):
+            return
         try:
-            self._loop(stop)
-        finally:
-            kafka_io.close_consumer(self.consumer)
-            self.producer.close(timeout=5)
-
-    def _loop(self, stop: threading.Event) -> None:
-        from kafka.structs import OffsetAndMetadata
-
-        pending: list[SinkRecord] = []
-        offsets: dict[Any, Any] = {}
-        started = 0.0
-        ready = False
-        while not stop.is_set():
-            room = max(1, self.writer.flush_size - len(pending))
-            polled = self.consumer.poll(timeout_ms=100, max_records=room)
-            if not ready and self.consumer.assignment():
-                ready = True
-                log.info("sink %r ready: consuming %s", self.cp.name, ", ".join(self.inputs))
-            for tp, messages in polled.items():
-                for message in messages:
-                    if not offsets:
-                        started = time.monotonic()
-                    pending.extend(self._records(message))
-                    offsets[tp] = OffsetAndMetadata(message.offset + 1, "", -1)
-            due = (time.monotonic() - started) * 1000 >= self.writer.flush_interval_ms
-            if offsets and (len(pending) >= self.writer.flush_size or due or not pending):
-                if not self._flush(pending, stop):
-                    return  # stopped while the target was down: nothing committed
-                self.consumer.commit(offsets)
-                pending, offsets = [], {}
+            self._write(self.pending)
+        except ConnectorUnavailable as exc:
+            if self.retry_at is None:
+                log.warning("sink %r: target unavailable (%s); retrying with backoff",
+                            self.cp.name, exc)
+            self.retry_at = now + next(self._waits)
+            return
+        if self.retry_at is not None:
+            log.warning("sink %r: target is back; %d records written", self.cp.name,
+                        len(self.pending))
+            self.retry_at, self._waits = None, self.backoff.delays()
+        for message in self.open:
+            self.loop.done(message)
+        self.pending, self.open = [], []
 
     def _records(self, message: Any) -> list[SinkRecord]:
         envelope = Envelope.from_headers(message.headers)
@@ -267,9 +258,9 @@ class SinkLoop:
         records = []
         for inp in self.inputs[message.topic]:
             try:
-                value = decode_value(message.value, inp.content_type)
-            except ValueError as exc:
-                self._reject(message.value, envelope, f"not valid JSON: {exc}")
+                value = codec.decode(message.value, inp.content_type)
+            except codec.CodecError as exc:
+                self._reject(message.value, envelope, str(exc))
                 return []
             value, skipped = select_fields(value, inp.fields, inp.map)
             if not skipped:
@@ -278,32 +269,6 @@ class SinkLoop:
         if not records:
             self._report(envelope, SKIPPED)
         return records
-
-    def _flush(self, records: list[SinkRecord], stop: threading.Event) -> bool:
-        delays = self.backoff.delays()
-        failing = False
-        while True:
-            try:
-                self._write(records)
-                break
-            except ConnectorUnavailable as exc:
-                if not failing:
-                    log.warning("sink %r: target unavailable (%s); retrying with backoff",
-                                self.cp.name, exc)
-                    failing = True
-                if not self._wait(next(delays), stop):
-                    return False
-        if failing:
-            log.warning("sink %r: target is back; %d records written", self.cp.name, len(records))
-            self.consumer.resume(*self.consumer.assignment())
-        self.producer.flush()
-        return True
-
-    def _wait(self, delay: float, stop: threading.Event) -> bool:
-        """Sleep while staying in the consumer group; False when asked to stop."""
-        self.consumer.pause(*self.consumer.assignment())
-        self.consumer.poll(timeout_ms=0)
-        return not stop.wait(delay)
 
     def _write(self, records: list[SinkRecord]) -> None:
         if not records:
@@ -325,14 +290,14 @@ class SinkLoop:
             record = records[0]
             log.warning("sink %r: %s[%d] offset %d rejected: %s", self.cp.name, record.topic,
                         record.partition, record.offset, exc)
-            self._reject(encode_value(record.value), record.envelope, str(exc))
+            self._reject(codec.encode(record.value, record.envelope.content_type), record.envelope,
+                         str(exc))
 
     def _reject(self, value: bytes | None, envelope: Envelope, reason: str) -> None:
         """Step 3: the record to the dead-letter topic, and its run failed (reported)."""
         self._report(envelope, REJECTED, reason)
         envelope.extra[ERROR] = reason[:1000]
-        self.producer.send(self.cp.dead_letter_topic, value=value or b"",
-                           headers=envelope.to_headers())
+        self.loop.send(self.cp.dead_letter_topic, value or b"", None, envelope.to_headers())
         self.dead_lettered += 1
 
     def _report(self, envelope: Envelope, state: str, error: str | None = None) -> None:
@@ -344,10 +309,10 @@ class SinkLoop:
         if error is not None:
             report.update(error=error, source=envelope.source,
                           deadLetterTopic=self.cp.dead_letter_topic)
-        headers = Envelope(envelope.run_id, envelope.deployment, f"{self.cp.name}.written",
+        headers = Envelope(envelope.run_id, envelope.deployment, self.cp.report_source,
                            "application/json", envelope.traceparent).to_headers()
-        self.producer.send(self.cp.report_topic, value=json.dumps(report).encode(),
-                           key=envelope.run_id.encode(), headers=headers)
+        self.loop.send(self.cp.report_topic, json.dumps(report).encode(),
+                       envelope.run_id.encode(), headers)
 
 
 class SourceLoop:
@@ -367,8 +332,6 @@ class SourceLoop:
         self.produced = 0
 
     def run(self, stop: threading.Event) -> None:
-        from algorail.runtime import kafka_io
-
         self.reader.resume_from(last_source_offset(self.bootstrap_servers,
                                                    list(self.cp.outputs.values())))
         producer = kafka_io.make_producer(self.bootstrap_servers)
@@ -410,20 +373,18 @@ class SourceLoop:
         envelope = Envelope(
             run_id=record.run_id or new_run_id(),
             deployment=self.plan.deployment,
-            source=f"{self.cp.name}.{port}",
+            source=self.cp.output_sources[port],
             content_type=self.content_types[port],
             extra=extra,
         )
         key = record.key.encode("utf-8") if isinstance(record.key, str) else record.key
-        producer.send(self.cp.outputs[port], value=encode_value(record.value), key=key,
-                      headers=envelope.to_headers())
+        value = codec.encode(record.value, envelope.content_type)
+        producer.send(self.cp.outputs[port], value=value, key=key, headers=envelope.to_headers())
 
 
 def last_source_offset(bootstrap_servers: str, topics: list[str],
                        timeout_s: float = 5.0) -> str | None:
     """The ``algorail-source-offset`` header of the newest record on `topics`, if any."""
-    from algorail.runtime import kafka_io
-
     consumer = kafka_io.make_consumer(bootstrap_servers)
     try:
         partitions = kafka_io.partitions_of(consumer, topics)

@@ -17,33 +17,13 @@ and returns a list with one result per call; with ``rolling`` it receives the la
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from algorail.errors import AlgorailError
-from algorail.graph import is_json
 
 
 class ConventionError(AlgorailError):
     """An algo returned something the calling convention cannot route."""
-
-
-def decode(value: bytes | None, content_type: str) -> Any:
-    """Message bytes -> payload: JSON types for JSON content types, else the bytes."""
-    if value is None:
-        return None
-    if is_json(content_type):
-        return json.loads(value)
-    return value
-
-
-def encode(payload: Any, content_type: str) -> bytes:
-    """Payload -> message bytes; bytes and str pass through, everything else is JSON."""
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str) and not is_json(content_type):
-        return payload.encode("utf-8")
-    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
 def select_fields(

@@ -116,11 +116,12 @@ class DevSupervisor:
     """Starts and watches the processes of one pipeline; `stop()` ends them all."""
 
     def __init__(self, plan: Plan, *, bootstrap_servers: str | None = None,
-                 host: str = "127.0.0.1", port: int = 8080, workdir: str | Path | None = None,
-                 keep_going: bool = False, echo: Callable[[str], None] = print):
+                 host: str = "127.0.0.1", port: int = 8080, grpc_port: int | None = None,
+                 workdir: str | Path | None = None, keep_going: bool = False,
+                 echo: Callable[[str], None] = print):
         self.plan = plan
         self.bootstrap_servers = bootstrap_servers
-        self.host, self.port = host, port
+        self.host, self.port, self.grpc_port = host, port, grpc_port
         self.work = WorkFolder(workdir or default_work_dir(plan))
         self.keep_going = keep_going
         self.echo = echo
@@ -226,11 +227,12 @@ class DevSupervisor:
         if child.reader is not None:
             child.reader.join(1.0)  # its last lines, the error among them
         error = child.error()
+        ending = not (self.keep_going or self.stopping.is_set())
+        if ending:  # before the state: a failed child counts as ready, and no ready line may follow
+            self.failure = DevError(f"{child.label} failed: {error}")
         self._state(child, f"failed (status {code}): {error}")
-        if self.keep_going or self.stopping.is_set():
-            return
-        self.failure = DevError(f"{child.label} failed: {error}")
-        os.kill(os.getpid(), signal.SIGTERM)  # the main thread serves the gateway: stop it
+        if ending:
+            os.kill(os.getpid(), signal.SIGTERM)  # the main thread serves the gateway: stop it
 
     def _state(self, child: Child, state: str) -> None:
         with self._lock:
@@ -262,7 +264,9 @@ class DevSupervisor:
         from algorail.ops.devview import DEV_INFO_PATH
 
         base = f"http://{self.host}:{self.port}"
-        return [f"POST {base}{r.url}" for r in self.plan.routes] + [
+        grpc = ([f"gRPC {self.host}:{self.grpc_port}  (V2 inference service)"]
+                if self.grpc_port is not None else [])
+        return [f"POST {base}{r.url}" for r in self.plan.routes if r.type != "grpc"] + grpc + [
             f"GET  {base}/metrics", f"GET  {base}{DEV_INFO_PATH}  (for `algorail status --dev "
                                     f"{base}` and the other ops commands)"]
 
@@ -295,12 +299,14 @@ class DevSupervisor:
 
 
 def run_dev(plan: Plan, *, bootstrap_servers: str | None, host: str, port: int,
-            workdir: str | Path | None = None, keep_going: bool = False,
+            grpc_port: int | None = None, workdir: str | Path | None = None,
+            keep_going: bool = False,
             echo: Callable[[str], None] = print, ready_timeout: float = 60.0) -> None:
     """Run the pipeline until Ctrl-C or SIGTERM (what `algorail dev` does). Raises
     `DevError` when a component failed (without `keep_going`)."""
     supervisor = DevSupervisor(plan, bootstrap_servers=bootstrap_servers, host=host, port=port,
-                               workdir=workdir, keep_going=keep_going, echo=echo)
+                               grpc_port=grpc_port, workdir=workdir, keep_going=keep_going,
+                               echo=echo)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         supervisor.start()
@@ -351,11 +357,63 @@ def _serve_gateway(supervisor: DevSupervisor) -> None:
                                      if c.metrics_url])
     info = dev_info(supervisor.plan, supervisor.bootstrap_servers, supervisor.workdir)
     about = Route(DEV_INFO_PATH, lambda request: JSONResponse(info), methods=["GET"])
+    console = dev_console_routes(supervisor)
     gateway.serve(supervisor.plan, bootstrap_servers=supervisor.bootstrap_servers,
                   host=supervisor.host, port=supervisor.port, results=MemoryResultsStore(),
                   object_store=LocalObjectStore(supervisor.object_store_dir), dev=True,
                   wal_dir=supervisor.wal_dir, metrics=(children,), health=supervisor.health,
-                  reporting_sinks=python_sinks(supervisor.plan), extra_routes=(about,))
+                  reporting_sinks=python_sinks(supervisor.plan), extra_routes=(about, *console),
+                  grpc_port=supervisor.grpc_port)
+
+
+def dev_console_routes(supervisor: DevSupervisor) -> tuple[Any, ...]:
+    """The read-only console of the one pipeline at ``/ui/``, and what it reads: each
+    component's state, the runs as they happen (Server-Sent Events), one run's report and
+    the last messages of a pipe."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from algorail.console import ConsoleFiles
+    from algorail.ops.deployments import Deployment
+    from algorail.ops.devview import DEV_INFO_PATH
+    from algorail.ops.records import OpsError
+    from algorail.ops.runs import run_report, run_stream_response
+    from algorail.ops.tail import last_messages
+
+    plan = supervisor.plan
+    host = "127.0.0.1" if supervisor.host in ("0.0.0.0", "::", "") else supervisor.host
+    here = Deployment(plan=plan, bootstrap_servers=supervisor.bootstrap_servers,
+                      gateway_url=f"http://{host}:{supervisor.port}")
+
+    def states(request: Any) -> JSONResponse:
+        found = [{"component": r.endpoint, "state": "running"} for r in plan.routes]
+        found += [{"component": c.name, "state": c.state} for c in supervisor.children]
+        found += [{"component": h.name, "state": "running"} for h in plan.hooks]
+        return JSONResponse(found)
+
+    async def messages(request: Any) -> JSONResponse:
+        pipe, last = request.query_params.get("pipe") or None, request.query_params.get("last")
+        try:
+            return JSONResponse(await run_in_threadpool(
+                last_messages, plan, supervisor.bootstrap_servers, pipe,
+                int(last) if last and last.isdigit() else 20))
+        except OpsError as exc:
+            return JSONResponse({"error": str(exc), "problems": []}, status_code=409)
+
+    async def report(request: Any) -> JSONResponse:
+        try:
+            return JSONResponse(await run_in_threadpool(run_report, here,
+                                                        request.path_params["run_id"]))
+        except OpsError as exc:
+            return JSONResponse({"error": str(exc), "problems": []}, status_code=409)
+
+    return (Route(f"{DEV_INFO_PATH}/components", states, methods=["GET"]),
+            Route(f"{DEV_INFO_PATH}/messages", messages, methods=["GET"]),
+            Route(f"{DEV_INFO_PATH}/runs", lambda request: run_stream_response(here),
+                  methods=["GET"]),
+            Route(f"{DEV_INFO_PATH}/runs/{{run_id}}", report, methods=["GET"]),
+            Mount("/ui", app=ConsoleFiles(mode="dev"), name="console"))
 
 
 def python_sinks(plan: Plan) -> frozenset[str]:

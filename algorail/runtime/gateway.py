@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,9 +44,9 @@ from algorail.errors import AlgorailError
 from algorail.extensions import StartupContext, schema_problems
 from algorail.parsing import ParseError, loads_json
 from algorail.plan import Plan, RoutePlan
-from algorail.runtime import messages, openapi, tracing
-from algorail.runtime.convention import is_json
-from algorail.runtime.objectstore import FILE_REFERENCE, new_key
+from algorail.runtime import codec, openapi, tracing
+from algorail.runtime.objectstore import new_key
+from algorail.runtime.plans import plan_label
 from algorail.runtime.results import ResultsStore, run_view
 from algorail.runtime.wal import DEFAULT_MAX_BYTES as DEFAULT_WAL_MAX_BYTES
 
@@ -66,6 +67,17 @@ class Rejected(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSONResponse encoded with orjson, several times faster on the request path; what
+    orjson refuses (integers past 64 bits, keys that are not strings) the stdlib encodes."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
 
 
 def load_api_keys(path: str | Path) -> set[str]:
@@ -91,6 +103,10 @@ class KafkaSender:
         self.producer = kafka_io.make_producer(bootstrap_servers, linger_ms=0,
                                                max_block_ms=10_000)
         self.known: set[str] = set()
+        self.learn(topics)
+
+    def learn(self, topics: list[str]) -> None:
+        """Look `topics` up (a plan loaded later), so sends to them go straight through."""
         for topic in topics:
             try:
                 if self.producer.partitions_for(topic):
@@ -155,8 +171,10 @@ class Gateway:
     def __init__(self, plan: Plan, sender: Any, results: ResultsStore, object_store: Any = None,
                  api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                  max_sync_timeout: float = MAX_SYNC_TIMEOUT,
-                 reporting_sinks: frozenset[str] = frozenset()):
+                 reporting_sinks: frozenset[str] = frozenset(),
+                 metrics: GatewayMetrics | None = None):
         self.plan, self.sender, self.results = plan, sender, results
+        self.plan_label = plan_label(plan)  # the plan version each run records
         self.object_store = object_store
         self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
@@ -167,7 +185,7 @@ class Gateway:
                       for r in plan.routes}
         self.all_hooks = sorted({h for waits in self.waits.values() for h in waits})
         self.validators = self._content_validators()
-        self.metrics = GatewayMetrics()
+        self.metrics = metrics or GatewayMetrics()  # shared by a PlanRouter's plans
         self.v2: Any = None  # the V2 inference API (v2_routes.V2Api), set with the routes
 
     @staticmethod
@@ -206,13 +224,13 @@ class Gateway:
         return f"request body is larger than the limit of {self.max_body_bytes} bytes"
 
     def check_body(self, route: RoutePlan, media_type: str, body: bytes) -> None:
-        if media_type != route.content_type.split(";")[0].strip().lower():
+        if media_type != codec.media_type(route.content_type):
             raise Rejected(415, f"{route.url} takes Content-Type {route.content_type}, "
                                 f"got {media_type or 'none'}")
         validator = self.validators.get(route.content_type)
         if validator is not None and (problem := validator.check(body)):
             raise Rejected(422, problem)
-        if route.json_schema is None and not is_json(media_type):
+        if route.json_schema is None and not codec.is_json(media_type):
             return
         value = parse_json_body(body)
         if route.json_schema is not None:
@@ -241,7 +259,7 @@ class Gateway:
 
     async def post(self, request: Request, route: RoutePlan) -> Response:
         status, body = await self.run(request, route)
-        return JSONResponse(body, status_code=status)
+        return FastJSONResponse(body, status_code=status)
 
     async def run(self, request: Request, route: RoutePlan,
                   always_sync: bool = False) -> tuple[int, dict[str, Any]]:
@@ -251,7 +269,7 @@ class Gateway:
             self.authorize(request)
             timeout = self.sync_options(request, always_sync)
             body = await self.read_body(request)
-            media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            media_type = codec.media_type(request.headers.get("content-type", ""))
             self.check_body(route, media_type, body)
             if route.protocol == "v2":
                 body = decode_v2_request(body)
@@ -265,7 +283,7 @@ class Gateway:
                       timeout: float | None, started: float, traceparent: str = ""
                       ) -> tuple[int, dict[str, Any]]:
         """Start one checked run and (when `timeout` is set) wait for it."""
-        run_id = messages.new_run_id()
+        run_id = codec.new_run_id()
         try:
             await self.start(route, run_id, body, media_type, traceparent)
         except Exception as exc:  # the broker, results or object store is unreachable
@@ -288,13 +306,13 @@ class Gateway:
         with tracing.span("gateway request", traceparent, run_id=run_id,
                           pipeline=self.plan.pipeline, component=route.endpoint, port=route.path):
             await self.results_call(self.results.start_run, run_id,
-                                    self.waits[route.url])
+                                    self.waits[route.url], self.plan_label)
             value, content_type = body, route.content_type
             if route.message_data_type == "fileReference":
                 value, content_type = await self.store_file(route, run_id, body, media_type)
-            envelope = messages.Envelope(
+            envelope = codec.Envelope(
                 run_id=run_id, deployment=self.plan.deployment,
-                source=f"{route.endpoint}.{route.path}", content_type=content_type,
+                source=route.source, content_type=content_type,
                 traceparent=tracing.child_traceparent(traceparent),
             )
             await self.sender.send(route.topic, value, envelope.to_headers())
@@ -307,10 +325,10 @@ class Gateway:
 
     async def store_file(self, route: RoutePlan, run_id: str, body: bytes,
                          media_type: str) -> tuple[bytes, str]:
-        key = new_key(f"{self.plan.owner}/{self.plan.deployment}/{route.path}/{run_id}")
+        key = new_key(f"{route.object_prefix}/{run_id}")
         loop = asyncio.get_running_loop()
         ref = await loop.run_in_executor(None, self.object_store.put, body, media_type, key)
-        return json.dumps(ref).encode(), FILE_REFERENCE
+        return codec.encode(ref, codec.FILE_REFERENCE), codec.FILE_REFERENCE
 
     async def get_run(self, request: Request) -> Response:
         try:
@@ -334,7 +352,8 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                grpc_address: tuple[str, int] | None = None,
                health: Callable[[], dict[str, Any] | None] | None = None,
                reporting_sinks: frozenset[str] = frozenset(),
-               extra_routes: tuple[Route, ...] = ()) -> Starlette:
+               extra_routes: tuple[Route, ...] = (),
+               metrics: GatewayMetrics | None = None) -> Starlette:
     """The gateway's ASGI app for `plan`. Give `bootstrap_servers` (a producer is opened
     when the app starts) or a ready `sender`. API keys are off unless given. With `wal_dir`
     requests are logged there before the 202 and a replayer sends them to the broker. With
@@ -342,7 +361,8 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
     `health` returns None when all is well, else what /healthz answers with a 503 (dev
     mode: the components that failed). A run is complete once its hooks and its
     `reporting_sinks` (data sinks run in Python, as in dev mode) reported. `extra_routes`
-    are served first (dev mode's ``/v1/dev``)."""
+    are served first (dev mode's ``/v1/dev``). `metrics` is shared when one process
+    serves several plans (router.py)."""
     if sender is None and bootstrap_servers is None:
         raise GatewayError("the gateway needs --bootstrap-servers (or ALGORAIL_BOOTSTRAP_SERVERS)")
     if object_store is None and any(r.message_data_type == "fileReference" for r in plan.routes):
@@ -350,7 +370,7 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
             raise GatewayError("this pipeline has fileReference paths: give the gateway an "
                                "object store (--object-store-url s3://BUCKET?endpoint=URL)")
     gateway = Gateway(plan, sender, results, object_store, api_keys, max_body_bytes,
-                      max_sync_timeout, reporting_sinks)
+                      max_sync_timeout, reporting_sinks, metrics)
     wal = _open_wal(wal_dir, wal_max_bytes, max_body_bytes, bootstrap_servers)
     if wal is not None:
         gateway.metrics.watch_wal(wal)
@@ -436,7 +456,7 @@ def _routes(plan: Plan, gateway: Gateway, health: Callable[[], dict[str, Any] | 
         Route("/healthz", healthz),
         Route("/metrics", lambda request: gateway.metrics.response()),
         Route("/openapi.json", lambda request: JSONResponse(document)),
-        Route(f"/{plan.owner}/{plan.deployment}/runs/{{run_id}}", gateway.get_run,
+        Route(f"{plan.runs_url}/{{run_id}}", gateway.get_run,
               methods=["GET"]),
     ]
     for route in plan.routes:
@@ -486,8 +506,6 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
     """Run the gateway with uvicorn until interrupted, with a hook dispatcher in the same
     process unless `hooks` is False (then run `algorail hooks` beside it). Its /metrics
     also serves the dispatcher's and those of the Prometheus collectors in `metrics`."""
-    import uvicorn
-
     from algorail.ports import check_port_free
     from algorail.runtime.hooks import HookDispatcher
     from algorail.runtime.results import MemoryResultsStore
@@ -507,14 +525,21 @@ def serve(plan: Plan, *, bootstrap_servers: str, host: str = "127.0.0.1", port: 
         metrics = (dispatcher.metrics.registry, *metrics)
     for collector in metrics:
         app.state.gateway.metrics.registry.register(collector)
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:
-        # make that a no-op so the dispatcher below is stopped and the exit status is 0
-        signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                      lifespan="on")).run()
+        run_server(app, host, port)
     finally:
         if dispatcher is not None:
             dispatcher.stop()
+
+
+def run_server(app: Any, host: str, port: int) -> None:
+    """Serve `app` with uvicorn until SIGINT or SIGTERM."""
+    import uvicorn
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:
+        # make that a no-op so what the caller started is stopped and the exit status is 0
+        signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                  lifespan="on")).run()

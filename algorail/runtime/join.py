@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from algorail.spec import Batch, Join
+from algorail.errors import AlgorailError
+from algorail.plan import BatchPlan, JoinPlan
 
 Kind = Literal["run", "skip", "expired", "late"]
 FIRED_MEMORY = 100_000  # run ids remembered after firing, to drop late arrivals
@@ -90,19 +91,22 @@ class JoinEngine:
         self,
         inputs: list[str],
         triggers: list[str] | None = None,
-        join: Join | None = None,
+        join: JoinPlan | None = None,
         triggers_join: str = "inner",
         clock: Callable[[], float] = time.monotonic,
     ):
         self.inputs = list(inputs)
         self.triggers = list(triggers or [])
-        self.join = join or Join()
         self.triggers_join = triggers_join
         self.clock = clock
         self.pending: OrderedDict[str, _Pending] = OrderedDict()
         self.fired: OrderedDict[str, None] = OrderedDict()
         self.expired_total = 0
         self.passthrough = len(self.inputs) == 1 and not self.triggers
+        if join is None and not self.passthrough:
+            raise AlgorailError("an algo with several inputs or with triggers needs a join "
+                                "(the plan sets one): recompile the plan")
+        self.join = join
 
     def offer(self, run_id: str, arrivals: list[Arrival]) -> list[Decision]:
         """Arrivals of one message for `run_id`; returns the decisions it causes."""
@@ -132,6 +136,8 @@ class JoinEngine:
 
     def expire(self) -> list[Decision]:
         """Close the windows that have passed; call this regularly."""
+        if self.passthrough:  # nothing waits: no window
+            return []
         deadline = self.clock() - self.join.window_ms / 1000
         decisions = []
         while self.pending:
@@ -164,8 +170,10 @@ class JoinEngine:
         arrivals = [*state.arrivals.values(), *state.extra]
         if kind == "expired":
             self.expired_total += 1
-            if inputs == "missing":
-                skipped = [s for s in self.inputs if state.arrivals.get(s, Arrival(s)).skipped]
+            # a skipped input of an inner join is why the run failed, whether or not the
+            # others came before the window closed: name it either way
+            skipped = [s for s in self.inputs if state.arrivals.get(s, Arrival(s)).skipped]
+            if self.join.type == "inner" and skipped:
                 return Decision(run_id, kind, arrivals, reason=(
                     f"the inner join needs every input, and {', '.join(skipped)} produced no "
                     "output for this run"))
@@ -195,7 +203,7 @@ class BatchItem:
 class Batcher:
     """Groups runs for a batched algo: by size and/or window, tumbling or rolling."""
 
-    def __init__(self, batch: Batch, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, batch: BatchPlan, clock: Callable[[], float] = time.monotonic):
         self.size = batch.size or (None if batch.window_ms else 1)
         self.window = batch.window_ms / 1000 if batch.window_ms else None
         self.rolling = batch.rolling

@@ -1,135 +1,168 @@
 """Kafka clients with algorail's settings, topic creation, and the recovery scan.
 
-Only this module talks to kafka-python directly (besides the run loop's poll/send),
-so broker quirks are handled once. Tansu, the embedded broker, reports end offsets
-unreliably (ListOffsets), so "read to the end" here uses the high watermark from fetch
-responses instead.
+Only this module and its two backends name a Kafka client library, so broker quirks are
+handled once. ``ALGORAIL_KAFKA_CLIENT`` selects the backend: ``confluent`` (the default:
+confluent-kafka, on librdkafka; `kafka_confluent`) or ``kafka-python`` (`kafka_python`).
+The rest of the code base uses the client surface below (kafka-python's, restricted),
+which both backends provide:
+
+- consumer: ``subscribe(topics=[...], listener=RebalanceListener)``, ``assign``,
+  ``assignment``, ``poll(timeout_ms=, max_records=) -> {TopicPartition: [record]}``
+  (a record has ``topic partition offset key value headers timestamp``; headers are
+  ``[(str, bytes)]``), ``pause``, ``resume``, ``paused``, ``seek``, ``seek_to_end``,
+  ``seek_to_beginning``, ``position``, ``highwater``, ``committed``, ``end_offsets``,
+  ``offsets_for_times`` (``{tp: hit with .offset, or None}``), ``partitions_for_topic``;
+  committed with `commit` and closed with `close_consumer` below;
+- producer: ``send(topic, value=, key=, headers=, timestamp_ms=) -> future``
+  (``add_callback``, ``add_errback``, ``get(timeout)``), ``partitions_for``, ``flush``,
+  ``close``, and for transactions ``init_transactions``, ``begin_transaction``,
+  ``commit_transaction``, ``abort_transaction``, committed with `commit_transaction`
+  below;
+- admin (`make_admin`): ``create_topics``, ``group_offsets``, ``group_members``,
+  ``close``.
+
+Settings are passed with kafka-python's names (``client_id``, ``linger_ms``,
+``transactional_id``, ``fetch_max_wait_ms``, ...); the confluent backend translates
+them. Topic partitions are `TopicPartition` values; a rebalance listener subclasses
+`rebalance_listener_base()`. Its ``on_partitions_revoked`` is called inside ``poll()``
+(or the consumer's close) before the partitions move on, while the polling thread waits
+there, so it may flush a producer and commit the revoked partitions (on kafka-python 3 it
+runs on a thread of its own for that, `kafka_python.RevokedOffTheIOThread`);
+``on_partitions_assigned`` may run on a client thread and must only take note.
+
+Tansu, the embedded broker, reports end offsets unreliably (ListOffsets), so "read to
+the end" here uses the high watermark from fetch responses instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 from algorail.errors import AlgorailError
+from algorail.runtime.broker import EMBEDDED_PRODUCER_SETTINGS, is_embedded
 
 log = logging.getLogger("algorail.kafka")
 
-CONSUMER_DEFAULTS: dict[str, Any] = {
-    "enable_auto_commit": False,
-    "auto_offset_reset": "earliest",
-    "session_timeout_ms": 6000,
-    "heartbeat_interval_ms": 1000,
-    "max_poll_records": 500,
-    # Tansu (the embedded broker) does not answer a waiting fetch when data arrives, so a
-    # long fetch wait is added latency on every hop (p50 ~130 ms at Kafka's 500 ms
-    # default); on Kafka a short wait only costs idle fetch requests.
-    "fetch_max_wait_ms": 10,
-}
-PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 1}
+CLIENT_ENV = "ALGORAIL_KAFKA_CLIENT"
+CLIENTS = ("confluent", "kafka-python")
 
 
 class KafkaUnavailable(AlgorailError):
     """The broker cannot be reached."""
 
 
-def _unavailable(bootstrap_servers: str, exc: Exception) -> KafkaUnavailable:
+class PartitionsMoved(AlgorailError):
+    """A commit was refused because the group rebalanced: the partitions' new owner
+    re-reads what was not committed."""
+
+
+class CommitError(AlgorailError):
+    """The broker did not take a commit for another reason."""
+
+
+def unavailable(bootstrap_servers: str, exc: Exception) -> KafkaUnavailable:
     return KafkaUnavailable(
         f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__}); start a broker "
         "or pass the right --bootstrap-servers (env ALGORAIL_BOOTSTRAP_SERVERS)"
     )
 
 
+def client_name() -> str:
+    """The selected backend: ``ALGORAIL_KAFKA_CLIENT``, ``confluent`` by default."""
+    name = os.environ.get(CLIENT_ENV, "").strip().lower() or CLIENTS[0]
+    if name not in CLIENTS:
+        raise AlgorailError(f"{CLIENT_ENV}={name!r} is not a Kafka client algorail has: "
+                            f"use one of {', '.join(CLIENTS)}")
+    return name
+
+
+def backend() -> ModuleType:
+    if client_name() == "confluent":
+        from algorail.runtime import kafka_confluent
+
+        return kafka_confluent
+    from algorail.runtime import kafka_python
+
+    return kafka_python
+
+
+def backend_of(client: Any) -> ModuleType:
+    """The backend that made `client`: a client keeps its library for its whole life, even
+    if ``ALGORAIL_KAFKA_CLIENT`` changes meanwhile (tests switch it between deployments)."""
+    if type(client).__module__ == "algorail.runtime.kafka_confluent":
+        from algorail.runtime import kafka_confluent
+
+        return kafka_confluent
+    from algorail.runtime import kafka_python
+
+    return kafka_python
+
+
 def make_consumer(bootstrap_servers: str, group_id: str | None = None, **overrides: Any):
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaTimeoutError
-
-    try:
-        return KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
-                             **{**CONSUMER_DEFAULTS, **overrides})
-    except KafkaTimeoutError as exc:
-        raise _unavailable(bootstrap_servers, exc) from None
-
-
-def close_consumer(consumer: Any, autocommit: bool = False) -> None:
-    """Close `consumer` from the thread that polls it, with its network thread stopped first.
-
-    kafka-python 3 drives each consumer's sockets from its own IO thread, and its
-    ``close()`` closes the connections from the calling thread *before* it stops that IO
-    thread (``KafkaNetClient.close``: ``manager.close()`` then ``net.close()``, as of
-    3.0.12). A close that lands while the IO thread reads a socket logs a traceback
-    (``'NoneType' object has no attribute 'recv'``, or "Error closing coroutine for
-    cancelled task ... generator already executing"). With the IO thread stopped, the
-    leave-group and the closing run on this thread's loop alone. A client without that
-    thread (kafka-python 2) is closed as it is.
-    """
-    net = getattr(consumer, "_net", None)
-    if net is not None and hasattr(net, "stop"):
-        net.stop()
-    consumer.close(autocommit=autocommit)
+    return backend().make_consumer(bootstrap_servers, group_id, **overrides)
 
 
 def make_producer(bootstrap_servers: str, **overrides: Any):
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaTimeoutError
-
-    options = {"partitioner": _single_partition_shortcut(), **PRODUCER_DEFAULTS, **overrides}
-    try:
-        return KafkaProducer(bootstrap_servers=bootstrap_servers, **options)
-    except KafkaTimeoutError as exc:
-        raise _unavailable(bootstrap_servers, exc) from None
+    """A producer on the selected client; against the embedded broker, with the batching it
+    needs (`broker.EMBEDDED_PRODUCER_SETTINGS`) unless `overrides` say otherwise."""
+    if is_embedded(bootstrap_servers):
+        overrides = {**EMBEDDED_PRODUCER_SETTINGS, **overrides}
+    return backend().make_producer(bootstrap_servers, **overrides)
 
 
-def _single_partition_shortcut() -> Any:
-    """kafka-python's default partitioner (murmur2 of the key, so a run's messages share a
-    partition number across topics), minus the pure-Python hash when there is only one."""
-    from kafka.partitioner import DefaultPartitioner
+def make_admin(bootstrap_servers: str):
+    return backend().Admin(bootstrap_servers)
 
-    class Partitioner(DefaultPartitioner):
-        def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
-            partitions = cluster.partitions_for_topic(topic)
-            if partitions is not None and len(partitions) == 1:
-                return next(iter(partitions))
-            return super().partition(topic, key, serialized_key, value, serialized_value,
-                                     cluster)
 
-    return Partitioner()
+def close_consumer(consumer: Any, autocommit: bool = False) -> None:
+    """Close `consumer` from the thread that polls it (leaving its group)."""
+    backend_of(consumer).close_consumer(consumer, autocommit=autocommit)
+
+
+def TopicPartition(topic: str, partition: int) -> Any:  # noqa: N802 - a type's constructor
+    """The topic-partition value every client backend takes and returns."""
+    return backend().TopicPartition(topic, partition)
+
+
+def rebalance_listener_base() -> type:
+    """The base class of rebalance listeners (`subscribe(..., listener=...)`)."""
+    return backend().RebalanceListener
+
+
+def commit(consumer: Any, offsets: dict[Any, int] | None = None) -> None:
+    """Commit the next offset to read of each partition (by default the consumer's
+    positions in its assignment); raises `PartitionsMoved` or `CommitError`."""
+    if offsets is None:
+        offsets = {tp: consumer.position(tp) for tp in consumer.assignment()}
+    if offsets:
+        backend_of(consumer).commit(consumer, offsets)
+
+
+def commit_transaction(producer: Any, consumer: Any, offsets: dict[Any, int]) -> None:
+    """Commit the producer's open transaction with the consumer's next `offsets` in it,
+    and begin the next one; raises `CommitError`."""
+    backend_of(consumer).commit_transaction(producer, consumer, offsets)
 
 
 def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 1) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
-
+    admin = make_admin(bootstrap_servers)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    except KafkaTimeoutError as exc:
-        raise _unavailable(bootstrap_servers, exc) from None
-    created = []
-    try:
-        existing = set(admin.list_topics())
-        for name in dict.fromkeys(names):
-            if name in existing:
-                continue
-            try:
-                admin.create_topics([NewTopic(name, partitions, 1)])
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass
+        return admin.create_topics(names, partitions)
     finally:
         admin.close()
-    return created
 
 
 def partitions_of(consumer: Any, topics: Iterable[str]) -> list[Any]:
-    from kafka import TopicPartition
-
     tps = []
     for topic in topics:
         for p in sorted(consumer.partitions_for_topic(topic) or ()):
-            tps.append(TopicPartition(topic, p))
+            tps.append(backend_of(consumer).TopicPartition(topic, p))
     return tps
 
 
@@ -200,10 +233,4 @@ def records_since(bootstrap_servers: str, topics: Iterable[str], since_ms: int,
 
 
 def _tp(record: Any) -> Any:
-    from kafka import TopicPartition
-
-    return TopicPartition(record.topic, record.partition)
-
-
-def header_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}
+    return backend_of(record).TopicPartition(record.topic, record.partition)

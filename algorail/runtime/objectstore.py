@@ -3,7 +3,7 @@ a local folder in dev mode. The message carries a file reference instead of the 
 
     {"bucket": ..., "key": ..., "size": ..., "contentType": ..., "sha256": ...}
 
-sent with content type `FILE_REFERENCE`; `get(ref)` returns the bytes and checks the digest.
+sent with content type `codec.FILE_REFERENCE`; `get(ref)` returns the bytes and checks the digest.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from algorail.errors import AlgorailError
-
-FILE_REFERENCE = "application/vnd.algorail.file-reference+json"
 
 
 class ObjectStoreError(AlgorailError):

@@ -71,7 +71,7 @@ def _post(route: RoutePlan, max_sync_timeout: float) -> dict[str, Any]:
 
 def document(plan: Plan, max_sync_timeout: float) -> dict[str, Any]:
     paths: dict[str, Any] = {
-        f"/{plan.owner}/{plan.deployment}/runs/{{runId}}": {"get": {
+        f"{plan.runs_url}/{{runId}}": {"get": {
             "summary": "A run's status and results",
             "operationId": "get_run",
             "parameters": [{"name": "runId", "in": "path", "required": True,

@@ -1,6 +1,6 @@
 """The results store: what each run produced, per hook, shared by hook dispatcher and gateway.
 
-The hook dispatcher writes (join parts, hook outcomes, run errors); the gateway reads, and
+The hook dispatcher writes (hook outcomes, run errors); the gateway reads, and
 a sync request sleeps in `wait` until the store wakes it: `MemoryResultsStore` (dev mode,
 one process) sets asyncio events directly, `RedisResultsStore` (production) publishes the
 run id on a Redis channel after every write. Every write is idempotent, so a message the
@@ -20,7 +20,6 @@ from algorail.errors import AlgorailError
 
 PENDING, COMPLETE, FAILED = "pending", "complete", "failed"
 DELIVERED, SKIPPED, DELIVERY_FAILED = "delivered", "skipped", "failed"
-SKIP_PART = {"algorail-skip": True}  # a join part that was skipped by conditional routing
 
 
 class ResultsStoreError(AlgorailError):
@@ -47,13 +46,14 @@ def run_view(run_id: str, record: dict[str, Any], expected: list[str] | None = N
         "hooks": {h: d["state"] for h, d in hooks.items()},
         "deliveries": dict(hooks),
         "errors": list(record.get("errors", {}).values()),
+        **({"plan": record["plan"]} if record.get("plan") else {}),
     }
 
 
 class ResultsStore:
     """The interface both stores implement. Records are plain dicts:
-    ``{"expected": [hook], "results": {hook: value}, "hooks": {hook: delivery},
-    "errors": {key: error}, "parts": {hook: {input: payload}}}``."""
+    ``{"expected": [hook], "plan": {version, hash}, "results": {hook: value},
+    "hooks": {hook: delivery}, "errors": {key: error}}``."""
 
     blocking = True  # calls do network I/O: an event loop calls them from a worker thread
 
@@ -61,12 +61,10 @@ class ResultsStore:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._waiters_lock = threading.Lock()
 
-    def start_run(self, run_id: str, expected: list[str]) -> None:
-        """Note that a run began and which hooks complete it (the route's hooks)."""
-        raise NotImplementedError
-
-    def add_part(self, run_id: str, hook: str, input_name: str, payload: Any) -> dict[str, Any]:
-        """Keep one input of a hook's join; returns every part kept so far for the run."""
+    def start_run(self, run_id: str, expected: list[str],
+                  plan: dict[str, str] | None = None) -> None:
+        """Note that a run began, which hooks complete it (the route's hooks) and the plan
+        version it started on (`plans.plan_label`), which its view names."""
         raise NotImplementedError
 
     def record_hook(self, run_id: str, hook: str, delivery: dict[str, Any],
@@ -107,7 +105,8 @@ class ResultsStore:
                 if remaining <= 0:
                     return view, False
                 try:
-                    await asyncio.wait_for(event.wait(), remaining)
+                    async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                        await event.wait()
                 except TimeoutError:
                     pass
         finally:
@@ -161,7 +160,7 @@ class MemoryResultsStore(ResultsStore):
     def _record(self, run_id: str) -> dict[str, Any]:
         record = self._runs.get(run_id)
         if record is None:
-            record = self._runs[run_id] = {"results": {}, "hooks": {}, "errors": {}, "parts": {}}
+            record = self._runs[run_id] = {"results": {}, "hooks": {}, "errors": {}}
             while len(self._runs) > self.max_runs:
                 self._runs.popitem(last=False)
         return record
@@ -172,16 +171,14 @@ class MemoryResultsStore(ResultsStore):
         self._wake(run_id)
         return value
 
-    def start_run(self, run_id: str, expected: list[str]) -> None:
-        self._update(run_id, lambda r: r.__setitem__("expected", list(expected)))
-
-    def add_part(self, run_id: str, hook: str, input_name: str, payload: Any) -> dict[str, Any]:
+    def start_run(self, run_id: str, expected: list[str],
+                  plan: dict[str, str] | None = None) -> None:
         def change(record):
-            parts = record["parts"].setdefault(hook, {})
-            parts[input_name] = payload
-            return dict(parts)
+            record["expected"] = list(expected)
+            if plan:
+                record["plan"] = dict(plan)
 
-        return self._update(run_id, change)
+        self._update(run_id, change)
 
     def record_hook(self, run_id: str, hook: str, delivery: dict[str, Any],
                     result: Any = None) -> None:
@@ -196,9 +193,25 @@ class MemoryResultsStore(ResultsStore):
         self._update(run_id, lambda r: r["errors"].__setitem__(key, dict(error)))
 
     def get(self, run_id: str) -> dict[str, Any] | None:
+        """A copy of the run's record: its containers are copied, the values in them are
+        shared, which is safe because a write replaces a value and never changes one."""
         with self._lock:
             record = self._runs.get(run_id)
-            return json.loads(json.dumps(record)) if record is not None else None
+            if record is None:
+                return None
+            return {key: _copy(value) for key, value in record.items()}
+
+    def hook_state(self, run_id: str, hook: str) -> str | None:
+        with self._lock:
+            delivery = self._runs.get(run_id, {}).get("hooks", {}).get(hook)
+            return delivery["state"] if delivery is not None else None
+
+
+def _copy(value: Any) -> Any:
+    """A record's part one level deep: a dict of deliveries copies each delivery too."""
+    if isinstance(value, dict):
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in value.items()}
+    return list(value) if isinstance(value, list) else value
 
 
 class RedisResultsStore(ResultsStore):
@@ -230,13 +243,9 @@ class RedisResultsStore(ResultsStore):
             raise ResultsStoreError(f"cannot write to Redis at {self.url}: {exc}; "
                                     "check that Redis is running and the URL is right") from exc
 
-    def start_run(self, run_id: str, expected: list[str]) -> None:
-        self._write(run_id, {"expected": list(expected)})
-
-    def add_part(self, run_id: str, hook: str, input_name: str, payload: Any) -> dict[str, Any]:
-        self._write(run_id, {f"p:{hook}:{input_name}": payload})
-        record = self.get(run_id) or {}
-        return record.get("parts", {}).get(hook, {})
+    def start_run(self, run_id: str, expected: list[str],
+                  plan: dict[str, str] | None = None) -> None:
+        self._write(run_id, {"expected": list(expected), **({"plan": plan} if plan else {})})
 
     def record_hook(self, run_id: str, hook: str, delivery: dict[str, Any],
                     result: Any = None) -> None:
@@ -258,21 +267,18 @@ class RedisResultsStore(ResultsStore):
     def _parse(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
         if not raw:
             return None
-        record: dict[str, Any] = {"results": {}, "hooks": {}, "errors": {}, "parts": {}}
+        record: dict[str, Any] = {"results": {}, "hooks": {}, "errors": {}}
         for field, value in raw.items():
             name, data = field.decode(), json.loads(value)
             kind, _, rest = name.partition(":")
-            if name == "expected":
-                record["expected"] = data
+            if name in ("expected", "plan"):
+                record[name] = data
             elif kind == "r":
                 record["results"][rest] = data
             elif kind == "h":
                 record["hooks"][rest] = data
             elif kind == "e":
                 record["errors"][rest] = data
-            elif kind == "p":
-                hook, _, input_name = rest.partition(":")
-                record["parts"].setdefault(hook, {})[input_name] = data
         return record
 
     def _async_client(self):

@@ -1,15 +1,19 @@
 """The runner: one algo of a plan on Kafka.
 
-The run loop only polls, hands each record to `process`, ticks the join windows and
-batches, and checkpoints (`algorail.runtime.checkpoint`). Processing turns records into
-join arrivals, join decisions into algo calls, and results into output messages, skip
-markers or error reports. A failed run goes to the pipeline's error topic (JSON
-``{runId, component, error, source, topic, partition, offset}``) and its inputs to the
-algo's dead-letter topic, after ``retry.attempts`` retries; the runner goes on.
+The runner is a processor on the delivery loop (`algorail.runtime.delivery`), which
+polls, checkpoints and handles rebalances. Processing turns records into join arrivals,
+join decisions into algo calls, and results into output messages, skip markers or error
+reports. A call that fails with a retried kind of failure goes to the algo's next retry
+topic (`RunnerPlan.retry_topics`, one per backoff wait), which the runner also reads: a
+retry's partition is held until the record is due, so waiting blocks nothing else. After
+``retry.attempts`` retries, or at once for a failure not retried, the run goes to the
+pipeline's error topic (JSON ``{runId, component, error, source, topic, partition,
+offset}``) and its inputs to the algo's dead-letter topic; the runner goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -19,16 +23,18 @@ from typing import Any, NamedTuple
 from algorail.errors import AlgorailError
 from algorail.extensions import failure_kind
 from algorail.plan import Plan, RunnerPlan
-from algorail.runtime import convention, messages, tracing
-from algorail.runtime.checkpoint import Checkpoint, OffsetTracker
+from algorail.runtime import codec, convention, tracing
 from algorail.runtime.dedup import ORIGIN, Deduplicator, origin_of
+from algorail.runtime.delivery import DeliveryLoop, Processor
 from algorail.runtime.join import Arrival, Batcher, BatchItem, Decision, JoinEngine
 from algorail.runtime.metrics import MetricsServer, RunnerMetrics
-from algorail.runtime.objectstore import FILE_REFERENCE
+from algorail.runtime.revisits import Revisits
 
 log = logging.getLogger("algorail.runner")
 
-TICK_SECONDS = 0.05
+ATTEMPT = "algorail-attempt"  # on a retry topic: the retry this record is
+RETRY = "retry"  # the slot of a retried run's single arrival
+NO_SPAN = contextlib.nullcontext()
 LAG_SECONDS = 2.0
 STALL_SECONDS = 60.0  # /healthz fails when the loop has not turned for this long
 RECOVERY_MARGIN_MS = 30_000  # clock skew allowed between an input's and our timestamps
@@ -39,17 +45,24 @@ class RunnerError(AlgorailError):
 
 
 class AlgoError(Exception):
-    """A run failed after its retries; the message is reported on the error topic."""
+    """An algo call failed; `retryable` when its kind of failure is retried."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Position(NamedTuple):
     """Where an arrival came from, with its record (for the dead-letter topic) and
-    envelope (for the run's outputs)."""
+    envelope (for the run's outputs); a retried run's also names the inputs it first came
+    from (`origin`) and how many calls failed (`attempt`)."""
 
     tp: Any
     offset: int
     record: Any
-    env: messages.Envelope
+    env: codec.Envelope
+    origin: str | None = None
+    attempt: int = 0
 
 
 def open_algo(runner: RunnerPlan) -> Any:
@@ -72,7 +85,9 @@ def open_algo(runner: RunnerPlan) -> Any:
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-class Runner:
+class Runner(Processor):
+    """One algo as a processor on a `DeliveryLoop` reading its inputs and retry topics."""
+
     def __init__(self, plan: Plan, component: str, bootstrap_servers: str, *,
                  metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
                  algo: Any = None, object_store: Any = None, transactional: bool = False):
@@ -93,19 +108,17 @@ class Runner:
         self.slots: dict[str, list[Any]] = {}
         for sub in [*self.spec.inputs, *self.spec.triggers]:
             self.slots.setdefault(sub.topic, []).append(sub)
+        self.retry_delays = {t.name: t.delay_ms / 1000 for t in self.spec.retry_topics}
         self.engine = JoinEngine(self.input_names, [t.name for t in self.spec.triggers],
                                  self.spec.join, self.spec.triggers_join)
         self.batcher = Batcher(self.spec.batch) if self.spec.batch else None
         self.dedup = Deduplicator(per_run=not self.engine.passthrough)
-        self.tracker = OffsetTracker()
+        self.revisits = Revisits.of(plan, component)
+        self.cyclic = plan.allow_cycles  # visits are counted only in a pipeline with cycles
         self.ready = threading.Event()
-        self._revoked = threading.Event()
-        self._assigned: list[Any] | None = None
-        self.stopping = threading.Event()
-        self.last_turn = time.monotonic()
-        self.consumer: Any = None
-        self.producer: Any = None
-        self.checkpoint: Checkpoint | None = None
+        self.loop: DeliveryLoop | None = None
+        self._stop_requested = False
+        self.next_lag = 0.0
         self._children = {p: self.metrics.messages_out.labels(component, p, "data")
                           for p in self.ports}
         self._skips = {p: self.metrics.messages_out.labels(component, p, "skip")
@@ -113,37 +126,20 @@ class Runner:
         self._ins = {s.name: self.metrics.messages_in.labels(component, s.name)
                      for subs in self.slots.values() for s in subs}
         self._algo_seconds = self.metrics.algo_seconds.labels(component)
+        self._counts: dict[Any, int] = {}
+        self._tps: dict[tuple[str, int], Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Runner:
-        from kafka import ConsumerRebalanceListener
-
-        from algorail.runtime import kafka_io
-
         if self.algo is None:
             self.algo = open_algo(self.spec)
-        producer_options = {}
-        if self.transactional:
-            producer_options["transactional_id"] = transactional_id(self.spec)
-        self.producer = kafka_io.make_producer(self.bootstrap_servers, **producer_options)
-        self.consumer = kafka_io.make_consumer(self.bootstrap_servers, self.spec.consumer_group,
-                                               client_id=self.spec.id)
-        self.checkpoint = Checkpoint(self.consumer, self.producer, self.tracker,
-                                     transactional=self.transactional)
-        runner = self
-
-        class Listener(ConsumerRebalanceListener):
-            """Runs on kafka-python's IO thread, which must not block: it only takes note,
-            and the run loop acts before it processes the next records."""
-
-            def on_partitions_revoked(self, revoked):
-                runner._revoked.set()
-
-            def on_partitions_assigned(self, assigned):
-                runner._assigned = list(assigned)
-
-        self.consumer.subscribe(topics=sorted(self.slots), listener=Listener())
+        self.loop = DeliveryLoop(
+            self, self.bootstrap_servers, self.spec.consumer_group,
+            [*self.slots, *self.retry_delays], client_id=self.spec.id,
+            transactional_id=transactional_id(self.spec) if self.transactional else None)
+        if self._stop_requested:
+            self.loop.stop()
         if self.metrics_port is not None:
             self.metrics_server = MetricsServer(self.metrics, self.healthy, self.metrics_host,
                                                 self.metrics_port).start()
@@ -153,71 +149,56 @@ class Runner:
         return self
 
     def run(self, max_seconds: float | None = None) -> None:
-        """Poll until `stop()` (or `max_seconds`); a final checkpoint runs on the way out."""
-        if self.consumer is None:
+        """Turn the delivery loop until `stop()` (or `max_seconds`)."""
+        if self.loop is None:
             self.start()
-        deadline = time.monotonic() + max_seconds if max_seconds else None
-        next_tick = next_lag = 0.0
         try:
-            while not self.stopping.is_set():
-                if deadline and time.monotonic() > deadline:
-                    break
-                batch = self.consumer.poll(timeout_ms=100)
-                if self._rebalance():
-                    batch = {}  # fetched before the rewind to the committed offsets
-                for records in batch.values():
-                    for record in records:
-                        self.process(record)
-                now = time.monotonic()
-                self.last_turn = now
-                if now >= next_tick:
-                    self.tick()
-                    next_tick = now + TICK_SECONDS
-                if now >= next_lag:
-                    self._update_lag()
-                    next_lag = now + LAG_SECONDS
-                self.checkpoint.commit()
+            self.loop.run(max_seconds)
         finally:
             self.close()
 
     def stop(self) -> None:
-        self.stopping.set()
+        self._stop_requested = True
+        if self.loop is not None:
+            self.loop.stop()
 
     def close(self) -> None:
-        from algorail.runtime import kafka_io
-
-        try:
-            if self.consumer is not None and self.checkpoint is not None:
-                self.checkpoint.commit()
-        finally:
-            for closer in (getattr(self.algo, "close", None),
-                           self.consumer and (lambda: kafka_io.close_consumer(self.consumer)),
-                           self.producer and self.producer.close,
-                           self.metrics_server and self.metrics_server.stop):
-                if closer:
-                    closer()
-            self.consumer = self.producer = self.metrics_server = None
-            log.info("%s: stopped", self.spec.component)
+        self._flush_counts()
+        for closer in (getattr(self.algo, "close", None),
+                       self.metrics_server and self.metrics_server.stop):
+            if closer:
+                closer()
+        self.metrics_server = None
+        log.info("%s: stopped", self.spec.component)
 
     def healthy(self) -> bool:
-        return (self.checkpoint is None or self.checkpoint.failure is None) and (
-            time.monotonic() - self.last_turn < STALL_SECONDS)
+        return self.loop is None or self.loop.healthy(STALL_SECONDS)
 
     # -- processing ------------------------------------------------------------------------
 
     def process(self, record: Any) -> None:
-        from kafka import TopicPartition
-
-        tp = TopicPartition(record.topic, record.partition)
-        self.tracker.track(tp, record.offset)
-        headers = record.headers or ()
-        env = messages.Envelope.from_headers(headers)
-        if not any(k == messages.RUN_ID for k, _ in headers):  # stable across re-reads
+        if record.topic in self.retry_delays:
+            self._process_retry(record)
+            return
+        tp = self._partition(record.topic, record.partition)
+        env = codec.Envelope.from_headers(record.headers, new_run_id=False)
+        if not env.run_id:  # stable across re-reads
             env.run_id = f"{record.topic}:{record.partition}:{record.offset}"
         position = Position(tp, record.offset, record, env)
+        if self.cyclic:
+            if self.revisits.ends_here(env):
+                self.loop.resolve(tp, record.offset)
+                return
+            revisit_error = self.revisits.exceeded(env)
+            if revisit_error:
+                slot = self.slots[record.topic][0].name
+                self._report(Decision(env.run_id, "run", [Arrival(slot, None, False,
+                                                                   position)]),
+                             revisit_error)
+                return
         arrivals = []
         for sub in self.slots.get(record.topic, ()):
-            self._ins[sub.name].inc()
+            self._tally(self._ins[sub.name])
             if env.skip:
                 arrivals.append(Arrival(sub.name, None, True, position))
                 continue
@@ -230,23 +211,65 @@ class Runner:
                 return
             value, skipped = convention.select_fields(payload, sub.fields, sub.map)
             arrivals.append(Arrival(sub.name, value, skipped, position))
-        for decision in self.engine.offer(env.run_id, arrivals):
+        run_key = self.revisits.key(env) if self.cyclic else env.run_id
+        for decision in self.engine.offer(run_key, arrivals):
             self.handle(decision)
 
+    def _process_retry(self, record: Any) -> None:
+        """A run waiting on a retry topic: held until due, then called again with the
+        payload it was called with (joined, fields selected)."""
+        wait = record.timestamp / 1000 + self.retry_delays[record.topic] - time.time()
+        if wait > 0:
+            self.loop.hold(record, wait)
+            return
+        env = codec.Envelope.from_headers(record.headers)
+        position = Position(self._partition(record.topic, record.partition), record.offset,
+                            record, env, env.extra.get(ORIGIN), int(env.extra.get(ATTEMPT, 1)))
+        run_key = self.revisits.key(env) if self.cyclic else env.run_id
+        decision = Decision(run_key, "run", [Arrival(RETRY, None, False, position)])
+        try:
+            payload = codec.decode(record.value, env.content_type)
+        except codec.CodecError as exc:
+            self._report(decision, f"cannot read the retry of run {env.run_id}: {exc}")
+            return
+        self._call_decision(decision, payload, self._origin(decision))
+
+    def _partition(self, topic: str, partition: int) -> Any:
+        """The loop's topic partition of a record, made once per partition."""
+        tp = self._tps.get((topic, partition))
+        if tp is None:
+            tp = self._tps[topic, partition] = self.loop.partition(topic, partition)
+        return tp
+
+    def _tally(self, counter: Any) -> None:
+        """Count one message on `counter`; the counts reach it on the next tick (a
+        Prometheus counter takes a lock per increment)."""
+        self._counts[counter] = self._counts.get(counter, 0) + 1
+
+    def _flush_counts(self) -> None:
+        counts, self._counts = self._counts, {}
+        for counter, n in counts.items():
+            counter.inc(n)
+
     def tick(self) -> None:
-        """Close join windows and due batches."""
+        """Close join windows and due batches; refresh the metrics now and then."""
+        self._flush_counts()
         for decision in self.engine.expire():
             self.handle(decision)
         if self.batcher is not None:
             for batch in self.batcher.due():
                 self._run_batch(batch)
         self.metrics.join_pending.labels(self.spec.component).set(len(self.engine.pending))
+        now = time.monotonic()
+        if now >= self.next_lag:
+            self._update_lag()
+            self.next_lag = now + LAG_SECONDS
 
     def handle(self, decision: Decision) -> None:
         if decision.kind == "late":
             self._resolve(decision)
             return
-        origin = origin_of(self._positions(decision))
+        origin = self._origin(decision)
         if self.dedup.key(decision.run_id, origin) in self.dedup:  # written before a restart
             self.metrics.duplicates.labels(self.spec.component).inc()
             self._resolve(decision)
@@ -260,6 +283,9 @@ class Runner:
             return
         payload = convention.call_payload(self.input_names, decision.values,
                                           self.spec.input_mode)
+        self._call_decision(decision, payload, origin)
+
+    def _call_decision(self, decision: Decision, payload: Any, origin: str) -> None:
         if self.batcher is not None:
             for batch in self.batcher.add(decision, payload):
                 self._run_batch(batch)
@@ -267,12 +293,17 @@ class Runner:
         with self._span(decision):
             try:
                 outputs = convention.split_outputs(self.ports, self._call(payload))
-            except (AlgoError, convention.ConventionError) as exc:
+            except AlgoError as exc:
+                self._failed(decision, payload, exc, origin)
+                return
+            except convention.ConventionError as exc:
                 self._report(decision, str(exc), origin)
                 return
             self._emit(decision, outputs, origin)
 
     def _span(self, decision: Decision):
+        if not tracing.enabled():
+            return NO_SPAN
         env = decision.arrivals[0].position.env
         return tracing.span("algo call", env.traceparent, run_id=decision.run_id,
                             pipeline=self.plan.pipeline, component=self.spec.component,
@@ -290,7 +321,11 @@ class Runner:
             else:
                 results = [result] if newest else convention.split_batch(result, len(batch))
             outputs = [convention.split_outputs(self.ports, r) for r in results]
-        except (AlgoError, convention.ConventionError) as exc:
+        except AlgoError as exc:
+            for item in items:
+                self._failed(item.decision, item.payload, exc, self._origin(item.decision))
+            return
+        except convention.ConventionError as exc:
             for item in items:
                 self._report(item.decision, str(exc))
             return
@@ -298,46 +333,79 @@ class Runner:
             self._emit(item.decision, out)
 
     def _call(self, payload: Any) -> Any:
-        retry = self.spec.retry
-        component = self.spec.component
-        for attempt in range(retry.attempts + 1):
-            started = time.perf_counter()
-            try:
-                result = self.algo(payload)
-            except Exception as exc:  # the algo's failure is the run's, not the runner's
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if attempt == retry.attempts or failure_kind(exc) not in retry.retry_on:
-                    raise AlgoError(f"algo {component!r} failed: {error}") from exc
-                self.metrics.retries.labels(component).inc()
-                delay = min(retry.backoff_ms * 2**attempt, retry.max_backoff_ms) / 1000
-                log.warning("%s: attempt %d failed (%s); retrying in %.2fs", component,
-                            attempt + 1, error, delay)
-                time.sleep(delay)
-            else:
-                self._algo_seconds.observe(time.perf_counter() - started)
-                return result
-        raise AssertionError("unreachable")
+        """One call of the algo; a failure is an `AlgoError` that says if it is retried."""
+        started = time.perf_counter()
+        try:
+            result = self.algo(payload)
+        except Exception as exc:  # the algo's failure is the run's, not the runner's
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise AlgoError(f"algo {self.spec.component!r} failed: {error}",
+                            failure_kind(exc) in self.spec.retry.retry_on) from exc
+        self._algo_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _failed(self, decision: Decision, payload: Any, exc: AlgoError, origin: str) -> None:
+        """A failed call: to the next retry topic while attempts are left and the failure is
+        worth retrying, else reported (error topic and dead letters) at once."""
+        attempt = decision.arrivals[0].position.attempt
+        if not exc.retryable or attempt >= self.spec.retry.attempts or not self.retry_delays:
+            self._report(decision, str(exc), origin)
+            return
+        content_type = codec.JSON
+        if isinstance(payload, (bytes, bytearray)):
+            content_type = "application/octet-stream"
+        try:
+            value = codec.encode(payload, content_type)
+        except (ValueError, TypeError, AlgorailError) as encode_error:
+            self._report(decision, f"{exc} (not retried: {encode_error})", origin)
+            return
+        steps = self.spec.retry_topics
+        step = steps[min(attempt + 1, len(steps)) - 1]
+        first = decision.arrivals[0].position
+        env = first.env
+        extra = {k: v for k, v in env.extra.items() if k not in (ORIGIN, ATTEMPT)}
+        headers = codec.Envelope(env.run_id, env.deployment, env.source, content_type,
+                                 env.traceparent,
+                                 extra={**extra, ORIGIN: origin, ATTEMPT: str(attempt + 1)}
+                                 ).to_headers()
+        self.loop.send(step.name, value, self._key(first), headers)
+        self.metrics.retries.labels(self.spec.component).inc()
+        log.warning("%s: run %s attempt %d failed (%s); retrying in %.2fs", self.spec.component,
+                    env.run_id, attempt + 1, exc, step.delay_ms / 1000)
+        self._resolve(decision)
 
     # -- output ----------------------------------------------------------------------------
 
     def _emit(self, decision: Decision, outputs: dict[str, Any], origin: str | None = None
               ) -> None:
         """Write each port's payload, or a skip marker for a port that produced nothing."""
-        env = decision.arrivals[0].position.env
-        origin = origin or origin_of(self._positions(decision))
-        key = decision.run_id.encode()
+        first = decision.arrivals[0].position
+        env = first.env
+        origin = origin or self._origin(decision)
+        key = self._key(first)
+        extra = {ORIGIN: origin}
+        if self.cyclic:
+            extra.update(self.revisits.headers(a.position.env for a in decision.arrivals))
         for port, topic in self.spec.outputs.items():
             content_type = self.spec.output_content_types[port]
             produced = port in outputs
-            headers = messages.Envelope(
-                decision.run_id, env.deployment, f"{self.spec.component}.{port}",
+            headers = codec.Envelope(
+                env.run_id, env.deployment, self.spec.output_sources[port],
                 content_type, tracing.child_traceparent(env.traceparent), skip=not produced,
-                extra={ORIGIN: origin}).to_headers()
-            value = convention.encode(outputs[port], content_type) if produced else b""
-            self._send(topic, value, key, headers)
-            (self._children if produced else self._skips)[port].inc()
+                extra=extra).to_headers()
+            value = codec.encode(outputs[port], content_type) if produced else b""
+            self.loop.send(topic, value, key, headers)
+            self._tally((self._children if produced else self._skips)[port])
         self.dedup.add(self.dedup.key(decision.run_id, origin))
         self._resolve(decision)
+
+    @staticmethod
+    def _key(position: Position) -> bytes:
+        """An output keeps its input's key, so one key's records keep their order on every
+        hop; an input without one (the gateway's) is keyed by its run id, so the arrivals
+        of a run meet on the same partition of every topic."""
+        key = position.record.key
+        return key if key is not None else position.env.run_id.encode()
 
     def _report(self, decision: Decision, error: str, origin: str | None = None) -> None:
         """The run failed: an error message for the run, its inputs to the dead letters."""
@@ -345,51 +413,54 @@ class Runner:
         self.metrics.errors.labels(component).inc()
         first = decision.arrivals[0].position
         env = first.env
-        origin = origin or origin_of(self._positions(decision))
+        origin = origin or self._origin(decision)
+        topic, partition, offset = first.tp.topic, first.tp.partition, first.offset
+        if first.origin:  # a retry: name the input the run came from
+            topic, partition, offset = first.origin.split(",")[0].rsplit(":", 2)
+            partition, offset = int(partition), int(offset)
         body = {
-            "runId": decision.run_id, "component": component, "error": error,
-            "source": env.source, "topic": first.tp.topic, "partition": first.tp.partition,
-            "offset": first.offset,
+            "runId": env.run_id, "component": component, "error": error,
+            "source": env.source, "topic": topic, "partition": partition, "offset": offset,
         }
         tracing.record_error(error)
-        log.warning("%s: run %s failed at %s[%d] %d: %s", component, decision.run_id,
-                    first.tp.topic, first.tp.partition, first.offset, error)
-        headers = messages.Envelope(
-            decision.run_id, env.deployment, f"{component}.errors", "application/json",
+        log.warning("%s: run %s failed at %s[%d] %d: %s", component, env.run_id,
+                    topic, partition, offset, error)
+        headers = codec.Envelope(
+            env.run_id, env.deployment, self.spec.error_source, codec.JSON,
             tracing.child_traceparent(env.traceparent), extra={ORIGIN: origin}).to_headers()
-        self._send(self.spec.error_topic, json.dumps(body).encode(), decision.run_id.encode(),
-                   headers)
+        self.loop.send(self.spec.error_topic, json.dumps(body).encode(), self._key(first),
+                       headers)
         for position in {id(p): p for p in self._positions_full(decision)}.values():
             record = position.record
-            dl_headers = [*(record.headers or []), (messages.ERROR, error.encode()[:4000]),
-                          (ORIGIN, origin.encode())]
-            self._send(self.spec.dead_letter_topic, record.value, record.key, dl_headers)
+            dl_headers = [*(h for h in record.headers or [] if h[0] not in (ORIGIN, ATTEMPT)),
+                          (codec.ERROR, error.encode()[:4000]), (ORIGIN, origin.encode())]
+            self.loop.send(self.spec.dead_letter_topic, record.value, record.key, dl_headers)
             self.metrics.dead_letters.labels(component).inc()
         self.dedup.add(self.dedup.key(decision.run_id, origin))
         self._resolve(decision)
 
-    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list) -> None:
-        self.checkpoint.sent(self.producer.send(topic, value=value, key=key, headers=headers))
-
     def _resolve(self, decision: Decision) -> None:
-        for tp, offset in self._positions(decision):
-            self.tracker.resolve(tp, offset)
+        for a in decision.arrivals:
+            self.loop.resolve(a.position.tp, a.position.offset)
 
-    @staticmethod
-    def _positions(decision: Decision) -> list[tuple[Any, int]]:
-        return [(a.position.tp, a.position.offset) for a in decision.arrivals]
+    def _origin(self, decision: Decision) -> str:
+        """The inputs a run came from; a retried run keeps its first inputs'."""
+        first = decision.arrivals[0].position
+        if first.origin:
+            return first.origin
+        return origin_of([(a.position.tp, a.position.offset) for a in decision.arrivals])
 
     @staticmethod
     def _positions_full(decision: Decision) -> list[Position]:
         return [a.position for a in decision.arrivals]
 
     def _decode(self, value: bytes | None, content_type: str) -> Any:
-        if content_type == FILE_REFERENCE:
-            ref = json.loads(value)
+        if content_type == codec.FILE_REFERENCE:
+            ref = codec.decode(value, content_type)
             if self.spec.file_input == "reference":
                 return ref
             return self._object_store().get(ref)
-        return convention.decode(value, content_type)
+        return codec.decode(value, content_type)
 
     def _object_store(self) -> Any:
         if self.object_store is None:
@@ -406,67 +477,53 @@ class Runner:
 
     # -- rebalancing and recovery ----------------------------------------------------------
 
-    def _rebalance(self) -> bool:
-        """Act on a rebalance noted by the listener, in the loop's thread; True when partitions
-        were assigned (and rewound)."""
-        if self._revoked.is_set():
-            self._revoked.clear()
-            self._drop_open_runs()
-        assigned, self._assigned = self._assigned, None
-        if assigned is not None:
-            started = time.monotonic()
-            scanned = self._recover(assigned)
-            log.info("%s: ready, %d partition(s) assigned, %d earlier outputs remembered "
-                     "(%.1fs)", self.spec.component, len(assigned), scanned,
-                     time.monotonic() - started)
-            self.ready.set()
-        return assigned is not None
+    def assigned(self, tps: list[Any]) -> None:
+        started = time.monotonic()
+        scanned = self._recover(tps)
+        retries = sum(1 for tp in tps if tp.topic in self.retry_delays)
+        log.info("%s: ready, %d input partition(s) assigned (and %d of retry topics), %d "
+                 "earlier outputs remembered (%.1fs)", self.spec.component, len(tps) - retries,
+                 retries, scanned, time.monotonic() - started)
+        self.ready.set()
 
-    def _drop_open_runs(self) -> None:
-        """Forget uncommitted offsets, open joins and batches: they are read again."""
-        self.checkpoint.forget()
+    def revoked(self, tps: list[Any]) -> None:
+        """Forget open joins and batches: their inputs are read again (partitions are
+        revoked whole, the eager protocol, so every open run goes)."""
         self.engine.clear()
         if self.batcher is not None:
             self.batcher.clear()
 
     def _recover(self, assigned: list[Any]) -> int:
-        """Rewind each assigned partition to its committed offset and remember what this algo
-        wrote for the inputs after it. The rewind matters: kafka-python keeps the position of
-        a partition a replica keeps across a rebalance, but the runs it had open were dropped
-        on revocation, and another replica may have moved the partition on meanwhile."""
+        """Remember what this algo wrote for the inputs after the committed offsets (the
+        loop has sought each assigned partition there)."""
         from algorail.runtime import kafka_io
 
         if not assigned:
             return 0
-        committed = {}
-        for tp in assigned:
-            offset = self.consumer.committed(tp)
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
-            committed[tp] = offset if offset is not None else 0
+        committed = {tp: self.loop.consumer.position(tp) for tp in assigned}
         stamps = kafka_io.first_timestamps(self.bootstrap_servers, committed)
         if not stamps:
             return 0
         since = min(stamps.values()) - RECOVERY_MARGIN_MS
         topics = [*self.spec.outputs.values(), self.spec.error_topic]
-        prefix = f"{self.spec.component}."
+        ours = {*self.spec.output_sources.values(), self.spec.error_source}
         count = 0
         for record in kafka_io.records_since(self.bootstrap_servers, topics, since):
-            headers = kafka_io.header_dict(record.headers)
+            headers = codec.header_dict(record.headers)
             origin = headers.get(ORIGIN)
-            if origin is None or not headers.get(messages.SOURCE, "").startswith(prefix):
+            if origin is None or headers.get(codec.SOURCE) not in ours:
                 continue
-            self.dedup.add(self.dedup.key(headers.get(messages.RUN_ID, ""), origin))
+            run_key = self.revisits.key_of_output(headers.get(codec.RUN_ID, ""), headers)
+            self.dedup.add(self.dedup.key(run_key, origin))
             count += 1
         return count
 
     def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            hw = self.consumer.highwater(tp)
+        consumer = self.loop.consumer
+        for tp in consumer.assignment():
+            hw = consumer.highwater(tp)
             if hw is not None:
-                lag = max(hw - self.consumer.position(tp), 0)
+                lag = max(hw - consumer.position(tp), 0)
                 self.metrics.lag.labels(self.spec.component, tp.topic, tp.partition).set(lag)
 
     def _call_startup(self) -> None:

@@ -1,24 +1,32 @@
 """Helpers for tests and benchmarks of runners: a plan from YAML text, runners in threads,
-producing inputs and reading a topic back. Real broker, no mocks."""
+producing inputs and reading a topic back, `algorail dev` in a subprocess. Real broker,
+no mocks."""
 
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from algorail.plan import Plan, compile_plan
-from algorail.runtime import kafka_io, messages
+from algorail.plan import Plan
+from algorail.runtime import codec, kafka_io
+from algorail.runtime.broker import free_port
 from algorail.runtime.runner import Runner
-from algorail.spec import load_pipeline
 
 
 def plan_from_yaml(text: str, directory: Path, bootstrap_servers: str,
                    deployment: str | None = None, bindings: dict | None = None) -> Plan:
     """Write `text` to a pipeline file in `directory`, compile it and create its topics."""
+    from algorail.compiler import compile_plan  # the runtime itself never compiles
+    from algorail.loader import load_pipeline
+
     path = Path(directory) / "pipeline.yaml"
     path.write_text(text, encoding="utf-8")
     plan = compile_plan(load_pipeline(path, bindings=bindings), deployment=deployment)
@@ -72,7 +80,7 @@ def produce(bootstrap_servers: str, topic: str, items: Iterable[tuple[str, Any]]
     producer = producer or kafka_io.make_producer(bootstrap_servers)
     count = 0
     for run_id, payload in items:
-        headers = messages.Envelope(run_id, deployment, source, skip=skip).to_headers()
+        headers = codec.Envelope(run_id, deployment, source, skip=skip).to_headers()
         value = b"" if skip else json.dumps(payload).encode()
         producer.send(topic, value=value, key=run_id.encode(), headers=headers)
         count += 1
@@ -121,10 +129,63 @@ def read_topic(bootstrap_servers: str, topic: str, count: int = 0, timeout: floa
 
 
 def as_dict(record: Any) -> dict[str, Any]:
-    headers = kafka_io.header_dict(record.headers)
+    headers = codec.header_dict(record.headers)
     try:
-        value = json.loads(record.value) if record.value else None
-    except ValueError:
+        value = codec.decode(record.value or None, headers.get(codec.CONTENT_TYPE, codec.JSON))
+    except codec.CodecError:
         value = record.value  # not JSON (e.g. a poison message in a dead-letter topic)
-    return {"run_id": headers.get(messages.RUN_ID), "skip": headers.get(messages.SKIP) == "1",
+    return {"run_id": headers.get(codec.RUN_ID), "skip": headers.get(codec.SKIP) == "1",
             "value": value, "headers": headers, "offset": record.offset}
+
+
+class DevProcess:
+    """`algorail dev ARGS` in a subprocess (own session), output collected line by line."""
+
+    def __init__(self, *args: str, work_dir: Path, cwd: str | Path | None = None,
+                 env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.work_dir = work_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "algorail.cli", "dev", *args, "--port", str(self.port),
+             "--work-dir", str(work_dir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True, cwd=cwd, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(
+            target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True)
+        self.reader.start()
+        self.seen: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, prefix: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while not any(x.startswith(prefix) for x in self.seen):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {prefix!r} line in time:\n{''.join(self.seen)}")
+            try:
+                self.seen.append(self.lines.get(timeout=1))
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"algorail dev ended:\n{''.join(self.seen)}") from None
+        return "".join(self.seen)
+
+    def wait_ready(self, timeout: float = 90) -> str:
+        return self.wait_for("ready:", timeout)
+
+    def exit(self, timeout: float = 60) -> tuple[int, str]:
+        """Wait for dev mode to end by itself."""
+        code = self.proc.wait(timeout)
+        self.reader.join(5)
+        return code, "".join(self.seen) + "".join(self.lines.queue)
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.exit(30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)

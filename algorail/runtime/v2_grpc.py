@@ -1,12 +1,14 @@
 """The gateway's V2 gRPC inference service (`inference.GRPCInferenceService`).
 
 The same pipeline-as-model as the REST API (v2_routes.py), on a port of its own
-(``--grpc-port``): ServerLive, ServerReady, ServerMetadata, ModelReady, ModelMetadata and
-ModelInfer (typed or raw tensor contents in; raw contents out, as Triton and MLServer
-answer). The API key goes in the ``authorization`` (Bearer) or ``x-api-key`` metadata;
-``seldon-model`` metadata names the model like Seldon's header. Errors are gRPC statuses:
-INVALID_ARGUMENT (a bad request or a failed run), NOT_FOUND, UNAUTHENTICATED,
-UNAVAILABLE, DEADLINE_EXCEEDED.
+(``--grpc-port``), for one plan (`gateway.create_app`) or for every plan a
+`router.PlanRouter` follows, so a pipeline created, updated or deleted is a model, a new
+version of it, or gone for the next call. ServerLive, ServerReady, ServerMetadata,
+ModelReady, ModelMetadata and ModelInfer (typed or raw tensor contents in; raw contents
+out, as Triton and MLServer answer). The API key goes in the ``authorization`` (Bearer)
+or ``x-api-key`` metadata; ``seldon-model`` metadata names the model like Seldon's header.
+Errors are gRPC statuses: INVALID_ARGUMENT (a bad request or a failed run), NOT_FOUND,
+UNAUTHENTICATED, UNAVAILABLE, DEADLINE_EXCEEDED.
 
 The messages are those of the published protocol definition, as generated in
 `tritonclient.grpc.service_pb2` (Triton's `grpc_service.proto`: package `inference`, a
@@ -17,7 +19,7 @@ them with ``pip install 'algorail[grpc]'``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from tritonclient.grpc import service_pb2 as pb
@@ -40,15 +42,24 @@ class _Metadata:
                         if isinstance(v, str)}
 
 
+class Models(Protocol):
+    """Where the service finds the API of a model: a plan's `v2_routes.V2Api`, or the
+    `router.PlanRouter` of every plan served."""
+
+    def find(self, name: str) -> tuple[Any, str]: ...
+
+    def is_ready(self) -> bool: ...
+
+
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, api: Any):
-        self.api = api
+    def __init__(self, models: Models):
+        self.models = models
 
     async def ServerLive(self, request, context):  # noqa: N802 - the protocol's names
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):  # noqa: N802
-        return pb.ServerReadyResponse(ready=self.api.is_ready())
+        return pb.ServerReadyResponse(ready=self.models.is_ready())
 
     async def ServerMetadata(self, request, context):  # noqa: N802
         return pb.ServerMetadataResponse(name="algorail", version=algorail.__version__,
@@ -56,25 +67,26 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request, context):  # noqa: N802
         try:
-            self.api.check_model(request.name)
+            api, _ = self.models.find(request.name)
         except Rejected:
             return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=self.api.is_ready())
+        return pb.ModelReadyResponse(ready=api.is_ready())
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         try:
-            name = self.api.check_model(request.name)
+            api, name = self.models.find(request.name)
         except Rejected as exc:
             await context.abort(STATUS[exc.status], str(exc))
-        return pb.ModelMetadataResponse(name=name, platform="algorail-pipeline")
+        return pb.ModelMetadataResponse(name=name, versions=[api.plan.version],
+                                        platform="algorail-pipeline")
 
     async def ModelInfer(self, request, context):  # noqa: N802
         started = time.perf_counter()
         metadata = _Metadata(context)
         try:
-            self.api.gateway.authorize(metadata)
-            name = self.api.check_model(metadata.headers.get("seldon-model")
-                                        or request.model_name)
+            api, name = self.models.find(metadata.headers.get("seldon-model")
+                                         or request.model_name)
+            api.gateway.authorize(metadata)
             inference = v2.InferenceRequest(
                 tensors=v2.from_proto(request.inputs, request.raw_input_contents, "inputs"),
                 id=request.id or None,
@@ -86,9 +98,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         remaining = context.time_remaining()
         timeout = min(remaining if remaining is not None else DEFAULT_SYNC_TIMEOUT,
-                      self.api.gateway.max_sync_timeout)
-        status, body, run_id = await self.api.run(name, inference, timeout, started,
-                                                  metadata.headers.get("traceparent", ""))
+                      api.gateway.max_sync_timeout)
+        status, body, run_id = await api.run(name, inference, timeout, started,
+                                             metadata.headers.get("traceparent", ""))
         if status != 200:
             await context.abort(STATUS.get(status, grpc.StatusCode.UNKNOWN), body["error"])
         response = pb.ModelInferResponse(model_name=body["model_name"], id=body["id"])
@@ -99,10 +111,10 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-async def start_server(api: Any, host: str, port: int) -> grpc.aio.Server:
+async def start_server(models: Models, host: str, port: int) -> grpc.aio.Server:
     """Serve the service on HOST:PORT in the running event loop (the gateway's)."""
     server = grpc.aio.server()
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(api), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(models), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     await server.start()

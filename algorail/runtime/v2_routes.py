@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 import algorail
 from algorail import v2
+from algorail.runtime import codec
 from algorail.runtime.gateway import Rejected
 
 SELDON_SUFFIX = ".pipeline"
@@ -62,6 +63,14 @@ def routes(api: V2Api) -> list[Route]:
     ]
 
 
+def unknown_model(name: str, models: dict[str, Any]) -> Rejected:
+    """The 404 for a model that none of `models` (name -> route) is, naming those served."""
+    served = sorted({*models, *(f"{m}{SELDON_SUFFIX}" for m, r in models.items()
+                                if r.type == "http")})
+    return Rejected(404, f"no model {name!r} here: this gateway serves "
+                         f"{', '.join(map(repr, served)) or 'none yet'}")
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -81,11 +90,13 @@ class V2Api:
     def check_model(self, name: str) -> str:
         base = name.removesuffix(SELDON_SUFFIX)
         if base not in self.models:
-            served = sorted({*self.models, *(f"{m}{SELDON_SUFFIX}" for m, r in
-                                             self.models.items() if r.type == "http")})
-            raise Rejected(404, f"no model {name!r} here: this gateway serves "
-                                f"{', '.join(map(repr, served))}")
+            raise unknown_model(name, self.models)
         return base
+
+    def find(self, name: str) -> tuple[V2Api, str]:
+        """The API serving model `name` and its base name (the gRPC service asks a plan's
+        API, or a `router.PlanRouter`, the same way)."""
+        return self, self.check_model(name)
 
     def is_ready(self) -> bool:
         return self.gateway.sender is not None
@@ -106,8 +117,8 @@ class V2Api:
             name = self.model_name(request)
         except Rejected as exc:
             return error(exc.status, str(exc))
-        return JSONResponse({"name": name, "versions": [], "platform": "algorail-pipeline",
-                             "inputs": [], "outputs": []})
+        return JSONResponse({"name": name, "versions": [self.plan.version],
+                             "platform": "algorail-pipeline", "inputs": [], "outputs": []})
 
     async def model_ready(self, request: Request) -> Response:
         try:
@@ -133,7 +144,7 @@ class V2Api:
                             headers={"x-run-id": run_id} if run_id else {})
 
     def parse(self, request: Request, body: bytes) -> v2.InferenceRequest:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        media_type = codec.media_type(request.headers.get("content-type", ""))
         if media_type not in BODY_TYPES:
             raise Rejected(415, f"{request.url.path} takes a V2 inference request as "
                                 f"application/json (or no Content-Type), got {media_type}")

@@ -6,12 +6,13 @@ On disk, in one directory per gateway (a lock file keeps a second gateway out):
 - segments ``{id:020d}.wal``, each a run of records ``length, crc32, JSON`` where the JSON
   holds the run id, topic, key, value and headers (base64) of one Kafka message;
 - ``checkpoint.json``, the position (segment, offset) of the first record the broker has
-  not acknowledged; it is replaced atomically, and segments wholly before it are deleted.
+  not acknowledged; it is replaced atomically (two fsyncs), at most once per
+  `CHECKPOINT_SECONDS` and on close, and segments wholly before it are deleted.
 
 A `WalReplayer` thread produces the records after the checkpoint, in order, and moves the
-checkpoint past each acknowledged batch. Delivery is at-least-once: a crash between the
-broker's acknowledgement and the checkpoint sends a batch again with the same run ids and
-headers, and runners drop such duplicates.
+checkpoint past each acknowledged batch in memory. Delivery is at-least-once: a crash
+before the checkpoint reaches the disk sends up to a second of records again with the same
+run ids and headers, and runners drop such duplicates.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from algorail.backoff import Backoff
 from algorail.errors import AlgorailError
 
 log = logging.getLogger("algorail.gateway.wal")
@@ -37,6 +39,7 @@ log = logging.getLogger("algorail.gateway.wal")
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 ROTATE_BYTES = 1024 * 1024
+CHECKPOINT_SECONDS = 1.0
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload
 
 
@@ -94,8 +97,10 @@ class WriteAheadLog:
 
     def __init__(self, directory: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                  segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 fsync: Callable[[int], None] = os.fsync):
+                 fsync: Callable[[int], None] = os.fsync,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS):
         self.directory = Path(directory)
+        self.checkpoint_seconds = checkpoint_seconds
         self._fsync = fsync  # of appended records; tests count the calls
         self.max_bytes, self.segment_bytes = max_bytes, segment_bytes
         # a drained segment is replaced by an empty one once it is this big
@@ -114,7 +119,9 @@ class WriteAheadLog:
                            "give each gateway its own --wal-dir") from None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self.checkpoint = self._read_checkpoint()
+        # where replay goes on from, and where a restart would: at most a second behind
+        self.checkpoint = self.saved = self._read_checkpoint()
+        self.saved_at, self.checkpoints_written = time.monotonic(), 0
         self.pending, self.pending_bytes = 0, 0
         # group commit: records appended, records fsync'd, whether an fsync is under way
         self._written = self._synced = 0
@@ -189,12 +196,19 @@ class WriteAheadLog:
 
     def append(self, record: WalRecord) -> Position:
         """Write one record and return once it is on disk (where it ends); raises WalFull
-        when the log is at its limit.
+        when the log is at its limit."""
+        end, number = self.write(record)
+        self.sync(number)
+        return end
 
-        Group commit: the first caller to find its record unsynced fsyncs the segment for
-        every record written so far, and callers that wrote meanwhile wait for that fsync
-        (or the next) instead of each paying for their own.
-        """
+    @property
+    def synced(self) -> int:
+        """How many of the records written since opening are on disk."""
+        return self._synced
+
+    def write(self, record: WalRecord) -> tuple[Position, int]:
+        """Write one record without waiting for the disk: where it ends and its number,
+        for `sync`; raises WalFull when the log is at its limit."""
         data = record.encode()
         with self._lock:
             if self.pending_bytes + len(data) > self.max_bytes:
@@ -203,25 +217,36 @@ class WriteAheadLog:
                     f"{self.pending_bytes} bytes waiting for the broker, limit "
                     f"{self.max_bytes}): the broker has been unreachable; try again later, "
                     "or raise --wal-max-bytes")
-            if self._active.tell() >= self.segment_bytes:
-                self._start_segment(self._active_id + 1)
-            self._active.write(data)
-            self._active.flush()
+            while self._active.tell() >= self.segment_bytes:
+                if self._syncing:
+                    self._changed.wait()
+                    continue
+                self._start_segment()
+            self._active.write(data)  # buffered: the fsync's caller flushes
             end = Position(self._active_id, self._active.tell())
             self._written += 1
             self.pending += 1
             self.pending_bytes += len(data)
-            mine = self._written
-            while self._synced < mine:
+            return end, self._written
+
+    def sync(self, number: int) -> None:
+        """Return once record `number` (from `write`) is on disk.
+
+        Group commit: the first caller to find its record unsynced fsyncs the segment for
+        every record written so far, and callers that wrote meanwhile wait for that fsync
+        (or the next) instead of each paying for their own.
+        """
+        with self._lock:
+            while self._synced < number:
                 if self._syncing:
                     self._changed.wait()
                     continue
                 self._sync_active()
-            return end
 
     def _sync_active(self) -> None:
         """Fsync the active segment for every record written so far, with the lock released
         so that others can write meanwhile; called holding the lock."""
+        self._active.flush()
         self._syncing, upto, fd = True, self._written, self._active.fileno()
         self._lock.release()
         try:
@@ -232,16 +257,17 @@ class WriteAheadLog:
             self._changed.notify_all()
         self._synced = max(self._synced, upto)
 
-    def _start_segment(self, segment: int) -> None:
-        """Called holding the lock; records written to the old segment are synced first."""
-        while self._syncing:
-            self._changed.wait()
+    def _start_segment(self) -> None:
+        """Called holding the lock with no fsync under way (a caller that waited for one
+        checks again why it rotates: others appended meanwhile); records written to the old
+        segment are synced first."""
         if self._synced < self._written:
+            self._active.flush()
             self._fsync(self._active.fileno())
             self._synced = self._written
         self._active.close()
-        self._active_id = segment
-        self._active = open(self._segment_path(segment), "ab")  # noqa: SIM115
+        self._active_id += 1
+        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
         self._sync_directory()
 
     def _sync_directory(self) -> None:
@@ -255,10 +281,12 @@ class WriteAheadLog:
 
     def wait_pending(self, max_records: int, timeout: float) -> list[WalRecord]:
         """Up to `max_records` records after the checkpoint, in order; waits up to `timeout`
-        seconds for one to be appended when there are none."""
+        seconds for one to be synced when there are none (only synced ones are flushed to
+        the segment this reads)."""
         with self._lock:
-            if not self.pending:
+            if self.pending <= self._written - self._synced:
                 self._changed.wait(timeout)
+                self._save_checkpoint_if_due()
             position = self.checkpoint
             active = self._active_id
         records: list[WalRecord] = []
@@ -277,20 +305,34 @@ class WriteAheadLog:
     def acknowledge(self, records: list[WalRecord]) -> None:
         """The broker has these records (the first ones after the checkpoint): move the
         checkpoint past them; when nothing is left waiting and the segment has grown past
-        `rotate_bytes`, start an empty one so the drained one can be deleted."""
+        `rotate_bytes`, start an empty one so the drained one can be deleted. The checkpoint
+        reaches the disk at most once per `checkpoint_seconds`, or when it moves to another
+        segment."""
         if not records:
             return
         with self._lock:
             end = records[-1].end
             self.pending -= len(records)
             self.pending_bytes = max(0, self.pending_bytes - self._span(self.checkpoint, end))
-            if self.pending == 0 and self._active.tell() >= self.rotate_bytes:
-                self._start_segment(self._active_id + 1)
+            while self.pending == 0 and self._active.tell() >= self.rotate_bytes:
+                if self._syncing:  # appends may come meanwhile: then the segment stays
+                    self._changed.wait()
+                    continue
+                self._start_segment()
                 end = Position(self._active_id, 0)
-            self._write_checkpoint(end)
-            for segment in self._segments():
-                if segment < end.segment:
-                    self._segment_path(segment).unlink(missing_ok=True)
+            self.checkpoint = end
+            # a new segment is saved at once, so the drained ones go (rare: one per MiB)
+            self._save_checkpoint_if_due(force=end.segment != self.saved.segment)
+
+    def _save_checkpoint_if_due(self, force: bool = False) -> None:
+        """Called holding the lock."""
+        if self.checkpoint == self.saved or not force and (
+                time.monotonic() - self.saved_at < self.checkpoint_seconds):
+            return
+        self._write_checkpoint(self.checkpoint)
+        for segment in self._segments():
+            if segment < self.saved.segment:
+                self._segment_path(segment).unlink(missing_ok=True)
 
     def _span(self, start: Position, end: Position) -> int:
         if start.segment == end.segment:
@@ -309,11 +351,13 @@ class WriteAheadLog:
             os.fsync(handle.fileno())
         os.replace(temporary, self.directory / "checkpoint.json")
         self._sync_directory()
-        self.checkpoint = position
+        self.saved, self.saved_at = position, time.monotonic()
+        self.checkpoints_written += 1
 
     def close(self) -> None:
         with self._lock:
             self._changed.notify_all()
+            self._save_checkpoint_if_due(force=True)
             self._active.close()
             self._lock_file.close()
 
@@ -325,7 +369,8 @@ class WalReplayer:
     def __init__(self, wal: WriteAheadLog, bootstrap_servers: str, batch_size: int = 200,
                  max_backoff: float = 5.0):
         self.wal, self.bootstrap_servers = wal, bootstrap_servers
-        self.batch_size, self.max_backoff = batch_size, max_backoff
+        self.batch_size = batch_size
+        self.backoff = Backoff(0.1, max_backoff)
         self.stopping = threading.Event()
         self.drain_deadline = 0.0
         self.producer: Any = None
@@ -344,7 +389,8 @@ class WalReplayer:
         self._close_producer()
 
     def _run(self) -> None:
-        backoff, failing = 0.1, False
+        waits = self.backoff.delays()
+        failing = False
         while True:
             if self.stopping.is_set() and (failing or not self.wal.pending
                                            or time.monotonic() > self.drain_deadline):
@@ -360,13 +406,13 @@ class WalReplayer:
                     log.warning("broker unreachable (%s); %d requests wait in the write-ahead "
                                 "log, retrying with backoff", exc, self.wal.pending)
                 failing = True
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                self.stopping.wait(next(waits))
                 continue
             self.wal.acknowledge(records)
             if failing:
                 log.info("broker reachable again; replaying the write-ahead log")
-            backoff, failing = 0.1, False
+                waits = self.backoff.delays()
+            failing = False
 
     def _produce(self, records: list[WalRecord]) -> None:
         if self.producer is None:
@@ -394,15 +440,26 @@ class WalReplayer:
 
 class WalSender:
     """The gateway's sender when the log is on: a request is safe once it is logged, and
-    the replayer takes it to the broker."""
+    the replayer takes it to the broker.
+
+    Records are written from the event loop into the segment's buffer (no system call);
+    one flush and fsync at a time runs in a worker thread and every request written before
+    it started waits for that one, so concurrent requests share them however few worker
+    threads there are."""
 
     def __init__(self, wal: WriteAheadLog):
         self.wal = wal
+        self._syncing: Any = None  # the fsync under way (an asyncio future)
 
     async def send(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         import asyncio
 
-        from algorail.runtime.messages import RUN_ID
+        from algorail.runtime.codec import RUN_ID
 
         run_id = dict(headers).get(RUN_ID, b"").decode()
-        await asyncio.to_thread(self.wal.append, WalRecord(run_id, topic, value, headers))
+        _, number = self.wal.write(WalRecord(run_id, topic, value, headers))
+        while self.wal.synced < number:
+            if self._syncing is None or self._syncing.done():
+                self._syncing = asyncio.ensure_future(
+                    asyncio.to_thread(self.wal.sync, number))
+            await asyncio.shield(self._syncing)

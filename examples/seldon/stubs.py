@@ -56,6 +56,14 @@ def check(tensors):
     return {"OUTPUT": tensors["INPUT"]} if sum(_flat(tensors["INPUT"])) > 0 else {}
 
 
+def counter(tensors):
+    """The cyclic example's counter: its one tensor plus one, with an empty tensor
+    `continue` below 10 (round the loop again) or `stop` (out)."""
+    [value] = tensors.values()
+    out = _elementwise(lambda x: x + 1, value)
+    return {"output": out, "continue" if _flat(out)[0] < 10 else "stop": []}
+
+
 def outlier_error(tensors):
     if any(abs(x) > 100 for x in _flat(tensors["INPUT"])):
         raise ValueError("outlier detected")

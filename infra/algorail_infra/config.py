@@ -76,12 +76,12 @@ class SqlSettings:
 
 @dataclass(frozen=True)
 class PipelineEntry:
-    """One pipeline file to deploy as its own algorail-pipeline release."""
+    """One pipeline file to deploy as a Pipeline resource."""
 
     file: Path
     deployment: str | None = None
     bindings: Path | None = None
-    values: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # the resource's spec.deployment
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     sql: SqlSettings = field(default_factory=SqlSettings)
     algorail_chart: Path = Path("../charts/algorail")
-    pipeline_chart: Path = Path("../charts/algorail-pipeline")
-    image: dict[str, str] = field(default_factory=dict)  # algorail image for both charts
+    image: dict[str, str] = field(default_factory=dict)  # algorail image: services, runners
     pipelines: tuple[PipelineEntry, ...] = ()
     chart_versions: dict[str, str] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)  # per-image overrides (mirrors)
@@ -129,7 +128,6 @@ def load_settings(config: pulumi.Config, base_dir: Path | None = None) -> Settin
                             url=config.get_secret("redisUrl")),
         sql=SqlSettings(**_fields(sql, SqlSettings, "sql"), dsn=config.get_secret("sqlDsn")),
         algorail_chart=base / (config.get("algorailChart") or "../charts/algorail"),
-        pipeline_chart=base / (config.get("pipelineChart") or "../charts/algorail-pipeline"),
         image=config.get_object("image") or {},
         pipelines=tuple(_pipeline(p, base) for p in config.get_object("pipelines") or []),
         chart_versions=config.get_object("chartVersions") or {},
@@ -235,10 +233,38 @@ def _pipeline(entry: Any, base: Path) -> PipelineEntry:
             f"pipelines entry {entry!r} needs a file: "
             "pulumi config set --path 'pipelines[0].file' ../examples/hello.yaml"
         )
+    if "values" in entry:
+        raise InfraConfigError(
+            f"pipelines entry {entry['file']}: values is gone, pipelines are Pipeline "
+            "resources the operator deploys; set this pipeline's image, resources, kafka or "
+            "autoscaling in its settings (pulumi config set --path 'pipelines[0].settings"
+            ".resources.limits.cpu' 2), chart values for every pipeline in "
+            "values.algorail.operator.pipelineValues"
+        )
     bindings = entry.get("bindings")
     return PipelineEntry(
         file=base / entry["file"],
         deployment=entry.get("deployment"),
         bindings=base / bindings if bindings else None,
-        values=entry.get("values") or {},
+        settings=_deployment_settings(entry),
     )
+
+
+def _deployment_settings(entry: dict[str, Any]) -> dict[str, Any]:
+    """`settings` checked as the CRD checks `spec.deployment` (packed code is the program's)."""
+    from pydantic import ValidationError
+
+    from algorail.operator.resource import DeploymentSettings
+
+    settings = entry.get("settings") or {}
+    known = sorted(f.alias or n for n, f in DeploymentSettings.model_fields.items() if n != "code")
+    problems = ["code: packed from the pipeline's folder, not set"] if "code" in settings else []
+    try:
+        DeploymentSettings.model_validate(settings)
+    except ValidationError as exc:
+        problems += [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    if problems:
+        raise InfraConfigError(
+            f"pipelines entry {entry['file']}: settings.{'; settings.'.join(problems)} "
+            f"(settings are {', '.join(known)})")
+    return settings

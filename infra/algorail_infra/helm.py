@@ -50,7 +50,8 @@ def upstream_release(resource_name: str, source: ChartSource, namespace: pulumi.
 
 
 def local_release(resource_name: str, chart: Path, namespace: pulumi.Input[str],
-                  values: pulumi.Input[dict[str, Any]], opts: pulumi.ResourceOptions) -> Release:
+                  values: pulumi.Input[dict[str, Any]], opts: pulumi.ResourceOptions,
+                  skip_crds: bool = False) -> Release:
     """A release of one of algorail's own charts from this checkout."""
     return Release(
         resource_name,
@@ -58,6 +59,7 @@ def local_release(resource_name: str, chart: Path, namespace: pulumi.Input[str],
             name=resource_name,
             chart=str(chart),
             namespace=namespace,
+            skip_crds=skip_crds,
             values=values,
             timeout=RELEASE_TIMEOUT_S,
         ),

@@ -3,7 +3,9 @@
 Order (explicit `depends_on`, so a first `pulumi up` on an empty cluster converges):
 Emissary's CRD chart -> Emissary, its Host and Mappings; Strimzi CRDs -> Strimzi operator ->
 KafkaNodePool -> Kafka -> KafkaConnect; CloudNativePG -> the PostgreSQL Cluster; backing
-services -> one `algorail-pipeline` and one `algorail` release per pipeline.
+services and the Pipeline CRD -> the `algorail` release (operator, gateway, hook dispatcher)
+-> one `Pipeline` resource per pipeline, which the operator turns into topics, runners,
+routes and connectors.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import pulumi
+from algorail.connectors.secrets import hook_secrets
 from pulumi_kubernetes.core.v1 import Namespace
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from algorail.plan import Plan
 from algorail.render import deep_merge
 from algorail_infra.ambassador import Ambassador, AmbassadorArgs
-from algorail_infra.config import PipelineEntry, Settings
+from algorail_infra.config import Settings
 from algorail_infra.connect import KafkaConnect, KafkaConnectArgs
 from algorail_infra.kafka import Kafka, KafkaArgs
 from algorail_infra.object_store import ObjectStore, ObjectStoreArgs
-from algorail_infra.pipelines import PipelineArgs, PipelineDeployment, compile_entry
+from algorail_infra.pipelines import (
+    PipelineArgs,
+    PipelineDeployment,
+    compile_entry,
+    entry_resource,
+)
 from algorail_infra.platform import (
     CONNECTIONS_SECRET,
     GATEWAY_PORT,
@@ -31,6 +39,7 @@ from algorail_infra.platform import (
 )
 from algorail_infra.prometheus import GRAFANA_PATH, Prometheus, PrometheusArgs, read_dashboards
 from algorail_infra.redis import Redis, RedisArgs
+from algorail_infra.services import AlgorailServices, AlgorailServicesArgs
 from algorail_infra.sql import Sql, SqlArgs
 from algorail_infra.strimzi import StrimziOperator, StrimziOperatorArgs
 from algorail_infra.versions import EMISSARY_CRDS_CHART, STRIMZI, chart, image
@@ -54,6 +63,7 @@ class Stack:
     sql: Sql | None = None
     prometheus: Prometheus | None = None
     platform: Platform | None = None
+    services: AlgorailServices | None = None
     pipelines: dict[str, PipelineDeployment] = field(default_factory=dict)
     outputs: dict[str, pulumi.Input] = field(default_factory=dict)
 
@@ -76,7 +86,8 @@ class Stack:
 
 def build(settings: Settings) -> Stack:
     """Create every resource of the stack described by `settings`."""
-    plans = [(entry, compile_entry(entry)) for entry in settings.pipelines]  # fail early
+    plans = [compile_entry(entry) for entry in settings.pipelines]  # fail early
+    resources = [entry_resource(e, p) for e, p in zip(settings.pipelines, plans, strict=True)]
     stack = Stack(settings, Namespace(
         "namespace", metadata=ObjectMetaArgs(name=settings.namespace)
     ))
@@ -94,12 +105,21 @@ def build(settings: Settings) -> Stack:
     stack.platform = Platform("algorail", PlatformArgs(
         namespace=stack.ns, connections=_connections(stack)
     ))
-    # One V2 pipeline answers the server-wide GET /v2 and /v2/health/*: two Mappings of one
-    # path to different gateways would split those requests between them.
-    v2_server = next((plan.helm.release for _, plan in plans if _serves_v2(plan)), None)
-    for entry, plan in plans:
-        stack.pipelines[plan.helm.release] = PipelineDeployment(plan.helm.release, _pipeline_args(
-            stack, entry, plan, v2_server_paths=plan.helm.release == v2_server))
+    stack.services = AlgorailServices("algorail", AlgorailServicesArgs(
+        namespace=stack.ns, chart=settings.algorail_chart, platform=stack.platform,
+        pipeline_values=_pipeline_values(stack), ingress=stack.ambassador is not None,
+        monitoring=stack.prometheus is not None,
+        values=deep_merge(_image(settings), settings.values.get("algorail", {})),
+        hook_secrets=_hook_secrets(plans), depends_on=_backing(stack),
+    ))
+    # The CRD and the operator first: a Pipeline created before them is refused, or sits
+    # unreconciled; the backing services too, so runners start against ready services.
+    after = [stack.services.crd, stack.services.release, *_backing(stack)]
+    for plan, resource in zip(plans, resources, strict=True):
+        name = plan.helm.release
+        stack.pipelines[name] = PipelineDeployment(name, PipelineArgs(
+            namespace=stack.ns, plan=plan, resource=resource,
+            gateway_service=stack.services.gateway_service, depends_on=after))
     stack.outputs = _outputs(stack)
     return stack
 
@@ -187,38 +207,43 @@ def _s3_endpoint(stack: Stack) -> pulumi.Input[str]:
         stack.settings.object_store.endpoint)
 
 
-def _serves_v2(plan: Plan) -> bool:
-    return any(route.protocol == "v2" for route in plan.routes)
+def _hook_secrets(plans: list[Plan]) -> list[dict[str, str]]:
+    """Every Secret a hook of any pipeline references, once."""
+    found = {(s["namespace"], s["name"]) for plan in plans for s in hook_secrets(plan)}
+    return [{"namespace": namespace, "name": name} for namespace, name in sorted(found)]
 
 
-def _pipeline_args(stack: Stack, entry: PipelineEntry, plan: Plan,
-                   v2_server_paths: bool) -> PipelineArgs:
+def _image(settings: Settings) -> dict:
+    return {"image": settings.image} if settings.image else {}
+
+
+def _pipeline_values(stack: Stack) -> dict:
+    """Where every pipeline's topics, connectors, routes and runners find the stack: the
+    operator's algorail-pipeline chart values (a Pipeline's spec.deployment wins)."""
     cfg = stack.settings
-    wiring = {
+    return {
         "kafka": {"bootstrapServers": stack.bootstrap_servers,
                   "clusterName": cfg.kafka.cluster_name},
         "topics": {"create": stack.kafka is not None, "replicas": min(3, cfg.kafka.replicas),
                    "apiVersion": cfg.strimzi.api_version},
         "connect": {"enabled": stack.connect is not None, "clusterName": CONNECT_NAME,
                     "apiVersion": cfg.strimzi.api_version},
-        "mappings": {"enabled": stack.ambassador is not None, "gatewayPort": GATEWAY_PORT,
-                     "v2": {"serverPaths": v2_server_paths}},
+        # every pipeline's Mappings go to the one gateway (services.GATEWAY_SERVICE)
+        "mappings": {"enabled": stack.ambassador is not None, "gatewayPort": GATEWAY_PORT},
         "podMonitor": {"enabled": stack.prometheus is not None},
+        "runner": {"extraEnv": stack.platform.runner_env()},
+        **_image(cfg),
     }
-    image = {"image": cfg.image} if cfg.image else {}
-    # Backing services first, so runners and gateways start against ready services.
+
+
+def _backing(stack: Stack) -> list[pulumi.Resource]:
+    """What must be ready before the services and pipelines start."""
     ready = [c.ready for c in (stack.redis, stack.sql, stack.object_store) if c is not None]
     ready += [stack.prometheus.release] if stack.prometheus else []
     ready += [c.cluster for c in (stack.kafka, stack.connect) if c is not None]
     if stack.ambassador:
         ready.append(stack.ambassador.crds)
-    return PipelineArgs(
-        namespace=stack.ns, pipeline_chart=cfg.pipeline_chart,
-        services_chart=cfg.algorail_chart, plan=plan, platform=stack.platform,
-        wiring={**wiring, **image}, ingress=stack.ambassador is not None,
-        monitoring=stack.prometheus is not None, values=entry.values,
-        services_values=deep_merge(image, cfg.values.get("algorail", {})), depends_on=ready,
-    )
+    return ready
 
 
 def _outputs(stack: Stack) -> dict[str, pulumi.Input]:
@@ -240,7 +265,7 @@ def _outputs(stack: Stack) -> dict[str, pulumi.Input]:
 def _gateway_url_pattern(ambassador: Ambassador | None,
                          ns: pulumi.Input[str]) -> pulumi.Output[str]:
     """Where a pipeline's endpoint paths are called: through Ambassador, or (without it)
-    the pipeline's own gateway Service inside the cluster (`pipelines.NAME.gateway`)."""
+    the namespace's gateway Service inside the cluster (`pipelines.NAME.gateway`)."""
     if ambassador is not None:
         return pulumi.Output.concat("http://", ambassador.address, PATH_PATTERN)
     return pulumi.Output.from_input("http://{gateway}" + PATH_PATTERN)

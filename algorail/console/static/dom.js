@@ -53,3 +53,37 @@ export function copyButton(text, label = "Copy") {
   });
   return button;
 }
+
+export const pageHeader = (title, crumbs = [], actions = []) => h("div", { class: "page-header" },
+  crumbs.length ? h("div", { class: "crumbs" }, crumbs.map(([label, href], i) => [i ? h("span", {}, "/") : null, h("a", { href }, label)])) : null,
+  h("div", { class: "page-title-row" }, h("h1", {}, title), h("div", { class: "actions" }, actions)));
+
+export const card = (title, ...body) => h("section", { class: "card" }, title ? h("h2", {}, title) : null, body);
+
+/** Tabs switched by click or the arrow keys: [[label, view], ...]. */
+export function tabs(panels) {
+  const buttons = [];
+  const views = [];
+  const select = (index) => {
+    buttons.forEach((b, i) => {
+      b.setAttribute("aria-selected", String(i === index));
+      b.tabIndex = i === index ? 0 : -1;
+      views[i].hidden = i !== index;
+    });
+  };
+  panels.forEach(([label, view], index) => {
+    const button = h("button", { role: "tab", type: "button", id: `tab-${index}`, "aria-controls": `panel-${index}` }, label);
+    button.addEventListener("click", () => select(index));
+    button.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      const next = (index + step + panels.length) % panels.length;
+      select(next);
+      buttons[next].focus();
+    });
+    buttons.push(button);
+    views.push(h("div", { role: "tabpanel", id: `panel-${index}`, "aria-labelledby": `tab-${index}` }, view));
+  });
+  select(0);
+  return [h("div", { role: "tablist", class: "tabs" }, buttons), views];
+}

@@ -1,6 +1,7 @@
 // A pipeline version's graph, drawn as SVG from its spec: every component a box with its
 // ports, every pipe an arrow from an output port to an input port, labelled with the
-// content type that flows on it. Layered left to right by longest path from the inputs.
+// content type that flows on it. Layered left to right by longest path from the inputs,
+// unless the version keeps a layout placed by hand (its `algorail.io/layout` annotation).
 
 import { s } from "./dom.js";
 
@@ -11,9 +12,24 @@ const ROW_GAP = 28;
 const HEADER = 46;
 const PORT_ROW = 22;
 const MARGIN = 24;
+const MIN_SCALE = 0.5;
+export const LAYOUT_ANNOTATION = "algorail.io/layout";
+export { NODE_WIDTH };
+
+/** The hand-placed positions a document keeps ({name: [x, y]}), or {} (laid out by itself). */
+export function layoutOf(document) {
+  try {
+    const kept = JSON.parse(document?.metadata?.annotations?.[LAYOUT_ANNOTATION] || "{}");
+    return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
+  } catch {
+    return {};
+  }
+}
 
 const port = (p, fallback) => ({ name: p?.name ?? fallback, contentType: p?.contentType ?? JSON_TYPE });
-const ports = (list, fallback) => (list?.length ? list : [{ name: fallback }]).map((p) => port(p, fallback));
+/** Declared ports, or the one implicit port a pipe names by the component's name alone. */
+const ports = (list, fallback) => (list?.length ? list.map((p) => port(p, fallback))
+  : [{ ...port(null, fallback), implicit: true }]);
 
 /** The components of a spec, each with its kind, input ports and output ports. */
 export function components(spec) {
@@ -37,7 +53,7 @@ export function components(spec) {
       name: d.name, kind: "sink", inputs: ports(d.inputs, "in"), outputs: [], detail: d.connector,
     })),
     ...(spec.hooks || []).map((k) => ({
-      name: k.name, kind: "hook", inputs: [port({ name: "in" })], outputs: [], detail: k.type,
+      name: k.name, kind: "hook", inputs: [{ ...port({ name: "in" }), implicit: true }], outputs: [], detail: k.type,
     })),
   ];
 }
@@ -63,7 +79,7 @@ export function edges(spec, nodes) {
   });
 }
 
-function layout(nodes, links) {
+function layout(nodes, links, placed = {}) {
   const rank = new Map(nodes.map((n) => [n.name, 0]));
   for (let round = 0; round < nodes.length; round += 1) {  // bounded: cycles stop growing here
     let moved = false;
@@ -99,9 +115,20 @@ function layout(nodes, links) {
     }
     height = Math.max(height, y);
   });
-  return { width: MARGIN * 2 + columns.length * NODE_WIDTH + (columns.length - 1) * COLUMN_GAP, height };
+  let width = MARGIN * 2 + columns.length * NODE_WIDTH + (columns.length - 1) * COLUMN_GAP;
+  for (const node of nodes) {
+    const at = placed[node.name];
+    if (Array.isArray(at) && at.length === 2 && at.every(Number.isFinite)) {
+      [node.x, node.y] = at.map((v) => Math.max(0, Math.round(v)));
+    }
+    width = Math.max(width, node.x + NODE_WIDTH + MARGIN);
+    height = Math.max(height, node.y + node.height + MARGIN);
+  }
+  return { width, height };
 }
 
+/** How a pipe names this port: `component.port`, or the component for an implicit port. */
+export const reference = (node, p) => (p.implicit ? node.name : `${node.name}.${p.name}`);
 const portY = (node, index) => node.y + HEADER + index * PORT_ROW + PORT_ROW / 2;
 const clip = (text, max) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
@@ -113,11 +140,13 @@ function drawNode(node) {
     s("text", { x: node.x + 14, y: node.y + 18, class: "node-kind" }, node.kind.toUpperCase()),
     s("text", { x: node.x + 14, y: node.y + 36, class: "node-name" }, clip(node.name, 24)),
     node.inputs.map((p, i) => [
-      s("circle", { cx: node.x, cy: portY(node, i), r: 4, class: "port" }),
+      s("circle", { cx: node.x, cy: portY(node, i), r: 5, class: "port port-in", "data-side": "in", "data-ref": reference(node, p) },
+        s("title", {}, `${reference(node, p)} accepts ${p.contentType}`)),
       s("text", { x: node.x + 12, y: portY(node, i) + 4, class: "port-name" }, clip(p.name, 14)),
     ]),
     node.outputs.map((p, i) => [
-      s("circle", { cx: node.x + NODE_WIDTH, cy: portY(node, i), r: 4, class: "port" }),
+      s("circle", { cx: node.x + NODE_WIDTH, cy: portY(node, i), r: 5, class: "port port-out", "data-side": "out", "data-ref": reference(node, p) },
+        s("title", {}, `${reference(node, p)} produces ${p.contentType}`)),
       s("text", { x: node.x + NODE_WIDTH - 12, y: portY(node, i) + 4, class: "port-name", "text-anchor": "end" },
         clip(p.name, 14)),
     ]));
@@ -134,18 +163,19 @@ function drawEdge(link) {
   const width = label.length * 6.4 + 12;
   const mx = (x1 + x2) / 2;
   const my = (y1 + y2) / 2;
-  return s("g", { class: "edge" },
+  return s("g", { class: "edge", "data-pipe": `${link.pipe.from} -> ${link.pipe.to}` },
     s("title", {}, `${link.pipe.from} → ${link.pipe.to} (${label})`),
     s("path", { d: path, "marker-end": "url(#arrow)" }),
     s("rect", { x: mx - width / 2, y: my - 9, width, height: 18, rx: 9, class: "edge-label-box" }),
     s("text", { x: mx, y: my + 4, "text-anchor": "middle", class: "edge-label" }, label));
 }
 
-export function pipelineGraph(spec, title) {
+/** The SVG of a spec; `placed` ({name: [x, y]}) overrides where those components go. */
+export function pipelineGraph(spec, title, placed = {}) {
   const nodes = components(spec);
   const links = edges(spec, nodes);
-  const { width, height } = layout(nodes, links);
-  return s("svg", {
+  const { width, height } = layout(nodes, links, placed);
+  const svg = s("svg", {
     class: "graph", role: "img", "aria-label": title, width, height, viewBox: `0 0 ${width} ${height}`,
   },
   s("defs", {}, s("marker", {
@@ -153,4 +183,8 @@ export function pipelineGraph(spec, title) {
   }, s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow-head" }))),
   links.map(drawEdge),
   nodes.map(drawNode));
+  // a wide graph is shrunk to fit its frame, but never below MIN_SCALE (then it scrolls),
+  // so the boxes of a long pipeline stay readable
+  svg.style.maxWidth = `max(100%, ${Math.round(width * MIN_SCALE)}px)`;
+  return svg;
 }

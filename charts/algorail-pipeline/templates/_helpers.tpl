@@ -59,6 +59,19 @@ cut and a hash of the whole keeps it unique.
 {{- printf "%s-plan" (include "algorail-pipeline.fullname" .) -}}
 {{- end -}}
 
+{{- define "algorail-pipeline.codeConfigMap" -}}
+{{- printf "%s-code" (include "algorail-pipeline.fullname" .) -}}
+{{- end -}}
+
+{{/*
+True (non-empty) when a runner runs packed code: a python entrypoint, no image of its own,
+and modules packed in code.files (algorail.codepack). Takes (dict "root" . "runner" R).
+*/}}
+{{- define "algorail-pipeline.packed" -}}
+{{- $r := .runner -}}
+{{- if and (eq $r.runtime "python") $r.entrypoint (empty $r.image) .root.Values.code.files -}}true{{- end -}}
+{{- end -}}
+
 {{/*
 Labels of one object: the pipeline's metadata.labels and commonLabels, then the Kubernetes
 recommended labels (which win) with the object's component, and the pipeline's owner and

@@ -109,8 +109,10 @@ Egress both services need: DNS, Kafka, Redis; then (.rules) the service's own.
       protocol: UDP
     - port: 53
       protocol: TCP
+{{- /* following the cluster's plans, both read ConfigMaps from the API server */}}
+{{- $api := ternary $egress.apiServerPorts (list) (.root.Values.plan.fromCluster | default false) }}
 - ports:
-    {{- range concat $egress.kafkaPorts $egress.redisPorts .ports }}
+    {{- range concat $egress.kafkaPorts $egress.redisPorts .ports $api }}
     - port: {{ . }}
       protocol: TCP
     {{- end }}
@@ -173,26 +175,30 @@ plain settings are in the config ConfigMap (URLs validateValues checked hold no 
 
 {{/* The plan volume: plan.json from the algorail-pipeline chart's ConfigMap. */}}
 {{- define "algorail.planVolume" -}}
-- name: plan
+{{- if not .Values.plan.fromCluster }}
+- name: plans
   configMap:
     name: {{ .Values.plan.configMap }}
     items:
       - key: plan.json
         path: plan.json
+{{- end }}
 - name: tmp
   emptyDir:
     sizeLimit: 256Mi
 {{- end -}}
 
 {{/*
-Mounts of the plan and a writable /tmp (the root filesystem is read-only). plan.json is
-mounted as one file so Secrets can be mounted beside it under /etc/algorail.
+Mounts of the plan ConfigMap as a folder (never with subPath: kubelet then swaps its files
+when the ConfigMap changes, and the services follow) and a writable /tmp (the root
+filesystem is read-only). Following the cluster's plans, there is nothing to mount.
 */}}
 {{- define "algorail.planMounts" -}}
-- name: plan
-  mountPath: /etc/algorail/plan.json
-  subPath: plan.json
+{{- if not .Values.plan.fromCluster }}
+- name: plans
+  mountPath: /etc/algorail/plans
   readOnly: true
+{{- end }}
 - name: tmp
   mountPath: /tmp
 {{- end -}}
@@ -200,7 +206,8 @@ mounted as one file so Secrets can be mounted beside it under /etc/algorail.
 {{/* Pod-level settings shared by both Deployments. */}}
 {{- define "algorail.podSpecCommon" -}}
 serviceAccountName: {{ include "algorail.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+{{- /* following the cluster's plans, the services read ConfigMaps with the token */}}
+automountServiceAccountToken: {{ or .Values.serviceAccount.automountToken .Values.plan.fromCluster }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
@@ -213,7 +220,21 @@ imagePullSecrets:
 
 {{/* True (non-empty) when the gateway and dispatcher have a plan to serve. */}}
 {{- define "algorail.servesPlan" -}}
-{{- if .Values.plan.configMap -}}true{{- end -}}
+{{- if or .Values.plan.configMap .Values.plan.fromCluster -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where the gateway and the dispatcher take their plans from: arguments. */}}
+{{- define "algorail.planArgs" -}}
+{{- if .Values.plan.fromCluster }}
+- --plans-from-cluster
+{{- with .Values.plan.selector }}
+- --plans-selector
+- {{ . | quote }}
+{{- end }}
+{{- else }}
+- --plans-dir
+- /etc/algorail/plans
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -233,6 +254,9 @@ value and the --set that fixes it.
 {{- end -}}
 {{- if and .Values.auth.enabled (not .Values.auth.existingSecret) -}}
 {{- $problems = append $problems "auth.existingSecret: required while auth.enabled=true; kubectl create secret generic algorail-api-keys --from-file=api-keys=keys.txt, then --set auth.existingSecret=algorail-api-keys" -}}
+{{- end -}}
+{{- if and .Values.plan.configMap .Values.plan.fromCluster -}}
+{{- $problems = append $problems "plan.configMap: set together with plan.fromCluster=true; give one: a plan ConfigMap to serve, or every plan of the namespace" -}}
 {{- end -}}
 {{- if not .Values.kafka.bootstrapServers -}}
 {{- $problems = append $problems "kafka.bootstrapServers: empty; --set kafka.bootstrapServers=HOST:PORT" -}}

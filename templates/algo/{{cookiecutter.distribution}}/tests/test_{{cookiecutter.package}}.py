@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
+from algorail.loader import load_pipeline
 from algorail.plugin_manager import get_registry
-from algorail.spec import load_pipeline
 from algorail.testing import run_algo
 
 from {{ cookiecutter.package }}.plugin import ENTRYPOINT

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from algorail.errors import PipelineError
+from algorail.loader import load_pipeline
 from algorail.plugin_manager import get_registry
+from algorail.runtime.codec import Envelope
 from algorail.runtime.connect import SinkRecord
-from algorail.runtime.messages import Envelope
-from algorail.spec import load_pipeline
 from algorail.testing import connector_plan, kafka_connect_config
 
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from algorail.errors import PipelineError
 from algorail.extensions import DeliveryFailed
+from algorail.loader import load_pipeline
 from algorail.plugin_manager import get_registry
-from algorail.spec import load_pipeline
 from algorail.testing import deliver_hook
 
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline.yaml"

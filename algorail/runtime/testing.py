@@ -19,6 +19,7 @@ from algorail.plan import Plan
 from algorail.runtime import codec, kafka_io
 from algorail.runtime.broker import free_port
 from algorail.runtime.runner import Runner
+from algorail.runtime.signals import die_with_parent
 
 
 def plan_from_yaml(text: str, directory: Path, bootstrap_servers: str,
@@ -139,7 +140,9 @@ def as_dict(record: Any) -> dict[str, Any]:
 
 
 class DevProcess:
-    """`algorail dev ARGS` in a subprocess (own session), output collected line by line."""
+    """`algorail dev ARGS` in a subprocess (own session, ended with the process that
+    started it, so an interrupted benchmark leaves no dev behind), output collected line by
+    line."""
 
     def __init__(self, *args: str, work_dir: Path, cwd: str | Path | None = None,
                  env: dict[str, str] | None = None):
@@ -149,7 +152,7 @@ class DevProcess:
             [sys.executable, "-P", "-m", "algorail.cli", "dev", *args, "--port", str(self.port),
              "--work-dir", str(work_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True, cwd=cwd, env=env)
+            text=True, start_new_session=True, preexec_fn=die_with_parent(), cwd=cwd, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
         self.reader = threading.Thread(
             target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True)

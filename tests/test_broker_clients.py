@@ -19,6 +19,7 @@ import broker_soak  # noqa: E402
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @BOTH_CLIENTS
 def test_dev_mode_holds_a_steady_load_and_delivers_every_record_once(kafka_client):
     """60 s at 500 records/s into a pass-through algo under `algorail dev`, its runner and

@@ -112,6 +112,28 @@ def test_a_torn_last_record_is_cut_and_appending_goes_on(tmp_path):
     wal.close()
 
 
+def test_replay_past_the_records_held_in_memory_reads_the_disk_in_order(tmp_path, monkeypatch):
+    from algorail.runtime import wal as wal_module
+
+    monkeypatch.setattr(wal_module, "MEMORY_RECORDS", 3)
+    wal, written = logged(tmp_path, 5)  # two more than memory holds: the disk is read
+    replay = wal.wait_pending(2, 0)
+    assert run_ids(replay) == run_ids(written[:2])
+    wal.acknowledge(replay)
+    rest = wal.wait_pending(10, 0)
+    assert [(r.run_id, r.value, r.headers) for r in rest] == [
+        (r.run_id, r.value, r.headers) for r in written[2:]]
+    wal.acknowledge(rest)
+    later = [record(n) for n in range(2)]  # drained: remembered again
+    for r in later:
+        wal.append(r)
+    assert run_ids(wal.wait_pending(10, 0)) == run_ids(later)
+    wal.close()
+    again = WriteAheadLog(tmp_path)
+    assert run_ids(again.wait_pending(10, 0)) == run_ids(later)
+    again.close()
+
+
 def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
     wal, written = logged(tmp_path, 12, segment_bytes=1000)
     assert len(segment_files(tmp_path)) > 2

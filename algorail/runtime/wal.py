@@ -17,7 +17,7 @@ run ids and headers, and runners drop such duplicates.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import fcntl
 import json
 import logging
@@ -26,10 +26,14 @@ import struct
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from algorail.backoff import Backoff
 from algorail.errors import AlgorailError
@@ -40,6 +44,10 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 ROTATE_BYTES = 1024 * 1024
 CHECKPOINT_SECONDS = 1.0
+# records written by this process are replayed from memory, not read back from the disk,
+# while at most this many (and bytes) wait; past that (the broker is away) the disk is read
+MEMORY_RECORDS = 10_000
+MEMORY_BYTES = 32 * 1024 * 1024
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload
 
 
@@ -69,26 +77,26 @@ class WalRecord:
     end: Position | None = None
 
     def encode(self) -> bytes:
-        payload = json.dumps({
+        payload = orjson.dumps({
             "runId": self.run_id, "topic": self.topic, "key": _b64(self.key),
             "value": _b64(self.value), "headers": [[k, _b64(v)] for k, v in self.headers],
-        }, separators=(",", ":")).encode()
+        })
         return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
     @classmethod
     def decode(cls, payload: bytes, end: Position) -> WalRecord:
-        data = json.loads(payload)
+        data = orjson.loads(payload)
         return cls(run_id=data["runId"], topic=data["topic"], key=_unb64(data["key"]),
                    value=_unb64(data["value"]) or b"",
                    headers=[(k, _unb64(v) or b"") for k, v in data["headers"]], end=end)
 
 
 def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode("ascii")
+    return None if data is None else binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
+    return None if text is None else binascii.a2b_base64(text)
 
 
 class WriteAheadLog:
@@ -126,6 +134,10 @@ class WriteAheadLog:
         # group commit: records appended, records fsync'd, whether an fsync is under way
         self._written = self._synced = 0
         self._syncing = False
+        # (start, number, record) of the records written since opening and not yet
+        # acknowledged, while all of them are here (`_remembering`)
+        self._memory: deque[tuple[Position, int, WalRecord]] = deque()
+        self._remembering = True
         self._recover()
         self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
 
@@ -222,11 +234,19 @@ class WriteAheadLog:
                     self._changed.wait()
                     continue
                 self._start_segment()
+            start = Position(self._active_id, self._active.tell())
             self._active.write(data)  # buffered: the fsync's caller flushes
-            end = Position(self._active_id, self._active.tell())
+            end = Position(self._active_id, start.offset + len(data))
             self._written += 1
             self.pending += 1
             self.pending_bytes += len(data)
+            if self._remembering:
+                if len(self._memory) < MEMORY_RECORDS and self.pending_bytes <= MEMORY_BYTES:
+                    record.end = end
+                    self._memory.append((start, self._written, record))
+                else:  # the broker is away: replay from the disk until it drained
+                    self._memory.clear()
+                    self._remembering = False
             return end, self._written
 
     def sync(self, number: int) -> None:
@@ -289,6 +309,9 @@ class WriteAheadLog:
                 self._save_checkpoint_if_due()
             position = self.checkpoint
             active = self._active_id
+            if self._memory and self._memory[0][0] == position:
+                return [record for _, number, record in islice(self._memory, max_records)
+                        if number <= self._synced]
         records: list[WalRecord] = []
         while len(records) < max_records:
             batch = list(self._scan(position.segment, position.offset,
@@ -321,6 +344,12 @@ class WriteAheadLog:
                 self._start_segment()
                 end = Position(self._active_id, 0)
             self.checkpoint = end
+            memory, upto = self._memory, (end.segment, end.offset)
+            while memory and (memory[0][2].end.segment, memory[0][2].end.offset) <= upto:
+                memory.popleft()
+            if self.pending == 0 and not self._remembering:
+                self._memory.clear()
+                self._remembering = True
             # a new segment is saved at once, so the drained ones go (rare: one per MiB)
             self._save_checkpoint_if_due(force=end.segment != self.saved.segment)
 

@@ -139,7 +139,7 @@ class WriteAheadLog:
         self._memory: deque[tuple[Position, int, WalRecord]] = deque()
         self._remembering = True
         self._recover()
-        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
+        self._open_active()
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -229,14 +229,15 @@ class WriteAheadLog:
                     f"{self.pending_bytes} bytes waiting for the broker, limit "
                     f"{self.max_bytes}): the broker has been unreachable; try again later, "
                     "or raise --wal-max-bytes")
-            while self._active.tell() >= self.segment_bytes:
+            while self._active_size >= self.segment_bytes:
                 if self._syncing:
                     self._changed.wait()
                     continue
                 self._start_segment()
-            start = Position(self._active_id, self._active.tell())
-            self._active.write(data)  # buffered: the fsync's caller flushes
-            end = Position(self._active_id, start.offset + len(data))
+            start = Position(self._active_id, self._active_size)
+            self._unwritten.append(data)  # the fsync's caller writes it to the file
+            self._active_size += len(data)
+            end = Position(self._active_id, self._active_size)
             self._written += 1
             self.pending += 1
             self.pending_bytes += len(data)
@@ -264,12 +265,14 @@ class WriteAheadLog:
                 self._sync_active()
 
     def _sync_active(self) -> None:
-        """Fsync the active segment for every record written so far, with the lock released
-        so that others can write meanwhile; called holding the lock."""
-        self._active.flush()
+        """Write and fsync the active segment for every record written so far, with the
+        lock released so that others can write meanwhile (`write` only appends to a list:
+        the event loop makes no system call); called holding the lock."""
+        chunks, self._unwritten = self._unwritten, []
         self._syncing, upto, fd = True, self._written, self._active.fileno()
         self._lock.release()
         try:
+            self._write_out(chunks)
             self._fsync(fd)
         finally:
             self._lock.acquire()
@@ -282,13 +285,25 @@ class WriteAheadLog:
         checks again why it rotates: others appended meanwhile); records written to the old
         segment are synced first."""
         if self._synced < self._written:
-            self._active.flush()
+            chunks, self._unwritten = self._unwritten, []
+            self._write_out(chunks)
             self._fsync(self._active.fileno())
             self._synced = self._written
         self._active.close()
         self._active_id += 1
-        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
+        self._open_active()
         self._sync_directory()
+
+    def _open_active(self) -> None:
+        self._active = open(self._segment_path(self._active_id), "ab", buffering=0)  # noqa: SIM115
+        self._active_size = os.fstat(self._active.fileno()).st_size
+        self._unwritten: list[bytes] = []  # records written, not yet in the file
+
+    def _write_out(self, chunks: list[bytes]) -> None:
+        """Append `chunks` to the active segment, all of them (a write may be partial)."""
+        data = memoryview(b"".join(chunks))
+        while data:
+            data = data[self._active.write(data):]
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -337,7 +352,7 @@ class WriteAheadLog:
             end = records[-1].end
             self.pending -= len(records)
             self.pending_bytes = max(0, self.pending_bytes - self._span(self.checkpoint, end))
-            while self.pending == 0 and self._active.tell() >= self.rotate_bytes:
+            while self.pending == 0 and self._active_size >= self.rotate_bytes:
                 if self._syncing:  # appends may come meanwhile: then the segment stays
                     self._changed.wait()
                     continue
@@ -387,6 +402,7 @@ class WriteAheadLog:
         with self._lock:
             self._changed.notify_all()
             self._save_checkpoint_if_due(force=True)
+            self._write_out(self._unwritten)  # not synced: never answered 202
             self._active.close()
             self._lock_file.close()
 

@@ -631,5 +631,6 @@ def run_server(app: Any, host: str, port: int) -> None:
         # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:
         # make that a no-op so what the caller started is stopped and the exit status is 0
         signal.signal(signal.SIGTERM, lambda *_: None)
+    # at log level warning the access log prints nothing: off, it costs nothing per request
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                  lifespan="on")).run()
+                                  access_log=False, lifespan="on")).run()

@@ -10,7 +10,9 @@ On disk, in one directory per gateway (a lock file keeps a second gateway out):
   `CHECKPOINT_SECONDS` and on close, and segments wholly before it are deleted.
 
 A `WalReplayer` thread produces the records after the checkpoint, in order, and moves the
-checkpoint past each acknowledged batch in memory. Delivery is at-least-once: a crash
+checkpoint past each acknowledged batch in memory. Records this process wrote are handed
+to it from memory once synced (`MEMORY_RECORDS`); the segments are read back only for
+what an earlier process left and while more than that waits. Delivery is at-least-once: a crash
 before the checkpoint reaches the disk sends up to a second of records again with the same
 run ids and headers, and runners drop such duplicates.
 """
@@ -487,10 +489,10 @@ class WalSender:
     """The gateway's sender when the log is on: a request is safe once it is logged, and
     the replayer takes it to the broker.
 
-    Records are written from the event loop into the segment's buffer (no system call);
-    one flush and fsync at a time runs in a worker thread and every request written before
-    it started waits for that one, so concurrent requests share them however few worker
-    threads there are."""
+    Records are written from the event loop into the log's memory (no system call); one
+    write to the file and fsync at a time runs in a worker thread and every request written
+    before it started waits for that one, so concurrent requests share them however few
+    worker threads there are."""
 
     def __init__(self, wal: WriteAheadLog):
         self.wal = wal

@@ -134,6 +134,39 @@ def test_replay_past_the_records_held_in_memory_reads_the_disk_in_order(tmp_path
     again.close()
 
 
+class FullOnce:
+    """A segment file whose first write stops halfway with a full disk."""
+
+    def __init__(self, file):
+        self.file, self.failed = file, False
+
+    def write(self, data):
+        if not self.failed:
+            self.failed = True
+            self.file.write(bytes(data[:len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_write_that_fails_halfway_is_cut_back_and_written_again(tmp_path):
+    wal = WriteAheadLog(tmp_path)
+    wal._active = FullOnce(wal._active)
+    first = record(1)
+    _, number = wal.write(first)
+    with pytest.raises(OSError):
+        wal.sync(number)
+    later = record(2)
+    wal.append(later)  # its sync writes the first one too, where `write` said it would be
+    assert run_ids(wal.wait_pending(10, 0)) == [first.run_id, later.run_id]
+    wal.close()
+    again = WriteAheadLog(tmp_path)
+    assert run_ids(again.wait_pending(10, 0)) == [first.run_id, later.run_id]
+    again.close()
+
+
 def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
     wal, written = logged(tmp_path, 12, segment_bytes=1000)
     assert len(segment_files(tmp_path)) > 2

@@ -273,11 +273,15 @@ class WriteAheadLog:
         chunks, self._unwritten = self._unwritten, []
         self._syncing, upto, fd = True, self._written, self._active.fileno()
         self._lock.release()
+        written = False
         try:
             self._write_out(chunks)
+            written = True
             self._fsync(fd)
         finally:
             self._lock.acquire()
+            if not written:  # the file was cut back: they go with the next sync
+                self._unwritten[:0] = chunks
             self._syncing = False
             self._changed.notify_all()
         self._synced = max(self._synced, upto)
@@ -287,8 +291,8 @@ class WriteAheadLog:
         checks again why it rotates: others appended meanwhile); records written to the old
         segment are synced first."""
         if self._synced < self._written:
-            chunks, self._unwritten = self._unwritten, []
-            self._write_out(chunks)
+            self._write_out(self._unwritten)
+            self._unwritten = []
             self._fsync(self._active.fileno())
             self._synced = self._written
         self._active.close()
@@ -298,14 +302,23 @@ class WriteAheadLog:
 
     def _open_active(self) -> None:
         self._active = open(self._segment_path(self._active_id), "ab", buffering=0)  # noqa: SIM115
-        self._active_size = os.fstat(self._active.fileno()).st_size
-        self._unwritten: list[bytes] = []  # records written, not yet in the file
+        # bytes in the file, and with the records written but not yet in it (`_unwritten`)
+        self._file_size = self._active_size = os.fstat(self._active.fileno()).st_size
+        self._unwritten: list[bytes] = []
 
     def _write_out(self, chunks: list[bytes]) -> None:
-        """Append `chunks` to the active segment, all of them (a write may be partial)."""
-        data = memoryview(b"".join(chunks))
-        while data:
-            data = data[self._active.write(data):]
+        """Append `chunks` to the active segment, all of them (a write may be partial). A
+        failed write (a full disk) is cut back off the file, so the positions `write`
+        gave stay where the records will be."""
+        data = b"".join(chunks)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._active.write(view):]
+        except OSError:
+            os.ftruncate(self._active.fileno(), self._file_size)
+            raise
+        self._file_size += len(data)
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -405,6 +418,7 @@ class WriteAheadLog:
             self._changed.notify_all()
             self._save_checkpoint_if_due(force=True)
             self._write_out(self._unwritten)  # not synced: never answered 202
+            self._unwritten = []
             self._active.close()
             self._lock_file.close()
 

@@ -112,6 +112,61 @@ def test_a_torn_last_record_is_cut_and_appending_goes_on(tmp_path):
     wal.close()
 
 
+def test_replay_past_the_records_held_in_memory_reads_the_disk_in_order(tmp_path, monkeypatch):
+    from algorail.runtime import wal as wal_module
+
+    monkeypatch.setattr(wal_module, "MEMORY_RECORDS", 3)
+    wal, written = logged(tmp_path, 5)  # two more than memory holds: the disk is read
+    replay = wal.wait_pending(2, 0)
+    assert run_ids(replay) == run_ids(written[:2])
+    wal.acknowledge(replay)
+    rest = wal.wait_pending(10, 0)
+    assert [(r.run_id, r.value, r.headers) for r in rest] == [
+        (r.run_id, r.value, r.headers) for r in written[2:]]
+    wal.acknowledge(rest)
+    later = [record(n) for n in range(2)]  # drained: remembered again
+    for r in later:
+        wal.append(r)
+    assert run_ids(wal.wait_pending(10, 0)) == run_ids(later)
+    wal.close()
+    again = WriteAheadLog(tmp_path)
+    assert run_ids(again.wait_pending(10, 0)) == run_ids(later)
+    again.close()
+
+
+class FullOnce:
+    """A segment file whose first write stops halfway with a full disk."""
+
+    def __init__(self, file):
+        self.file, self.failed = file, False
+
+    def write(self, data):
+        if not self.failed:
+            self.failed = True
+            self.file.write(bytes(data[:len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_write_that_fails_halfway_is_cut_back_and_written_again(tmp_path):
+    wal = WriteAheadLog(tmp_path)
+    wal._active = FullOnce(wal._active)
+    first = record(1)
+    _, number = wal.write(first)
+    with pytest.raises(OSError):
+        wal.sync(number)
+    later = record(2)
+    wal.append(later)  # its sync writes the first one too, where `write` said it would be
+    assert run_ids(wal.wait_pending(10, 0)) == [first.run_id, later.run_id]
+    wal.close()
+    again = WriteAheadLog(tmp_path)
+    assert run_ids(again.wait_pending(10, 0)) == [first.run_id, later.run_id]
+    again.close()
+
+
 def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
     wal, written = logged(tmp_path, 12, segment_bytes=1000)
     assert len(segment_files(tmp_path)) > 2

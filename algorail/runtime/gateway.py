@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -69,15 +70,22 @@ class Rejected(Exception):
         self.status = status
 
 
+def render_json(content: Any) -> bytes:
+    """JSON with orjson, several times faster on the request path; what orjson refuses
+    (integers past 64 bits, keys that are not strings) the stdlib encodes, as Starlette's
+    JSONResponse does."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode()
+
+
 class FastJSONResponse(JSONResponse):
-    """A JSONResponse encoded with orjson, several times faster on the request path; what
-    orjson refuses (integers past 64 bits, keys that are not strings) the stdlib encodes."""
+    """A JSONResponse encoded by `render_json`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:
-            return super().render(content)
+        return render_json(content)
 
 
 def load_api_keys(path: str | Path) -> set[str]:
@@ -146,6 +154,7 @@ class GatewayMetrics:
                                 ["route", "status"], registry=self.registry)
         self.latency = Histogram("algorail_gateway_request_seconds", "Request latency",
                                  ["route"], registry=self.registry)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def watch_wal(self, wal: Any) -> None:
         from prometheus_client import Gauge
@@ -156,8 +165,15 @@ class GatewayMetrics:
               registry=self.registry).set_function(lambda: wal.pending_bytes)
 
     def request(self, route: str, status: int, started: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(time.perf_counter() - started)
+        # the labelled children are looked up once per (route, status), not per request
+        try:
+            counter, latency = self._children[route, status]
+        except KeyError:
+            counter, latency = self._children.setdefault(
+                (route, status), (self.requests.labels(route, str(status)),
+                                  self.latency.labels(route)))
+        counter.inc()
+        latency.observe(time.perf_counter() - started)
 
     def response(self) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -185,6 +201,7 @@ class Gateway:
                       for r in plan.routes}
         self.all_hooks = sorted({h for waits in self.waits.values() for h in waits})
         self.validators = self._content_validators()
+        self.media_types = {r.url: codec.media_type(r.content_type) for r in plan.routes}
         self.metrics = metrics or GatewayMetrics()  # shared by a PlanRouter's plans
         self.v2: Any = None  # the V2 inference API (v2_routes.V2Api), set with the routes
 
@@ -224,7 +241,7 @@ class Gateway:
         return f"request body is larger than the limit of {self.max_body_bytes} bytes"
 
     def check_body(self, route: RoutePlan, media_type: str, body: bytes) -> None:
-        if media_type != codec.media_type(route.content_type):
+        if media_type != self.media_types[route.url]:
             raise Rejected(415, f"{route.url} takes Content-Type {route.content_type}, "
                                 f"got {media_type or 'none'}")
         validator = self.validators.get(route.content_type)
@@ -260,6 +277,26 @@ class Gateway:
     async def post(self, request: Request, route: RoutePlan) -> Response:
         status, body = await self.run(request, route)
         return FastJSONResponse(body, status_code=status)
+
+    async def post_asgi(self, scope: dict[str, Any], receive: Any, send: Any,
+                        route: RoutePlan) -> None:
+        """`post` as a plain ASGI handler: what `GatewayApp` calls for the plan's paths."""
+        try:
+            status, body = await self.run(AsgiRequest(scope, receive), route)
+        except ClientDisconnect:
+            return
+        except Exception:
+            # as Starlette's ServerErrorMiddleware: a 500, and the error goes on to the log
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-length", b"21"),
+                                    (b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
+        content = render_json(body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", str(len(content)).encode()),
+                                (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": content})
 
     async def run(self, request: Request, route: RoutePlan,
                   always_sync: bool = False) -> tuple[int, dict[str, Any]]:
@@ -344,6 +381,56 @@ class Gateway:
         return JSONResponse(run_view(run_id, record, self.all_hooks))
 
 
+class AsgiRequest:
+    """What the gateway reads of a request (`headers`, `query_params`, `stream`), taken
+    straight from the ASGI scope with Starlette's rules: header names lower case and the
+    first of repeated headers, the last of repeated query parameters."""
+
+    __slots__ = ("headers", "query_params", "_receive")
+
+    def __init__(self, scope: dict[str, Any], receive: Any):
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        self.headers = headers
+        query = scope.get("query_string", b"")
+        self.query_params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) \
+            if query else {}
+        self._receive = receive
+
+    async def stream(self):
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] == "http.request":
+                if body := message.get("body", b""):
+                    yield body
+                if not message.get("more_body", False):
+                    return
+
+
+class GatewayApp(Starlette):
+    """The gateway's Starlette app, with POSTs to the plan's http paths (the hot path)
+    handed to the gateway directly, past Starlette's routing, middleware and response
+    objects; every other request goes through Starlette as usual."""
+
+    def __init__(self, gateway: Gateway, posts: dict[str, RoutePlan], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.posts = posts
+        self.state.gateway = gateway
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" \
+                and not scope.get("root_path"):
+            route = self.posts.get(scope["path"])
+            if route is not None:
+                scope["app"] = self
+                await self.state.gateway.post_asgi(scope, receive, send, route)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | None = None,
                sender: Any = None, object_store: Any = None, dev: bool = False,
                api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
@@ -421,8 +508,11 @@ def create_app(plan: Plan, *, results: ResultsStore, bootstrap_servers: str | No
                 await asyncio.to_thread(opened.close)
                 gateway.sender = None
 
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.gateway = gateway
+    # a path an earlier route (`extra_routes`) also matches is left to Starlette's order
+    posts = {r.url: r for r in plan.routes if r.type == "http"
+             and not any(getattr(e, "path_regex", None) is not None and e.path_regex.match(r.url)
+                         for e in extra_routes)}
+    app = GatewayApp(gateway, posts, routes=routes, lifespan=lifespan)
     app.state.wal = wal
     return app
 
@@ -541,5 +631,6 @@ def run_server(app: Any, host: str, port: int) -> None:
         # uvicorn shuts down on SIGTERM and then raises it again for the previous handler:
         # make that a no-op so what the caller started is stopped and the exit status is 0
         signal.signal(signal.SIGTERM, lambda *_: None)
+    # at log level warning the access log prints nothing: off, it costs nothing per request
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                  lifespan="on")).run()
+                                  access_log=False, lifespan="on")).run()

@@ -127,6 +127,7 @@ class HookDispatcher:
         self._threads: list[threading.Thread] = []
         self._ready: list[threading.Event] = []
         self.producer = None
+        self._per_hook: dict[str, _PerHook] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -232,7 +233,7 @@ class HookDispatcher:
             self._dead_letter(hook, payload, envelope, f"no hook type {hook.type!r} is installed",
                               0, loop)
             return None
-        policy = RetryPolicy.from_config(hook.config)
+        policy, timer, delivered = self._made_once(hook)
         context = DeliveryContext(
             run_id=envelope.run_id, deployment=self.plan.deployment, owner=self.plan.owner,
             source=envelope.source, attempt=attempt,
@@ -240,7 +241,7 @@ class HookDispatcher:
             allow_private_urls=self.allow_private_urls,
         )
         try:
-            with self.metrics.delivery_seconds.labels(hook.name).time():
+            with timer.time():
                 result = hook_type.deliver(hook, payload, context)
         except DeliveryFailed as exc:
             if attempt < policy.attempts:
@@ -256,8 +257,18 @@ class HookDispatcher:
             self._publish(hook, result, envelope, loop)
         self.results.record_hook(envelope.run_id, hook.name,
                                  {"state": DELIVERED, "attempts": attempt}, result)
-        self.metrics.outcomes.labels(hook.name, DELIVERED).inc()
+        delivered.inc()
         return None
+
+    def _made_once(self, hook: HookPlan) -> _PerHook:
+        """What every delivery of `hook` uses: its retry policy and labelled metrics."""
+        made = self._per_hook.get(hook.name)
+        if made is None:
+            made = self._per_hook[hook.name] = _PerHook(
+                RetryPolicy.from_config(hook.config),
+                self.metrics.delivery_seconds.labels(hook.name),
+                self.metrics.outcomes.labels(hook.name, DELIVERED))
+        return made
 
     def _publish(self, hook: HookPlan, result: Any, envelope: codec.Envelope,
                  loop: DeliveryLoop) -> None:
@@ -334,6 +345,12 @@ class Recorder(Processor):
 
     def on_error(self, record: Any, exc: Exception) -> float:
         return RECORD_RETRY_SECONDS
+
+
+class _PerHook(NamedTuple):
+    policy: RetryPolicy
+    delivery_seconds: Any
+    delivered: Any
 
 
 class _Waiting(NamedTuple):

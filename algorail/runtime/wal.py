@@ -10,14 +10,16 @@ On disk, in one directory per gateway (a lock file keeps a second gateway out):
   `CHECKPOINT_SECONDS` and on close, and segments wholly before it are deleted.
 
 A `WalReplayer` thread produces the records after the checkpoint, in order, and moves the
-checkpoint past each acknowledged batch in memory. Delivery is at-least-once: a crash
+checkpoint past each acknowledged batch in memory. Records this process wrote are handed
+to it from memory once synced (`MEMORY_RECORDS`); the segments are read back only for
+what an earlier process left and while more than that waits. Delivery is at-least-once: a crash
 before the checkpoint reaches the disk sends up to a second of records again with the same
 run ids and headers, and runners drop such duplicates.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import fcntl
 import json
 import logging
@@ -26,10 +28,14 @@ import struct
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from algorail.backoff import Backoff
 from algorail.errors import AlgorailError
@@ -40,6 +46,10 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 ROTATE_BYTES = 1024 * 1024
 CHECKPOINT_SECONDS = 1.0
+# records written by this process are replayed from memory, not read back from the disk,
+# while at most this many (and bytes) wait; past that (the broker is away) the disk is read
+MEMORY_RECORDS = 10_000
+MEMORY_BYTES = 32 * 1024 * 1024
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload
 
 
@@ -69,26 +79,26 @@ class WalRecord:
     end: Position | None = None
 
     def encode(self) -> bytes:
-        payload = json.dumps({
+        payload = orjson.dumps({
             "runId": self.run_id, "topic": self.topic, "key": _b64(self.key),
             "value": _b64(self.value), "headers": [[k, _b64(v)] for k, v in self.headers],
-        }, separators=(",", ":")).encode()
+        })
         return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
     @classmethod
     def decode(cls, payload: bytes, end: Position) -> WalRecord:
-        data = json.loads(payload)
+        data = orjson.loads(payload)
         return cls(run_id=data["runId"], topic=data["topic"], key=_unb64(data["key"]),
                    value=_unb64(data["value"]) or b"",
                    headers=[(k, _unb64(v) or b"") for k, v in data["headers"]], end=end)
 
 
 def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode("ascii")
+    return None if data is None else binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
+    return None if text is None else binascii.a2b_base64(text)
 
 
 class WriteAheadLog:
@@ -126,8 +136,12 @@ class WriteAheadLog:
         # group commit: records appended, records fsync'd, whether an fsync is under way
         self._written = self._synced = 0
         self._syncing = False
+        # (start, number, record) of the records written since opening and not yet
+        # acknowledged, while all of them are here (`_remembering`)
+        self._memory: deque[tuple[Position, int, WalRecord]] = deque()
+        self._remembering = True
         self._recover()
-        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
+        self._open_active()
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -217,16 +231,25 @@ class WriteAheadLog:
                     f"{self.pending_bytes} bytes waiting for the broker, limit "
                     f"{self.max_bytes}): the broker has been unreachable; try again later, "
                     "or raise --wal-max-bytes")
-            while self._active.tell() >= self.segment_bytes:
+            while self._active_size >= self.segment_bytes:
                 if self._syncing:
                     self._changed.wait()
                     continue
                 self._start_segment()
-            self._active.write(data)  # buffered: the fsync's caller flushes
-            end = Position(self._active_id, self._active.tell())
+            start = Position(self._active_id, self._active_size)
+            self._unwritten.append(data)  # the fsync's caller writes it to the file
+            self._active_size += len(data)
+            end = Position(self._active_id, self._active_size)
             self._written += 1
             self.pending += 1
             self.pending_bytes += len(data)
+            if self._remembering:
+                if len(self._memory) < MEMORY_RECORDS and self.pending_bytes <= MEMORY_BYTES:
+                    record.end = end
+                    self._memory.append((start, self._written, record))
+                else:  # the broker is away: replay from the disk until it drained
+                    self._memory.clear()
+                    self._remembering = False
             return end, self._written
 
     def sync(self, number: int) -> None:
@@ -244,15 +267,21 @@ class WriteAheadLog:
                 self._sync_active()
 
     def _sync_active(self) -> None:
-        """Fsync the active segment for every record written so far, with the lock released
-        so that others can write meanwhile; called holding the lock."""
-        self._active.flush()
+        """Write and fsync the active segment for every record written so far, with the
+        lock released so that others can write meanwhile (`write` only appends to a list:
+        the event loop makes no system call); called holding the lock."""
+        chunks, self._unwritten = self._unwritten, []
         self._syncing, upto, fd = True, self._written, self._active.fileno()
         self._lock.release()
+        written = False
         try:
+            self._write_out(chunks)
+            written = True
             self._fsync(fd)
         finally:
             self._lock.acquire()
+            if not written:  # the file was cut back: they go with the next sync
+                self._unwritten[:0] = chunks
             self._syncing = False
             self._changed.notify_all()
         self._synced = max(self._synced, upto)
@@ -262,13 +291,34 @@ class WriteAheadLog:
         checks again why it rotates: others appended meanwhile); records written to the old
         segment are synced first."""
         if self._synced < self._written:
-            self._active.flush()
+            self._write_out(self._unwritten)
+            self._unwritten = []
             self._fsync(self._active.fileno())
             self._synced = self._written
         self._active.close()
         self._active_id += 1
-        self._active = open(self._segment_path(self._active_id), "ab")  # noqa: SIM115
+        self._open_active()
         self._sync_directory()
+
+    def _open_active(self) -> None:
+        self._active = open(self._segment_path(self._active_id), "ab", buffering=0)  # noqa: SIM115
+        # bytes in the file, and with the records written but not yet in it (`_unwritten`)
+        self._file_size = self._active_size = os.fstat(self._active.fileno()).st_size
+        self._unwritten: list[bytes] = []
+
+    def _write_out(self, chunks: list[bytes]) -> None:
+        """Append `chunks` to the active segment, all of them (a write may be partial). A
+        failed write (a full disk) is cut back off the file, so the positions `write`
+        gave stay where the records will be."""
+        data = b"".join(chunks)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._active.write(view):]
+        except OSError:
+            os.ftruncate(self._active.fileno(), self._file_size)
+            raise
+        self._file_size += len(data)
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
@@ -289,6 +339,9 @@ class WriteAheadLog:
                 self._save_checkpoint_if_due()
             position = self.checkpoint
             active = self._active_id
+            if self._memory and self._memory[0][0] == position:
+                return [record for _, number, record in islice(self._memory, max_records)
+                        if number <= self._synced]
         records: list[WalRecord] = []
         while len(records) < max_records:
             batch = list(self._scan(position.segment, position.offset,
@@ -314,13 +367,19 @@ class WriteAheadLog:
             end = records[-1].end
             self.pending -= len(records)
             self.pending_bytes = max(0, self.pending_bytes - self._span(self.checkpoint, end))
-            while self.pending == 0 and self._active.tell() >= self.rotate_bytes:
+            while self.pending == 0 and self._active_size >= self.rotate_bytes:
                 if self._syncing:  # appends may come meanwhile: then the segment stays
                     self._changed.wait()
                     continue
                 self._start_segment()
                 end = Position(self._active_id, 0)
             self.checkpoint = end
+            memory, upto = self._memory, (end.segment, end.offset)
+            while memory and (memory[0][2].end.segment, memory[0][2].end.offset) <= upto:
+                memory.popleft()
+            if self.pending == 0 and not self._remembering:
+                self._memory.clear()
+                self._remembering = True
             # a new segment is saved at once, so the drained ones go (rare: one per MiB)
             self._save_checkpoint_if_due(force=end.segment != self.saved.segment)
 
@@ -358,6 +417,8 @@ class WriteAheadLog:
         with self._lock:
             self._changed.notify_all()
             self._save_checkpoint_if_due(force=True)
+            self._write_out(self._unwritten)  # not synced: never answered 202
+            self._unwritten = []
             self._active.close()
             self._lock_file.close()
 
@@ -442,10 +503,10 @@ class WalSender:
     """The gateway's sender when the log is on: a request is safe once it is logged, and
     the replayer takes it to the broker.
 
-    Records are written from the event loop into the segment's buffer (no system call);
-    one flush and fsync at a time runs in a worker thread and every request written before
-    it started waits for that one, so concurrent requests share them however few worker
-    threads there are."""
+    Records are written from the event loop into the log's memory (no system call); one
+    write to the file and fsync at a time runs in a worker thread and every request written
+    before it started waits for that one, so concurrent requests share them however few
+    worker threads there are."""
 
     def __init__(self, wal: WriteAheadLog):
         self.wal = wal

@@ -137,19 +137,20 @@ CONFLUENT_CONSUMER_SETTINGS: dict[str, object] = {
     # has queued 11,000 records by then.
     "session.timeout.ms": 6000,
     "heartbeat.interval.ms": 1000,
-    # Tansu does not answer a waiting fetch when data arrives: at the 500 ms default every
-    # hop waits ~250 ms (p50). 5 ms rather than 10 took a one-step sync request through dev
-    # mode from 23 to 22 ms (p50), with `EMBEDDED_PRODUCER_SETTINGS`' batches. 2 ms brings
-    # the stall back: 19,665 of 30,000 records through dev mode in a 60 s soak.
-    "fetch.wait.max.ms": 5,
-    # ...but it does wait for min bytes: librdkafka otherwise fetches every few ms for one
-    # or two records, each fetch costs the in-memory broker more as it fills, and p50 grew
-    # from 12 to 240 ms over 60 s at 500 records/s; batched, it stayed at 20-50 ms. Short
-    # of min bytes, Tansu also reads the partition again at the end of the wait, so what
-    # arrived meanwhile comes back at once; at or past it, the answer holds what was there
-    # when the fetch came, sent a whole wait later. The cost: a record on an idle topic
-    # waits up to the 5 ms above.
-    "fetch.min.bytes": 65536,
+    # How the shipped Tansu (memory engine) answers a fetch: it reads the partition at once
+    # and again after half the wait left, a quarter, ..., and answers as soon as it holds
+    # more than fetch.min.bytes, else when the wait is over, with the last read only. Each
+    # read lists every batch the partition ever got (none is deleted) and stops listing
+    # when the wait is over: once listing takes longer than the wait, a consumer that has
+    # caught up gets empty answers for good (1-2 ms: records stopped after 11,000-20,000
+    # of 30,000 at 500/s, the consumer still at the offset it stalled at after the
+    # producer stopped). At 1 byte a read that finds a record answers at once; at 64 KiB
+    # the answer was the last read of the wait, the one least likely to finish listing.
+    # 10 ms at 1 byte, against 5 ms at 64 KiB, a 60 s soak at 500 records/s straight
+    # through the broker: p50 15.6 against 24.2 ms, last 10 s 22 against 38 ms; a one-step
+    # sync request through dev mode at c=1: p50 18.6-28.5 against 24.1-35.6 ms.
+    "fetch.wait.max.ms": 10,
+    "fetch.min.bytes": 1,
 }
 
 # What a producer writing to the embedded broker needs, in kafka-python's names as every

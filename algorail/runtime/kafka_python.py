@@ -37,9 +37,10 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "session_timeout_ms": 6000,
     "heartbeat_interval_ms": 1000,
     "max_poll_records": 500,
-    # Tansu (the embedded broker) does not answer a waiting fetch when data arrives, so a
-    # long fetch wait is added latency on every hop (p50 ~130 ms at Kafka's 500 ms
-    # default); on Kafka a short wait only costs idle fetch requests.
+    # Tansu (the embedded broker) reads a waiting fetch's partition again only after half
+    # the wait left, so a long wait is added latency on every hop (p50 ~130 ms at Kafka's
+    # 500 ms default); on Kafka a short wait only costs idle fetch requests. It must stay
+    # longer than Tansu takes to list a partition (`broker.CONFLUENT_CONSUMER_SETTINGS`).
     "fetch_max_wait_ms": 10,
 }
 PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 1}

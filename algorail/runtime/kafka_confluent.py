@@ -545,7 +545,9 @@ class Producer:
     With `on_error`, librdkafka's successful delivery reports stop in its C trampoline
     (``delivery.report.only.error``) and a failed one calls `on_error` with a
     `ck.KafkaException`: a future and a Python callback per record were a fifth of a
-    runner's CPU."""
+    runner's CPU. Such a producer has no thread: its reports are served by ``send`` and
+    ``flush`` on the caller's thread, which holds the interpreter lock already (a report
+    thread took it once per record sent, against the thread producing)."""
 
     def __init__(self, config: dict[str, Any], max_block_s: float,
                  on_error: Callable[[BaseException], Any] | None = None):
@@ -556,9 +558,11 @@ class Producer:
         self.client = ck.Producer(config)
         self.max_block_s = max_block_s
         self._closed = threading.Event()
-        self._reports = threading.Thread(target=self._serve_reports, daemon=True,
-                                         name="algorail-kafka-reports")
-        self._reports.start()
+        self._reports = None
+        if not self.unwatched:
+            self._reports = threading.Thread(target=self._serve_reports, daemon=True,
+                                             name="algorail-kafka-reports")
+            self._reports.start()
 
     def _serve_reports(self) -> None:
         while not self._closed.is_set():
@@ -579,6 +583,8 @@ class Producer:
         while True:
             try:
                 self.client.produce(topic, value, key, **options)
+                if future is None:
+                    self.client.poll(0)
                 return future
             except BufferError:  # the local queue is full: wait for room
                 deadline = deadline or time.monotonic() + self.max_block_s
@@ -620,7 +626,7 @@ class Producer:
             self.client.flush(-1 if timeout is None else timeout)
         finally:
             self._closed.set()
-            if threading.current_thread() is not self._reports:
+            if self._reports is not None and threading.current_thread() is not self._reports:
                 self._reports.join()
 
 

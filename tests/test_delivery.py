@@ -130,6 +130,27 @@ def test_commits_only_what_is_done_and_only_after_the_outputs_are_acknowledged(
 
 
 @BOTH_CLIENTS
+def test_a_send_that_fails_stops_the_loop_before_its_input_is_committed(
+        kafka_client, module_broker):
+    """The loop's own producer reports failed sends only: a failure must still stop the
+    loop with no input committed past it, so the inputs are read again. The broker refuses
+    the topic name (confluent-kafka learns it in a delivery report; kafka-python checks the
+    name before it sends, and raises in the send)."""
+    bs = module_broker.bootstrap_servers
+    [source] = topics(bs, count=1)
+    fill(bs, source, 20)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    processor = Holding("not a topic!")
+    loop = DeliveryLoop(processor, bs, group, [source], commit_seconds=0.2)
+    running = Running(loop).start()
+    assert wait_until(lambda: not running.thread.is_alive(), 30)
+    failure = delivery.ProduceFailed if kafka_client == "confluent" else ValueError
+    with pytest.raises(failure):
+        running.stop()
+    assert processor.seen and committed(bs, group, source) in (None, 0)
+
+
+@BOTH_CLIENTS
 def test_a_lone_records_output_is_sent_at_once_not_after_the_producers_linger(
         kafka_client, module_broker, monkeypatch):
     """With no more input waiting the loop flushes its producer: the output of one record

@@ -30,3 +30,22 @@ def test_points_are_the_differences_of_real_runner_metrics():
     assert point["throughput"] == 2.0 and point["errors"] == 2.0 and point["t"] == 102_000
     assert 2.5 <= point["p50"] <= 5.0 and 25.0 <= point["p99"] <= 50.0
     assert points([(100.0, after), (101.0, after)])["score"][0]["p50"] is None  # no calls
+
+
+def test_the_algo_time_histogram_counts_as_a_prometheus_histogram_does():
+    """A duration on a bucket's bound counts in that bucket (``le``), one past every bound
+    only in +Inf; each component has its own series."""
+    metrics = RunnerMetrics("score")
+    for seconds in (0.0005, 0.0004, 0.003, 99.0):
+        metrics.algo_seconds.labels("score").observe(seconds)
+    metrics.algo_seconds.labels("other").observe(0.2)
+    value = metrics.registry.get_sample_value
+    bucket = "algorail_runner_algo_seconds_bucket"
+    assert value(bucket, {"component": "score", "le": "0.0005"}) == 2
+    assert value(bucket, {"component": "score", "le": "0.005"}) == 3
+    assert value(bucket, {"component": "score", "le": "30.0"}) == 3
+    assert value(bucket, {"component": "score", "le": "+Inf"}) == 4
+    assert value("algorail_runner_algo_seconds_count", {"component": "score"}) == 4
+    assert math.isclose(value("algorail_runner_algo_seconds_sum", {"component": "score"}),
+                        99.0039)
+    assert value("algorail_runner_algo_seconds_count", {"component": "other"}) == 1

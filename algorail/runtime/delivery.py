@@ -187,7 +187,10 @@ class DeliveryLoop:
         self.poll_records = consumer_options.get("max_poll_records", POLL_RECORDS)
         self._own_producer = producer is None
         options = {"transactional_id": transactional_id} if transactional_id else {}
-        self.producer = producer or kafka_io.make_producer(bootstrap_servers, **options)
+        # the loop's own producer reports failed sends only (no future per record); a shared
+        # one reports each send to the loop that made it
+        self.producer = producer or kafka_io.make_producer(bootstrap_servers,
+                                                           on_error=self._failed, **options)
         self.consumer = kafka_io.make_consumer(bootstrap_servers, group, **consumer_options)
         self.partition = kafka_io.backend_of(self.consumer).TopicPartition
         self.tracker = OffsetTracker()
@@ -211,11 +214,12 @@ class DeliveryLoop:
 
     # -- what processors call -----------------------------------------------------------
 
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: list) -> Any:
+    def send(self, topic: str, value: bytes, key: bytes | None, headers: list) -> None:
         """Produce an output; a failure stops the loop before its input is committed."""
         self.unsent_commit = self.unflushed = True
-        return self.producer.send(topic, value=value, key=key,
-                                  headers=headers).add_errback(self._failed)
+        sent = self.producer.send(topic, value=value, key=key, headers=headers)
+        if not self._own_producer:
+            sent.add_errback(self._failed)
 
     def done(self, record: Any) -> None:
         self.tracker.resolve(self.partition(record.topic, record.partition), record.offset)

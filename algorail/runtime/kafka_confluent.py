@@ -14,7 +14,9 @@ surface `kafka_io` describes:
 - ``highwater`` is librdkafka's cached high watermark from fetch responses (Tansu's
   ListOffsets answers are unreliable);
 - a producer's ``send`` returns a `SendFuture`, settled by librdkafka's delivery report;
-  a thread of the producer's serves those reports as they arrive.
+  a thread of the producer's serves those reports as they arrive. A producer made with
+  ``on_error`` reports failed sends only, to that one callback, and its ``send`` returns
+  None: no future and no Python call per record sent.
 """
 
 from __future__ import annotations
@@ -522,10 +524,11 @@ class SendFuture:
                 log.exception("a Kafka send callback failed")
 
 
-def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+def make_producer(bootstrap_servers: str, on_error: Callable[[BaseException], Any] | None = None,
+                  **overrides: Any) -> Producer:
     config, own = translate(overrides)
     config = {**_base_config(bootstrap_servers), **PRODUCER_DEFAULTS, **config}
-    producer = Producer(config, own.get("max_block_ms", 60_000) / 1000)
+    producer = Producer(config, own.get("max_block_ms", 60_000) / 1000, on_error)
     try:
         _check_reachable(producer.client, bootstrap_servers,
                          own.get("bootstrap_timeout_ms", BOOTSTRAP_TIMEOUT_S * 1000) / 1000)
@@ -537,15 +540,29 @@ def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
 
 class Producer:
     """A confluent-kafka producer with the surface `kafka_io` describes; a thread of its own
-    serves delivery reports as they arrive."""
+    serves delivery reports as they arrive.
 
-    def __init__(self, config: dict[str, Any], max_block_s: float):
+    With `on_error`, librdkafka's successful delivery reports stop in its C trampoline
+    (``delivery.report.only.error``) and a failed one calls `on_error` with a
+    `ck.KafkaException`: a future and a Python callback per record were a fifth of a
+    runner's CPU. Such a producer has no thread: its reports are served by ``send`` and
+    ``flush`` on the caller's thread, which holds the interpreter lock already (a report
+    thread took it once per record sent, against the thread producing)."""
+
+    def __init__(self, config: dict[str, Any], max_block_s: float,
+                 on_error: Callable[[BaseException], Any] | None = None):
+        self.unwatched = on_error is not None
+        if on_error is not None:
+            config = {**config, "delivery.report.only.error": True,
+                      "on_delivery": lambda error, _message: on_error(ck.KafkaException(error))}
         self.client = ck.Producer(config)
         self.max_block_s = max_block_s
         self._closed = threading.Event()
-        self._reports = threading.Thread(target=self._serve_reports, daemon=True,
-                                         name="algorail-kafka-reports")
-        self._reports.start()
+        self._reports = None
+        if not self.unwatched:
+            self._reports = threading.Thread(target=self._serve_reports, daemon=True,
+                                             name="algorail-kafka-reports")
+            self._reports.start()
 
     def _serve_reports(self) -> None:
         while not self._closed.is_set():
@@ -553,9 +570,11 @@ class Producer:
 
     def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
              headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
-             timestamp_ms: int | None = None) -> SendFuture:
-        future = SendFuture()
-        options: dict[str, Any] = {"headers": headers or None, "on_delivery": future._deliver}
+             timestamp_ms: int | None = None) -> SendFuture | None:
+        future = None if self.unwatched else SendFuture()
+        options: dict[str, Any] = {"headers": headers or None}
+        if future is not None:
+            options["on_delivery"] = future._deliver
         if partition is not None:
             options["partition"] = partition
         if timestamp_ms is not None:
@@ -564,6 +583,8 @@ class Producer:
         while True:
             try:
                 self.client.produce(topic, value, key, **options)
+                if future is None:
+                    self.client.poll(0)
                 return future
             except BufferError:  # the local queue is full: wait for room
                 deadline = deadline or time.monotonic() + self.max_block_s
@@ -605,7 +626,7 @@ class Producer:
             self.client.flush(-1 if timeout is None else timeout)
         finally:
             self._closed.set()
-            if threading.current_thread() is not self._reports:
+            if self._reports is not None and threading.current_thread() is not self._reports:
                 self._reports.join()
 
 

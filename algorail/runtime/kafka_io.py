@@ -14,7 +14,8 @@ which both backends provide:
   ``offsets_for_times`` (``{tp: hit with .offset, or None}``), ``partitions_for_topic``;
   committed with `commit` and closed with `close_consumer` below;
 - producer: ``send(topic, value=, key=, headers=, timestamp_ms=) -> future``
-  (``add_callback``, ``add_errback``, ``get(timeout)``), ``partitions_for``, ``flush``,
+  (``add_callback``, ``add_errback``, ``get(timeout)``; None from a producer made with
+  ``on_error``, which reports failed sends only, to that callback), ``partitions_for``, ``flush``,
   ``close``, and for transactions ``init_transactions``, ``begin_transaction``,
   ``commit_transaction``, ``abort_transaction``, committed with `commit_transaction`
   below;
@@ -39,7 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -107,12 +108,17 @@ def make_consumer(bootstrap_servers: str, group_id: str | None = None, **overrid
     return backend().make_consumer(bootstrap_servers, group_id, **overrides)
 
 
-def make_producer(bootstrap_servers: str, **overrides: Any):
+def make_producer(bootstrap_servers: str, on_error: Callable[[BaseException], Any] | None = None,
+                  **overrides: Any):
     """A producer on the selected client; against the embedded broker, with the batching it
-    needs (`broker.EMBEDDED_PRODUCER_SETTINGS`) unless `overrides` say otherwise."""
+    needs (`broker.EMBEDDED_PRODUCER_SETTINGS`) unless `overrides` say otherwise.
+
+    With `on_error`, for sends nobody waits on: ``send`` returns None and a failed send
+    calls ``on_error(exc)`` (on a client thread); a producer's flush returns once every
+    report is served, so a failure is known by then."""
     if is_embedded(bootstrap_servers):
         overrides = {**EMBEDDED_PRODUCER_SETTINGS, **overrides}
-    return backend().make_producer(bootstrap_servers, **overrides)
+    return backend().make_producer(bootstrap_servers, on_error, **overrides)
 
 
 def make_admin(bootstrap_servers: str):

@@ -1,13 +1,14 @@
 """The kafka-python backend of `kafka_io` (``ALGORAIL_KAFKA_CLIENT=kafka-python``).
 
 kafka-python's own client already has the surface `kafka_io` describes: its producer is
-returned as it is and its consumer with one change (`Consumer`), with algorail's defaults.
+returned as it is (or, made with ``on_error``, as an `ErrorReportingProducer`) and its
+consumer with one change (`Consumer`), with algorail's defaults.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -112,9 +113,25 @@ def make_consumer(bootstrap_servers: str, group_id: str | None, **overrides: Any
         raise unavailable(bootstrap_servers, exc) from None
 
 
-def make_producer(bootstrap_servers: str, **overrides: Any) -> Any:
+class ErrorReportingProducer(KafkaProducer):
+    """A producer whose sends nobody waits on: a failed send calls `on_error`, and
+    ``send`` returns None, as the other backend's producer made with ``on_error``."""
+
+    def __init__(self, on_error: Callable[[BaseException], Any], **options: Any):
+        super().__init__(**options)
+        self.on_error = on_error
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        super().send(*args, **kwargs).add_errback(self.on_error)
+
+
+def make_producer(bootstrap_servers: str, on_error: Callable[[BaseException], Any] | None = None,
+                  **overrides: Any) -> Any:
     options = {"partitioner": _single_partition_shortcut(), **PRODUCER_DEFAULTS, **overrides}
     try:
+        if on_error is not None:
+            return ErrorReportingProducer(on_error, bootstrap_servers=bootstrap_servers,
+                                          **options)
         return KafkaProducer(bootstrap_servers=bootstrap_servers, **options)
     except KafkaTimeoutError as exc:
         raise unavailable(bootstrap_servers, exc) from None

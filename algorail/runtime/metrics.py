@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 
 class RunnerMetrics:
@@ -21,8 +25,8 @@ class RunnerMetrics:
         self.messages_out = Counter(
             "algorail_runner_messages_out", "Messages written per output port; kind is "
             "data or skip", ["component", "port", "kind"], registry=r)
-        self.algo_seconds = Histogram(
-            "algorail_runner_algo_seconds", "Duration of one algo call", c, registry=r,
+        self.algo_seconds = ComponentHistogram(
+            "algorail_runner_algo_seconds", "Duration of one algo call", registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                      5, 10, 30))
         self.errors = Counter("algorail_runner_errors", "Runs reported failed", c, registry=r)
@@ -42,6 +46,57 @@ class RunnerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ComponentHistogram:
+    """A Prometheus histogram per component, written by one thread (the runner's loop): an
+    observation adds to a list, where prometheus_client's `Histogram` takes a lock for its
+    sum and one for a bucket (5 us a call, a tenth of a pass-through runner's CPU per
+    message). A scrape reads the counts as they are."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry):
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(float(b) for b in buckets)
+        self.children: dict[str, Durations] = {}
+        registry.register(self)
+
+    def labels(self, component: str) -> Durations:
+        child = self.children.get(component)
+        if child is None:
+            child = self.children[component] = Durations(self.bounds)
+        return child
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=["component"])]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["component"])
+        for component, child in list(self.children.items()):
+            family.add_metric([component], child.cumulative(), child.sum)
+        yield family
+
+
+class Durations:
+    """One component's observations: a count per bucket (the last past every bound)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1  # the first bound >= seconds
+        self.sum += seconds
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        buckets, total = [], 0
+        for bound, count in zip((*self.bounds, math.inf), list(self.counts), strict=True):
+            total += count
+            buckets.append((floatToGoString(bound), total))
+        return buckets
 
 
 class MetricsServer:

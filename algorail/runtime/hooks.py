@@ -53,11 +53,6 @@ log = logging.getLogger("algorail.hooks")
 
 SKIP = object()  # an input with no value for this run
 SINK_STATES = {WRITTEN: DELIVERED, REJECTED: DELIVERY_FAILED, SINK_SKIPPED: SKIPPED}
-# A sync caller waits on this hop. Some brokers (Tansu) hold a fetch for its whole wait
-# even when records arrive meanwhile, so a short wait keeps the round trip short: 5 ms,
-# as the embedded broker's other consumers (`broker.CONFLUENT_CONSUMER_SETTINGS`), took a
-# one-step sync request from 21.7 to 17.0 ms (p50 at c=1) against 10 ms.
-FETCH_MAX_WAIT_MS = 5
 JOIN_WINDOW_MS = 300_000  # an inner join's parts wait this long for the others
 JOIN_MAX_PENDING = 10_000
 RECORD_RETRY_SECONDS = 1.0  # a record that could not be recorded is read again after this
@@ -181,7 +176,7 @@ class HookDispatcher:
 
     def _spawn(self, name: str, topics: list[str], group: str, processor: Processor) -> None:
         loop = DeliveryLoop(processor, self.bootstrap_servers, group, topics,
-                            producer=self.producer, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                            producer=self.producer)
         thread = threading.Thread(target=self._turn, args=(loop, topics),
                                   name=f"algorail-hook-{name}", daemon=True)
         self._ready.append(loop.ready)

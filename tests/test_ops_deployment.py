@@ -4,6 +4,7 @@ registry deployment (a local one, running `algorail dev` on a given broker)."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -37,10 +38,17 @@ def test_status_and_inspect_of_a_registry_deployment(tmp_path, broker):
                                json={"text": "hi"}, timeout=60).json()
             assert reply["status"] == "complete", reply
             args = ["--deployment", "hello-ops", "--registry", server.url, "--api-key", key]
-            status = CliRunner().invoke(cli, ["status", *args, "--json", "--interval", "0.2"])
-            assert status.exit_code == 0, status.output
-            shown = {c["name"]: c for c in json.loads(status.stdout)["components"]}
-            assert shown["upper"]["lag"] == 0 and set(shown) == {"upper", "result"}
+            # the runner commits its input on a 1 s interval after the reply: lag 1 until then
+            deadline = time.monotonic() + 20
+            while True:
+                status = CliRunner().invoke(cli, ["status", *args, "--json", "--interval", "0.2"])
+                assert status.exit_code == 0, status.output
+                shown = {c["name"]: c for c in json.loads(status.stdout)["components"]}
+                assert set(shown) == {"upper", "result"}
+                if shown["upper"]["lag"] == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert shown["upper"]["lag"] == 0, shown
             inspected = CliRunner().invoke(cli, ["inspect", reply["runId"], *args, "--json"])
             assert inspected.exit_code == 0, inspected.output
             report = json.loads(inspected.stdout)

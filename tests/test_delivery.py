@@ -134,8 +134,9 @@ def test_a_send_that_fails_stops_the_loop_before_its_input_is_committed(
         kafka_client, module_broker):
     """The loop's own producer reports failed sends only: a failure must still stop the
     loop with no input committed past it, so the inputs are read again. The broker refuses
-    the topic name (confluent-kafka learns it in a delivery report; kafka-python checks the
-    name before it sends, and raises in the send)."""
+    the topic name (confluent-kafka learns it in a delivery report, then refuses the next
+    records in produce, reported the same way; kafka-python checks the name before it sends,
+    and raises in the send)."""
     bs = module_broker.bootstrap_servers
     [source] = topics(bs, count=1)
     fill(bs, source, 20)

@@ -121,3 +121,32 @@ def test_send_read_seek_pause_and_commit(kafka_client, module_broker):
     finally:
         admin.close()
     producer.close()
+
+
+@pytest.mark.parametrize("kafka_client", ["confluent"], indirect=True)
+def test_a_record_refused_before_it_is_queued_fails_as_a_failed_delivery_does(
+        kafka_client, module_broker):
+    """Once librdkafka's metadata says a topic is unknown it refuses the next records in
+    ``produce`` itself: they must reach the caller as the first one's failed delivery did
+    (the error report, or the future), not as an exception from `send`."""
+    import confluent_kafka as ck
+
+    bs = module_broker.bootstrap_servers
+    reported: list[BaseException] = []
+    unwatched = kafka_io.make_producer(bs, on_error=reported.append)
+    watched = kafka_io.make_producer(bs)
+    failures: list[BaseException] = []
+    try:
+        for _ in range(3):
+            assert unwatched.send("not a topic!", b"x") is None
+            unwatched.flush(10)
+            with pytest.raises(ck.KafkaException) as failed:
+                watched.send("not a topic!", b"x").get(10)
+            failures.append(failed.value)
+    finally:
+        unwatched.close()
+        watched.close()
+    assert len(reported) == 3
+    local = ck.KafkaError._UNKNOWN_TOPIC
+    assert any(exc.args[0].code() == local for exc in reported)
+    assert any(exc.args[0].code() == local for exc in failures)

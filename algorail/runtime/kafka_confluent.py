@@ -552,6 +552,7 @@ class Producer:
     def __init__(self, config: dict[str, Any], max_block_s: float,
                  on_error: Callable[[BaseException], Any] | None = None):
         self.unwatched = on_error is not None
+        self._on_error = on_error
         if on_error is not None:
             config = {**config, "delivery.report.only.error": True,
                       "on_delivery": lambda error, _message: on_error(ck.KafkaException(error))}
@@ -585,6 +586,15 @@ class Producer:
                 self.client.produce(topic, value, key, **options)
                 if future is None:
                     self.client.poll(0)
+                return future
+            except ck.KafkaException as exc:
+                # refused before it was queued (a topic the producer's metadata says is
+                # unknown, a record over the size limit): reported as a failed delivery
+                # is, so a send's failure reaches its caller one way
+                if future is None:
+                    self._on_error(exc)
+                else:
+                    future._deliver(exc.args[0], None)
                 return future
             except BufferError:  # the local queue is full: wait for room
                 deadline = deadline or time.monotonic() + self.max_block_s

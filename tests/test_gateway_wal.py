@@ -27,7 +27,7 @@ from algorail.runtime.gateway import GatewayError, create_app
 from algorail.runtime.hooks import HookDispatcher
 from algorail.runtime.kafka_io import ensure_topics
 from algorail.runtime.results import MemoryResultsStore
-from algorail.runtime.wal import WalError, WalFull, WalRecord, WriteAheadLog
+from algorail.runtime.wal import WalError, WalFull, WalRecord, WalReplayer, WriteAheadLog
 
 
 def make_plan():
@@ -443,6 +443,29 @@ def test_a_broker_outage_loses_no_request_and_doubles_none(tmp_path):
         assert set(seen.values()) == {1}, "a run reached the topic twice"
     finally:
         broker.stop()
+
+
+def test_the_replayer_hands_a_batch_over_as_soon_as_the_broker_has_it(tmp_path, broker):
+    """The replayer's next batch waits for the last one's acknowledgement, so a batch must
+    take the broker's round trip and no more: not 10 ms, the look at which a flush saw
+    delivery reports that a thread of the producer had already served."""
+    ensure_topics(broker.bootstrap_servers, ["walt.t.in"])
+    wal = WriteAheadLog(tmp_path / "wal")
+    replayer = WalReplayer(wal, broker.bootstrap_servers).start()
+    took = []
+    try:
+        wal.append(record(0))
+        assert wait_until(lambda: wal.pending == 0, timeout=20)  # the producer is connected
+        for n in range(1, 21):
+            started = time.perf_counter()
+            wal.append(record(n))
+            assert wait_until(lambda: wal.pending == 0, timeout=10, interval=0.0002)
+            took.append(time.perf_counter() - started)
+    finally:
+        replayer.stop()
+        wal.close()
+    assert sorted(took)[len(took) // 2] < 0.008, f"a lone record took {sorted(took)} s"
+    assert len(topic_run_ids(broker.bootstrap_servers, "walt.t.in")) == 21
 
 
 def gateway_process(plan_file, wal_dir, bootstrap: str, port: int, log) -> subprocess.Popen:

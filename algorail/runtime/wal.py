@@ -435,6 +435,7 @@ class WalReplayer:
         self.stopping = threading.Event()
         self.drain_deadline = 0.0
         self.producer: Any = None
+        self._failure: BaseException | None = None  # of a send of the batch under way
         self.thread = threading.Thread(target=self._run, daemon=True, name="algorail-wal")
 
     def start(self) -> WalReplayer:
@@ -476,17 +477,29 @@ class WalReplayer:
             failing = False
 
     def _produce(self, records: list[WalRecord]) -> None:
+        """Send a batch and return once the broker has all of it; raise if it has not.
+
+        The producer reports failed sends only, served on this thread by its sends and its
+        flush: a producer with futures served its reports on a thread of its own, so its
+        flush saw the last one only at its next 10 ms look (a batch took 10 ms however
+        quick the broker, and records waited for it), and each report took the
+        interpreter lock from the event loop."""
         if self.producer is None:
             from algorail.runtime import kafka_io
 
             self.producer = kafka_io.make_producer(
-                self.bootstrap_servers, linger_ms=0, bootstrap_timeout_ms=2000,
-                max_block_ms=5000, request_timeout_ms=5000, delivery_timeout_ms=10_000)
-        futures = [self.producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
-                   for r in records]
+                self.bootstrap_servers, on_error=self._failed, linger_ms=0,
+                bootstrap_timeout_ms=2000, max_block_ms=5000, request_timeout_ms=5000,
+                delivery_timeout_ms=10_000)
+        self._failure = None
+        for r in records:
+            self.producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
         self.producer.flush(timeout=15)
-        for future in futures:
-            future.get(timeout=0)
+        if self._failure is not None:
+            raise self._failure
+
+    def _failed(self, exc: BaseException) -> None:
+        self._failure = self._failure or exc
 
     def _close_producer(self) -> None:
         """Closed without waiting, so records it still holds are dropped rather than sent

@@ -343,3 +343,35 @@ def test_a_dispatcher_stopped_mid_retry_leaves_the_message_to_the_next_one(kafka
     finally:
         producer.close()
         target.stop()
+
+
+def test_the_dispatcher_takes_the_interpreter_lock_for_no_delivery_report(module_broker):
+    """Its consumers' producers report failed sends only: a thread serving every
+    published response's report took the interpreter lock from the gateway beside it
+    once per record. What a response hook publishes still reaches its topic."""
+    plan = compile_plan(validate_document({
+        "apiVersion": "algorail.io/v1", "kind": "Pipeline",
+        "metadata": {"owner": "hk", "name": f"quiet{uuid.uuid4().hex[:6]}", "version": "1.0.0"},
+        "spec": {"endpoints": [{"name": "api", "paths": [{"name": "in"}]}],
+                 "hooks": [{"name": "echo", "type": "response"}],
+                 "pipes": [{"from": "api.in", "to": "echo"}]}}))
+    bootstrap = module_broker.bootstrap_servers
+    ensure_topics(bootstrap, plan.created_topics())
+    results = MemoryResultsStore()
+    before = set(threading.enumerate())
+    dispatcher = HookDispatcher(plan, bootstrap, results).start()
+    try:
+        started = [t.name for t in threading.enumerate() if t not in before]
+        assert dispatcher.wait_ready(30)
+        producer = make_producer(bootstrap, linger_ms=0)
+        run_id = uuid.uuid4().hex
+        headers = codec.Envelope(run_id=run_id, source=plan.routes[0].source).to_headers()
+        producer.send(plan.routes[0].topic, value=b'{"n": 1}', headers=headers).get(10)
+        producer.close()
+        assert wait_until(lambda: results.hook_state(run_id, "echo") == "delivered")
+    finally:
+        dispatcher.stop()
+    assert "algorail-kafka-reports" not in started, started
+    published = [json.loads(r.value) for r in read_topic(bootstrap, plan.output_topic)
+                 if codec.Envelope.from_headers(r.headers).run_id == run_id]
+    assert published == [{"n": 1}]

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from algorail.backoff import Backoff
 from algorail.extensions import DeliveryContext, DeliveryFailed, StartupContext
 from algorail.plan import HookPlan, InputPlan, JoinPlan, Plan
-from algorail.runtime import codec, kafka_io, tracing
+from algorail.runtime import codec, tracing
 from algorail.runtime.connect import REJECTED, WRITTEN
 from algorail.runtime.connect import SKIPPED as SINK_SKIPPED
 from algorail.runtime.convention import call_payload, select_fields
@@ -121,7 +121,6 @@ class HookDispatcher:
         self._loops: list[DeliveryLoop] = []
         self._threads: list[threading.Thread] = []
         self._ready: list[threading.Event] = []
-        self.producer = None
         self._per_hook: dict[str, _PerHook] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -132,7 +131,6 @@ class HookDispatcher:
         if self.registry is None:
             self.registry = plugin_manager.get_registry()
         plugin_manager.call_startup(StartupContext(service="hooks", plan=self.plan))
-        self.producer = kafka_io.make_producer(self.bootstrap_servers, linger_ms=0)
         for hook in self.plan.hooks:
             topics = sorted({i.topic for i in hook.inputs})
             if topics:
@@ -164,9 +162,6 @@ class HookDispatcher:
             thread.join(timeout)
         self._threads.clear()
         self._loops.clear()
-        if self.producer is not None:
-            self.producer.close(timeout=5)
-            self.producer = None
         log.info("hook dispatcher for %s/%s stopped", self.plan.owner, self.plan.deployment)
 
     def accepts(self, record: Any) -> bool:
@@ -175,8 +170,11 @@ class HookDispatcher:
         return True
 
     def _spawn(self, name: str, topics: list[str], group: str, processor: Processor) -> None:
-        loop = DeliveryLoop(processor, self.bootstrap_servers, group, topics,
-                            producer=self.producer)
+        # each loop owns its producer, which reports failed sends only: one shared by the
+        # loops made a future per send and served its reports on a thread of its own, which
+        # took the interpreter lock once per response published, and each checkpoint's
+        # flush waited 10 ms for reports that thread had already served
+        loop = DeliveryLoop(processor, self.bootstrap_servers, group, topics)
         thread = threading.Thread(target=self._turn, args=(loop, topics),
                                   name=f"algorail-hook-{name}", daemon=True)
         self._ready.append(loop.ready)

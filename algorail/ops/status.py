@@ -3,7 +3,8 @@
 Everything comes from the broker, so it works the same for dev mode and a cluster:
 committed offsets of each component's consumer group against the end offsets of its
 input topics (lag), two samples of end offsets and commits `interval` seconds apart
-(messages in and out per second), the error and dead-letter topics of the last five
+(messages in and out per second; at least STALL_SECONDS apart when a component looks
+stalled), the error and dead-letter topics of the last five
 minutes, and the group's members (replicas) where the broker describes groups.
 """
 
@@ -16,8 +17,12 @@ from typing import Any
 from algorail.ops.records import Window, describe, high_watermarks, open_reader, scan
 from algorail.plan import Plan
 from algorail.runtime import kafka_io
+from algorail.runtime.delivery import COMMIT_SECONDS
 
 RECENT_MS = 5 * 60 * 1000
+# A delivery loop commits every COMMIT_SECONDS, so a component is called stalled only
+# when it committed nothing for longer than that.
+STALL_SECONDS = 2 * COMMIT_SECONDS
 
 DOWN, STALLED, CATCHING_UP, RUNNING, UP_TO_DATE = (
     "down", "stalled", "catching up", "running", "up to date")
@@ -93,6 +98,13 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
         time.sleep(interval)
         ends = high_watermarks(reader, tps)
         commits = {c.name: _committed(admin, c.group) for c in consumers}
+        if any(_behind(c, ends_before, commits_before) and commits[c.name] ==
+               commits_before[c.name] for c in consumers):
+            # Too short a window to call that component stalled: sample again once
+            # its next commit is due.
+            time.sleep(max(started + STALL_SECONDS - time.monotonic(), 0.0))
+            ends = high_watermarks(reader, tps)
+            commits = {c.name: _committed(admin, c.group) for c in consumers}
         elapsed = time.monotonic() - started
         members = _members(admin, [c.group for c in consumers])
     finally:
@@ -104,12 +116,11 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
     errors, dead, last = _recent_failures(plan, bootstrap_servers, consumers)
     statuses = []
     for c in consumers:
-        lag = sum(max(end - commits[c.name].get(tp, 0), 0) for tp, end in ends.items()
-                  if tp.topic in c.inputs)
+        lag = _behind(c, ends, commits)
         consumed = sum(commits[c.name].values()) - sum(commits_before[c.name].values())
         count = members.get(c.group)
         statuses.append(ComponentStatus(
-            name=c.name, kind=c.kind, state=_state(count, lag, consumed),
+            name=c.name, kind=c.kind, state=_state(count, lag, _behind(c, ends_before, commits_before), consumed),
             replicas=f"{'?' if count is None else count}/{c.replicas}",
             in_per_s=round(consumed / elapsed, 2) if c.inputs else None,
             out_per_s=round(sum(rates.get(t, 0.0) for t in c.outputs), 2) if c.outputs
@@ -119,10 +130,20 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
     return PipelineStatus(statuses, {t: round(r, 2) for t, r in rates.items()})
 
 
-def _state(members: int | None, lag: int, consumed: int) -> str:
+def _behind(consumer: _Consumer, ends: dict[Any, int], commits: dict[str, dict[Any, int]]
+            ) -> int:
+    """Records of the consumer's inputs its group has not committed."""
+    done = commits[consumer.name]
+    return sum(max(end - done.get(tp, 0), 0) for tp, end in ends.items()
+               if tp.topic in consumer.inputs)
+
+
+def _state(members: int | None, lag: int, waiting: int, consumed: int) -> str:
+    """`waiting`: the lag at the start of the window, which a live component commits
+    within it; records that arrived during the window may not be committed yet."""
     if members == 0:
         return DOWN
-    if lag and not consumed:
+    if waiting and not consumed:
         return STALLED
     if lag:
         return CATCHING_UP

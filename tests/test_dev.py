@@ -284,3 +284,23 @@ def test_a_folder_named_algorail_where_dev_runs_shadows_nothing(tmp_path):
     finally:
         code, output = dev.stop()
     assert code == 0, output
+
+
+def test_dev_mode_says_once_when_a_partition_of_the_embedded_broker_fills(broker):
+    from algorail.runtime import kafka_io
+    from algorail.runtime.dev import FillWatch
+
+    bs = broker.bootstrap_servers
+    kafka_io.ensure_topics(bs, ["fill.full", "fill.light"])
+    producer = kafka_io.make_producer(bs)
+    for n in range(30):
+        producer.send("fill.full", value=b"x", key=str(n).encode(), headers=[])
+    producer.send("fill.light", value=b"x", key=b"1", headers=[])
+    producer.flush()
+    watch = FillWatch(bs, ["fill.full", "fill.light", "fill.absent"], limit=25)
+    warning = watch.check()
+    assert warning.startswith("broker: records held per partition: fill.full[0] 30; the "
+                              "embedded broker slows as a partition fills"), warning
+    assert "restart `algorail dev`" in warning and "fill.light" not in warning
+    assert watch.check() is None  # once
+    producer.close()

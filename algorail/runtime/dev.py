@@ -33,12 +33,13 @@ from typing import Any
 
 from algorail.errors import AlgorailError
 from algorail.plan import Plan
-from algorail.runtime.broker import free_port
+from algorail.runtime.broker import FILL_WARNING_RECORDS, free_port
 from algorail.runtime.signals import die_with_parent
 
 READY = re.compile(r"(?<!not )\bready\b")  # what a child prints once it serves
 READY_WORD = "ready"  # dev mode's own line once every component runs: "ready: ..."
 STOP_TIMEOUT = 5.0
+FILL_CHECK_SECONDS = 15.0
 LOCK_FILE = "dev.lock"
 
 
@@ -112,6 +113,40 @@ class Child:
         return said[-1].removeprefix("Error: ") if said else "no output"
 
 
+class FillWatch:
+    """Says when a partition of the embedded broker passes `limit` records, once each:
+    the broker slows as a partition fills and then stops serving it
+    (`broker.FILL_WARNING_RECORDS`), and a user should hear that before it happens."""
+
+    def __init__(self, bootstrap_servers: str, topics: list[str],
+                 limit: int = FILL_WARNING_RECORDS):
+        self.bootstrap_servers, self.topics, self.limit = bootstrap_servers, topics, limit
+        self.warned: set[Any] = set()
+
+    def check(self) -> str | None:
+        """The warning for the partitions that passed the limit since the last check."""
+        from algorail.ops.records import high_watermarks, open_reader
+        from algorail.runtime import kafka_io
+
+        reader = open_reader(self.bootstrap_servers)
+        try:
+            tps = kafka_io.partitions_of(reader, self.topics)
+            ends = high_watermarks(reader, tps) if tps else {}
+        finally:
+            kafka_io.close_consumer(reader)
+        full = sorted((tp for tp, end in ends.items()
+                       if end >= self.limit and tp not in self.warned),
+                      key=lambda tp: (tp.topic, tp.partition))
+        if not full:
+            return None
+        self.warned.update(full)
+        held = ", ".join(f"{tp.topic}[{tp.partition}] {ends[tp]:,}" for tp in full)
+        return (f"broker: records held per partition: {held}; the embedded broker slows as "
+                "a partition fills and stops serving it at about 20,000 one-record batches: "
+                "restart `algorail dev` to empty it, or give --bootstrap-servers of a Kafka "
+                "cluster")
+
+
 class DevSupervisor:
     """Starts and watches the processes of one pipeline; `stop()` ends them all."""
 
@@ -167,6 +202,9 @@ class DevSupervisor:
             self._spawn(Child(connector.name, f"data {connector.kind}",
                               ["connect", "--component", connector.name]))
         threading.Thread(target=self._watch, daemon=True, name="algorail-dev-watch").start()
+        if self.broker is not None:
+            threading.Thread(target=self._watch_fill, daemon=True,
+                             name="algorail-dev-broker-fill").start()
         return self
 
     def _start_broker(self) -> None:
@@ -221,6 +259,16 @@ class DevSupervisor:
                     self._state(child, "exited with status 0")
                 else:
                     self._fail(child, code)
+
+    def _watch_fill(self) -> None:
+        watch = FillWatch(self.bootstrap_servers, self.plan.created_topics())
+        while not self.stopping.wait(FILL_CHECK_SECONDS):
+            try:
+                warning = watch.check()
+            except Exception:  # a busy or stopping broker: look again at the next turn
+                continue
+            if warning:
+                self.echo(warning)
 
     def _fail(self, child: Child, code: int) -> None:
         """A child exited with an error: end dev mode with it, unless --keep-going."""

@@ -151,3 +151,24 @@ def test_redis_down_is_a_clear_error():
     dead = RedisResultsStore("redis://127.0.0.1:1/0")
     with pytest.raises(ResultsStoreError, match="check that Redis is running"):
         dead.start_run("r7", ["a"])
+
+
+def test_records_in_memory_leave_the_collector_nothing_to_walk():
+    import gc
+
+    store = MemoryResultsStore(max_runs=2_000)
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(2_000):
+        run_id = f"run-{n}"
+        store.start_run(run_id, ["result"], {"version": "1.0.0", "hash": "h"})
+        store.record_hook(run_id, "result", {"state": DELIVERED, "attempts": 1},
+                          {"text": "HI", "items": [1, {"n": n}]})
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100  # 8,000 as dicts and lists
+    assert store.get("run-7")["results"] == {"result": {"text": "HI", "items": [1, {"n": 7}]}}
+
+
+def test_a_result_redis_could_not_hold_is_refused_in_memory_too(store):
+    with pytest.raises(TypeError):
+        store.record_hook("r-bytes", "result", {"state": DELIVERED, "attempts": 1}, b"\x00")

@@ -8,7 +8,8 @@ quix-streams app on the same broker.
 Starts its own embedded broker. Contenders, each in its own process, each a pass-through
 with at-least-once delivery (commit after the outputs are acknowledged):
 
-- ``bare``: a loop on confluent-kafka itself (poll a batch -> produce each record -> flush
+- ``bare``: a loop on confluent-kafka itself (poll a record as soon as there is one, with
+  the others already fetched -> produce each record -> flush
   -> commit), the least a correct consume-produce loop does;
 - ``quix``: a quix-streams `Application` (its default at-least-once guarantee) whose
   dataframe goes to the output topic, run by the interpreter of ``--quix-python`` (its own
@@ -78,7 +79,10 @@ consumer = ck.Consumer({"bootstrap.servers": servers, "group.id": group,
 producer = ck.Producer({"bootstrap.servers": servers, "linger.ms": 1})
 consumer.subscribe([source])
 while not stop.is_set():
-    batch = consumer.consume(500, 0.1)
+    first = consumer.poll(0.1)  # returns as soon as a record is there
+    if first is None:
+        continue
+    batch = [first, *consumer.consume(499, 0)]  # with what else was fetched already
     for m in batch:
         if m.error() is None:
             producer.produce(target, m.value(), m.key(), headers=m.headers())

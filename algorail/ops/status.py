@@ -119,8 +119,9 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
         lag = _behind(c, ends, commits)
         consumed = sum(commits[c.name].values()) - sum(commits_before[c.name].values())
         count = members.get(c.group)
+        waiting = _behind(c, ends_before, commits_before)
         statuses.append(ComponentStatus(
-            name=c.name, kind=c.kind, state=_state(count, lag, _behind(c, ends_before, commits_before), consumed),
+            name=c.name, kind=c.kind, state=_state(count, lag, waiting, consumed),
             replicas=f"{'?' if count is None else count}/{c.replicas}",
             in_per_s=round(consumed / elapsed, 2) if c.inputs else None,
             out_per_s=round(sum(rates.get(t, 0.0) for t in c.outputs), 2) if c.outputs

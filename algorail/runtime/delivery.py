@@ -16,11 +16,11 @@ Each turn the loop:
 4. pauses every partition while the processor's in-flight work is full
    (``processor.in_flight() >= processor.max_in_flight``) and resumes them at half;
 5. ticks the processor (join windows, batches, sink flushes);
-6. flushes the loop's own producer (not one it shares) when outputs were sent since the
-   last flush, the poll left no input waiting (it brought fewer records than its
-   ``max_poll_records``, `POLL_RECORDS` unless the consumer options say otherwise) and
-   the last flush is at least `FLUSH_GAP_SECONDS` old: a lone record's outputs go out at
-   once instead of lingering, while a steady stream of small polls still sends batches
+6. flushes the loop's producer when outputs were sent since the last flush, the poll
+   left no input waiting (it brought fewer records than its ``max_poll_records``,
+   `POLL_RECORDS` unless the consumer options say otherwise) and the last flush is at
+   least `FLUSH_GAP_SECONDS` old: a lone record's outputs go out at once instead of
+   lingering, while a steady stream of small polls still sends batches
    no more often than the embedded broker's 10 ms linger would (flushing after every
    poll of a 500 records/s stream made one batch per poll, and the in-memory broker's
    fetches slowed as those batches piled up: p50 34 ms in the first 10 s of a 60 s
@@ -176,7 +176,7 @@ class DeliveryLoop:
     """Polls `topics` in `group` for one `Processor` until `stop()` (see the module doc)."""
 
     def __init__(self, processor: Processor, bootstrap_servers: str, group: str,
-                 topics: list[str], *, producer: Any = None, transactional_id: str | None = None,
+                 topics: list[str], *, transactional_id: str | None = None,
                  commit_seconds: float = COMMIT_SECONDS, poll_ms: int = POLL_MS,
                  stopping: threading.Event | None = None, **consumer_options: Any):
         self.processor = processor
@@ -185,12 +185,10 @@ class DeliveryLoop:
         self.transactional = transactional_id is not None
         self.commit_seconds, self.poll_ms = commit_seconds, poll_ms
         self.poll_records = consumer_options.get("max_poll_records", POLL_RECORDS)
-        self._own_producer = producer is None
         options = {"transactional_id": transactional_id} if transactional_id else {}
-        # the loop's own producer reports failed sends only (no future per record); a shared
-        # one reports each send to the loop that made it
-        self.producer = producer or kafka_io.make_producer(bootstrap_servers,
-                                                           on_error=self._failed, **options)
+        # the loop's own producer reports failed sends only (no future per record)
+        self.producer = kafka_io.make_producer(bootstrap_servers, on_error=self._failed,
+                                               **options)
         self.consumer = kafka_io.make_consumer(bootstrap_servers, group, **consumer_options)
         self.partition = kafka_io.backend_of(self.consumer).TopicPartition
         self.tracker = OffsetTracker()
@@ -217,9 +215,7 @@ class DeliveryLoop:
     def send(self, topic: str, value: bytes, key: bytes | None, headers: list) -> None:
         """Produce an output; a failure stops the loop before its input is committed."""
         self.unsent_commit = self.unflushed = True
-        sent = self.producer.send(topic, value=value, key=key, headers=headers)
-        if not self._own_producer:
-            sent.add_errback(self._failed)
+        self.producer.send(topic, value=value, key=key, headers=headers)
 
     def done(self, record: Any) -> None:
         self.tracker.resolve(self.partition(record.topic, record.partition), record.offset)
@@ -265,7 +261,7 @@ class DeliveryLoop:
                 if now >= next_tick:
                     self.processor.tick()
                     next_tick = now + TICK_SECONDS
-                if (polled < self.poll_records and self.unflushed and self._own_producer
+                if (polled < self.poll_records and self.unflushed
                         and now - self.flushed_at >= FLUSH_GAP_SECONDS):
                     self.flush()  # step 6
                 if now >= next_commit:
@@ -366,8 +362,7 @@ class DeliveryLoop:
                 self.checkpoint()
         finally:
             kafka_io.close_consumer(self.consumer)
-            if self._own_producer:
-                self.producer.close()
+            self.producer.close()
 
     # -- rebalancing --------------------------------------------------------------------
 

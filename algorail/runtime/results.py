@@ -65,7 +65,7 @@ class ResultsStore:
                   plan: dict[str, str] | None = None) -> None:
         """Note that a run began, which hooks complete it (the route's hooks) and the plan
         version it started on (`plans.plan_label`), which its view names."""
-        self._write(run_id, {"expected": list(expected), **({"plan": plan} if plan else {})})
+        self._set(run_id, {"expected": list(expected), **({"plan": plan} if plan else {})})
 
     def record_hook(self, run_id: str, hook: str, delivery: dict[str, Any],
                     result: Any = None) -> None:
@@ -73,15 +73,19 @@ class ResultsStore:
         fields: dict[str, Any] = {f"h:{hook}": delivery}
         if delivery["state"] == DELIVERED:
             fields[f"r:{hook}"] = result
-        self._write(run_id, fields)
+        self._set(run_id, fields)
 
     def record_error(self, run_id: str, key: str, error: dict[str, Any]) -> None:
         """Record an error of the run; `key` makes a repeated record a no-op."""
-        self._write(run_id, {f"e:{key}": error})
+        self._set(run_id, {f"e:{key}": error})
 
-    def _write(self, run_id: str, fields: dict[str, Any]) -> None:
-        """Set the run's `fields` (each value stored as JSON: "expected", "plan", and
-        "h:", "r:", "e:" + hook or key) and wake its waiters."""
+    def _set(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Set the run's `fields` ("expected", "plan", and "h:", "r:", "e:" + hook or
+        key), each stored as JSON text (`parse_fields` reads them back)."""
+        self._write(run_id, {name: json.dumps(value) for name, value in fields.items()})
+
+    def _write(self, run_id: str, encoded: dict[str, str]) -> None:
+        """Store the run's encoded fields and wake its waiters."""
         raise NotImplementedError
 
     def get(self, run_id: str) -> dict[str, Any] | None:
@@ -170,8 +174,7 @@ class MemoryResultsStore(ResultsStore):
         self._runs: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _write(self, run_id: str, fields: dict[str, Any]) -> None:
-        encoded = {name: json.dumps(value) for name, value in fields.items()}
+    def _write(self, run_id: str, encoded: dict[str, str]) -> None:
         with self._lock:
             record = self._runs.get(run_id)
             if record is None:
@@ -183,8 +186,7 @@ class MemoryResultsStore(ResultsStore):
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         with self._lock:
-            fields = self._runs.get(run_id)
-            fields = dict(fields) if fields is not None else None
+            fields = dict(self._runs.get(run_id, {}))
         return parse_fields(fields) if fields else None
 
     def hook_state(self, run_id: str, hook: str) -> str | None:
@@ -227,9 +229,8 @@ class RedisResultsStore(ResultsStore):
     def _key(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}"
 
-    def _write(self, run_id: str, fields: dict[str, Any]) -> None:
+    def _write(self, run_id: str, encoded: dict[str, str]) -> None:
         key = self._key(run_id)
-        encoded = {name: json.dumps(value) for name, value in fields.items()}
         try:
             pipe = self.redis.pipeline()
             pipe.hset(key, mapping=encoded)

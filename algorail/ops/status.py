@@ -92,19 +92,23 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
     admin = kafka_io.make_admin(bootstrap_servers)
     try:
         tps = kafka_io.partitions_of(reader, plan.topic_names())
-        ends_before = high_watermarks(reader, tps)
-        commits_before = {c.name: _committed(admin, c.group) for c in consumers}
+
+        def sample() -> tuple[dict[Any, int], dict[str, dict[Any, int]]]:
+            """End offsets, then each component's committed offsets."""
+            return (high_watermarks(reader, tps),
+                    {c.name: _committed(admin, c.group) for c in consumers})
+
+        ends_before, commits_before = sample()
+        waiting = {c.name: _behind(c, ends_before, commits_before) for c in consumers}
         started = time.monotonic()
         time.sleep(interval)
-        ends = high_watermarks(reader, tps)
-        commits = {c.name: _committed(admin, c.group) for c in consumers}
-        if any(_behind(c, ends_before, commits_before) and commits[c.name] ==
-               commits_before[c.name] for c in consumers):
+        ends, commits = sample()
+        if any(waiting[c.name] and commits[c.name] == commits_before[c.name]
+               for c in consumers):
             # Too short a window to call that component stalled: sample again once
             # its next commit is due.
             time.sleep(max(started + STALL_SECONDS - time.monotonic(), 0.0))
-            ends = high_watermarks(reader, tps)
-            commits = {c.name: _committed(admin, c.group) for c in consumers}
+            ends, commits = sample()
         elapsed = time.monotonic() - started
         members = _members(admin, [c.group for c in consumers])
     finally:
@@ -119,9 +123,8 @@ def pipeline_status(plan: Plan, bootstrap_servers: str, interval: float = 1.0
         lag = _behind(c, ends, commits)
         consumed = sum(commits[c.name].values()) - sum(commits_before[c.name].values())
         count = members.get(c.group)
-        waiting = _behind(c, ends_before, commits_before)
         statuses.append(ComponentStatus(
-            name=c.name, kind=c.kind, state=_state(count, lag, waiting, consumed),
+            name=c.name, kind=c.kind, state=_state(count, lag, waiting[c.name], consumed),
             replicas=f"{'?' if count is None else count}/{c.replicas}",
             in_per_s=round(consumed / elapsed, 2) if c.inputs else None,
             out_per_s=round(sum(rates.get(t, 0.0) for t in c.outputs), 2) if c.outputs

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from test_secrets import DOCUMENT, plan_of
 
@@ -38,19 +38,29 @@ def test_dev_prints_its_components_and_serves_all_their_metrics():
 
         reply = dev.post("in", {"text": "hi"}, timeout=20).json()
         assert reply["results"]["result"] == {"text": "HI"}
-        text = httpx.get(f"{dev.url}/metrics", timeout=10).text
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+        def scrape():
+            text = httpx.get(f"{dev.url}/metrics", timeout=10).text
+            return text, {f.name: f for f in text_string_to_metric_families(text)}
+
+        # a runner hands its message counts to its metrics on its loop's next tick
+        assert wait_until(lambda: value(scrape()[1], "algorail_runner_messages_in",
+                                        component="upper", input="text") >= 1, timeout=10)
+        text, families = scrape()
     assert len(re.findall(r"^# TYPE ", text, re.M)) == len(families)  # merged, no repeats
 
-    def value(family, **labels):
-        return sum(s.value for s in families[family].samples
-                   if s.name.endswith("_total") and labels.items() <= s.labels.items())
-
-    assert value("algorail_runner_messages_in", component="upper", input="text") == 1
-    assert value("algorail_runner_messages_out", component="upper", port="result",
+    assert value(families, "algorail_runner_messages_in", component="upper",
+                 input="text") == 1
+    assert value(families, "algorail_runner_messages_out", component="upper", port="result",
                  kind="data") == 1
-    assert value("algorail_hook_outcomes", hook="result", state="delivered") == 1
-    assert value("algorail_gateway_requests", status="200") == 1
+    assert value(families, "algorail_hook_outcomes", hook="result", state="delivered") == 1
+    assert value(families, "algorail_gateway_requests", status="200") == 1
+
+
+def value(families, family, **labels):
+    """The sum of a counter family's samples with `labels`."""
+    return sum(s.value for s in families[family].samples
+               if s.name.endswith("_total") and labels.items() <= s.labels.items())
 
 
 @pytest.mark.slow

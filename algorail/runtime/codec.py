@@ -74,6 +74,7 @@ _AS_STRING = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal,
 # declines subclasses of JSON's types, dataclasses and dates (so the json module writes
 # them, as before), and its text is dropped for the json module's when it holds non-ASCII
 # or DEL (the json module escapes them) or null (orjson writes NaN and infinities as null).
+_BYTES = (bytes, bytearray, memoryview)
 _ORJSON_DECLINES = (orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
                     | orjson.OPT_PASSTHROUGH_DATETIME)
 
@@ -91,6 +92,7 @@ def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=512)
 def is_json(content_type: str) -> bool:
     media = media_type(content_type)
     return media == JSON or media.endswith("+json")
@@ -124,7 +126,7 @@ def decode(value: bytes | None, content_type: str) -> Any:
 def encode(payload: Any, content_type: str) -> bytes:
     """Payload -> message value: bytes as they are; str as UTF-8 unless the media type is
     JSON; everything else (and str under JSON) as compact JSON."""
-    if isinstance(payload, bytes | bytearray | memoryview):
+    if isinstance(payload, _BYTES):
         return bytes(payload)
     if isinstance(payload, str) and not is_json(content_type):
         return payload.encode("utf-8")
@@ -239,10 +241,13 @@ def new_traceparent(trace_id: str | None = None) -> str:
 
 def header_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Kafka headers as strings (invalid UTF-8 replaced; a later header wins)."""
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}
+    try:  # strict first: the common case, and the cheaper call
+        return {k: v.decode() if v else "" for k, v in headers or ()}
+    except UnicodeDecodeError:
+        return {k: (v or b"").decode("utf-8", "replace") for k, v in headers}
 
 
-@dataclass
+@dataclass(slots=True)
 class Envelope:
     """What algorail reads from and writes to message headers."""
 

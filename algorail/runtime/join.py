@@ -29,7 +29,7 @@ Kind = Literal["run", "skip", "expired", "late"]
 FIRED_MEMORY = 100_000  # run ids remembered after firing, to drop late arrivals
 
 
-@dataclass
+@dataclass(slots=True)
 class Arrival:
     slot: str  # input name, or trigger name
     value: Any = None
@@ -37,7 +37,7 @@ class Arrival:
     position: Any = None  # opaque to the engine: where the message came from
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     run_id: str
     kind: Kind

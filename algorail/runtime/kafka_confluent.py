@@ -273,16 +273,18 @@ class Consumer:
         wanted = (max_records or self.max_poll_records) - 1
         messages = [first, *self.client.consume(wanted, timeout=0)] if wanted > 0 else [first]
         batch: dict[TopicPartition, list[Record]] = {}
+        topic = partition = records = None  # a run of one partition's messages is usual
         for message in messages:
             if message.error() is not None:
                 self._note_error(message.error())
                 continue
-            topic, partition = message.topic(), message.partition()
-            records = batch.get((topic, partition))  # a TopicPartition equals its tuple
-            if records is None:
-                tp = TopicPartition(topic, partition)
-                records = batch[tp] = []
-                self._sought.pop(tp, None)
+            if message.partition() != partition or message.topic() != topic:
+                topic, partition = message.topic(), message.partition()
+                records = batch.get((topic, partition))  # a TopicPartition equals its tuple
+                if records is None:
+                    tp = TopicPartition(topic, partition)
+                    records = batch[tp] = []
+                    self._sought.pop(tp, None)
             records.append(Record(message, topic, partition))
         return batch
 
@@ -545,9 +547,11 @@ class Producer:
     With `on_error`, librdkafka's successful delivery reports stop in its C trampoline
     (``delivery.report.only.error``) and a failed one calls `on_error` with a
     `ck.KafkaException`: a future and a Python callback per record were a fifth of a
-    runner's CPU. Such a producer has no thread: its reports are served by ``send`` and
-    ``flush`` on the caller's thread, which holds the interpreter lock already (a report
-    thread took it once per record sent, against the thread producing)."""
+    runner's CPU. Such a producer has no thread: its reports are served by ``flush`` (and
+    by ``send`` while the local queue is full) on the caller's thread, which holds the
+    interpreter lock already (a report thread took it once per record sent, against the
+    thread producing); a failed send is therefore known by the next flush, which is when a
+    delivery loop asks (its checkpoint flushes first)."""
 
     def __init__(self, config: dict[str, Any], max_block_s: float,
                  on_error: Callable[[BaseException], Any] | None = None):
@@ -584,8 +588,6 @@ class Producer:
         while True:
             try:
                 self.client.produce(topic, value, key, **options)
-                if future is None:
-                    self.client.poll(0)
                 return future
             except ck.KafkaException as exc:
                 # refused before it was queued (a topic the producer's metadata says is

@@ -13,12 +13,12 @@ offset}``) and its inputs to the algo's dead-letter topic; the runner goes on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from algorail.errors import AlgorailError
 from algorail.extensions import failure_kind
@@ -34,7 +34,6 @@ log = logging.getLogger("algorail.runner")
 
 ATTEMPT = "algorail-attempt"  # on a retry topic: the retry this record is
 RETRY = "retry"  # the slot of a retried run's single arrival
-NO_SPAN = contextlib.nullcontext()
 LAG_SECONDS = 2.0
 STALL_SECONDS = 60.0  # /healthz fails when the loop has not turned for this long
 RECOVERY_MARGIN_MS = 30_000  # clock skew allowed between an input's and our timestamps
@@ -52,7 +51,8 @@ class AlgoError(Exception):
         self.retryable = retryable
 
 
-class Position(NamedTuple):
+@dataclass(slots=True)
+class Position:
     """Where an arrival came from, with its record (for the dead-letter topic) and
     envelope (for the run's outputs); a retried run's also names the inputs it first came
     from (`origin`) and how many calls failed (`attempt`)."""
@@ -115,16 +115,22 @@ class Runner(Processor):
         self.dedup = Deduplicator(per_run=not self.engine.passthrough)
         self.revisits = Revisits.of(plan, component)
         self.cyclic = plan.allow_cycles  # visits are counted only in a pipeline with cycles
+        self.traced = tracing.enabled()  # decided once per process
         self.ready = threading.Event()
         self.loop: DeliveryLoop | None = None
         self._stop_requested = False
         self.next_lag = 0.0
-        self._children = {p: self.metrics.messages_out.labels(component, p, "data")
-                          for p in self.ports}
-        self._skips = {p: self.metrics.messages_out.labels(component, p, "skip")
-                       for p in self.ports}
-        self._ins = {s.name: self.metrics.messages_in.labels(component, s.name)
-                     for subs in self.slots.values() for s in subs}
+        # what each message needs, looked up once: per input topic its subscriptions
+        # (with their counter, and whether fields are selected), per output port its own
+        messages_in, messages_out = self.metrics.messages_in, self.metrics.messages_out
+        self._reads = {topic: [(s, messages_in.labels(component, s.name),
+                                s.fields is not None or bool(s.map)) for s in subs]
+                       for topic, subs in self.slots.items()}
+        self._writes = [(port, topic, self.spec.output_content_types[port],
+                         self.spec.output_sources[port],
+                         messages_out.labels(component, port, "data"),
+                         messages_out.labels(component, port, "skip"))
+                        for port, topic in self.spec.outputs.items()]
         self._algo_seconds = self.metrics.algo_seconds.labels(component)
         self._counts: dict[Any, int] = {}
         self._tps: dict[tuple[str, int], Any] = {}
@@ -177,13 +183,15 @@ class Runner(Processor):
     # -- processing ------------------------------------------------------------------------
 
     def process(self, record: Any) -> None:
-        if record.topic in self.retry_delays:
+        topic = record.topic
+        if topic in self.retry_delays:
             self._process_retry(record)
             return
-        tp = self._partition(record.topic, record.partition)
+        tp = self._tps.get((topic, record.partition)) or self._partition(topic,
+                                                                         record.partition)
         env = codec.Envelope.from_headers(record.headers, new_run_id=False)
         if not env.run_id:  # stable across re-reads
-            env.run_id = f"{record.topic}:{record.partition}:{record.offset}"
+            env.run_id = f"{topic}:{record.partition}:{record.offset}"
         position = Position(tp, record.offset, record, env)
         if self.cyclic:
             if self.revisits.ends_here(env):
@@ -191,25 +199,28 @@ class Runner(Processor):
                 return
             revisit_error = self.revisits.exceeded(env)
             if revisit_error:
-                slot = self.slots[record.topic][0].name
+                slot = self.slots[topic][0].name
                 self._report(Decision(env.run_id, "run", [Arrival(slot, None, False,
                                                                    position)]),
                              revisit_error)
                 return
         arrivals = []
-        for sub in self.slots.get(record.topic, ()):
-            self._tally(self._ins[sub.name])
+        counts = self._counts
+        for sub, counter, selects in self._reads.get(topic, ()):
+            counts[counter] = counts.get(counter, 0) + 1  # see `_flush_counts`
             if env.skip:
                 arrivals.append(Arrival(sub.name, None, True, position))
                 continue
             try:
-                payload = self._decode(record.value, env.content_type or sub.content_type)
+                value = self._decode(record.value, env.content_type or sub.content_type)
             except (ValueError, AlgorailError) as exc:
                 self._report(Decision(env.run_id, "run", [Arrival(sub.name, None, False,
                                                                    position)]),
-                             f"cannot read the message on {record.topic}: {exc}")
+                             f"cannot read the message on {topic}: {exc}")
                 return
-            value, skipped = convention.select_fields(payload, sub.fields, sub.map)
+            skipped = False
+            if selects:
+                value, skipped = convention.select_fields(value, sub.fields, sub.map)
             arrivals.append(Arrival(sub.name, value, skipped, position))
         run_key = self.revisits.key(env) if self.cyclic else env.run_id
         for decision in self.engine.offer(run_key, arrivals):
@@ -241,12 +252,9 @@ class Runner(Processor):
             tp = self._tps[topic, partition] = self.loop.partition(topic, partition)
         return tp
 
-    def _tally(self, counter: Any) -> None:
-        """Count one message on `counter`; the counts reach it on the next tick (a
-        Prometheus counter takes a lock per increment)."""
-        self._counts[counter] = self._counts.get(counter, 0) + 1
-
     def _flush_counts(self) -> None:
+        """Message counts reach their Prometheus counters here, on each tick: processing
+        adds to `_counts` (a counter takes a lock per increment)."""
         counts, self._counts = self._counts, {}
         for counter, n in counts.items():
             counter.inc(n)
@@ -290,24 +298,25 @@ class Runner(Processor):
             for batch in self.batcher.add(decision, payload):
                 self._run_batch(batch)
             return
-        with self._span(decision):
-            try:
-                outputs = convention.split_outputs(self.ports, self._call(payload))
-            except AlgoError as exc:
-                self._failed(decision, payload, exc, origin)
-                return
-            except convention.ConventionError as exc:
-                self._report(decision, str(exc), origin)
-                return
-            self._emit(decision, outputs, origin)
-
-    def _span(self, decision: Decision):
-        if not tracing.enabled():
-            return NO_SPAN
+        if not self.traced:
+            self._call_and_emit(decision, payload, origin)
+            return
         env = decision.arrivals[0].position.env
-        return tracing.span("algo call", env.traceparent, run_id=decision.run_id,
-                            pipeline=self.plan.pipeline, component=self.spec.component,
-                            port=",".join(a.slot for a in decision.arrivals))
+        with tracing.span("algo call", env.traceparent, run_id=decision.run_id,
+                          pipeline=self.plan.pipeline, component=self.spec.component,
+                          port=",".join(a.slot for a in decision.arrivals)):
+            self._call_and_emit(decision, payload, origin)
+
+    def _call_and_emit(self, decision: Decision, payload: Any, origin: str) -> None:
+        try:
+            outputs = convention.split_outputs(self.ports, self._call(payload))
+        except AlgoError as exc:
+            self._failed(decision, payload, exc, origin)
+            return
+        except convention.ConventionError as exc:
+            self._report(decision, str(exc), origin)
+            return
+        self._emit(decision, outputs, origin)
 
     def _run_batch(self, batch: list[BatchItem]) -> None:
         if self.batcher.rolling:
@@ -386,16 +395,16 @@ class Runner(Processor):
         extra = {ORIGIN: origin}
         if self.cyclic:
             extra.update(self.revisits.headers(a.position.env for a in decision.arrivals))
-        for port, topic in self.spec.outputs.items():
-            content_type = self.spec.output_content_types[port]
+        counts = self._counts
+        for port, topic, content_type, source, data, skips in self._writes:
             produced = port in outputs
             headers = codec.Envelope(
-                env.run_id, env.deployment, self.spec.output_sources[port],
-                content_type, tracing.child_traceparent(env.traceparent), skip=not produced,
-                extra=extra).to_headers()
+                env.run_id, env.deployment, source, content_type,
+                tracing.child_traceparent(env.traceparent), not produced, extra).to_headers()
             value = codec.encode(outputs[port], content_type) if produced else b""
             self.loop.send(topic, value, key, headers)
-            self._tally((self._children if produced else self._skips)[port])
+            counter = data if produced else skips
+            counts[counter] = counts.get(counter, 0) + 1  # see `_flush_counts`
         self.dedup.add(self.dedup.key(decision.run_id, origin))
         self._resolve(decision)
 

@@ -103,12 +103,15 @@ def child_traceparent(traceparent: str) -> str:
     """The traceparent for a message written now: the current span's context when tracing
     is on, else the caller's trace with a new span id (not os.urandom: a syscall per
     message costs throughput, and span ids need no cryptographic randomness)."""
-    if enabled():
+    if (_tracer if _tracer is not None else _setup()) is not False:
         from opentelemetry import trace
 
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+    if (len(traceparent) == 55 and traceparent[2] == traceparent[35] == "-"
+            and traceparent.count("-") == 3):  # the usual shape: its trace id, not split
+        return f"00-{traceparent[3:35]}-{random.getrandbits(64):016x}-01"
     parts = traceparent.split("-")
     trace_id = parts[1] if len(parts) == 4 else f"{random.getrandbits(128):032x}"
     return f"00-{trace_id}-{random.getrandbits(64):016x}-01"

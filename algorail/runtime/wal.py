@@ -479,8 +479,8 @@ class WalReplayer:
     def _produce(self, records: list[WalRecord]) -> None:
         """Send a batch and return once the broker has all of it; raise if it has not.
 
-        The producer reports failed sends only, served on this thread by its sends and its
-        flush: a producer with futures served its reports on a thread of its own, so its
+        The producer reports failed sends only, served on this thread by its flush: a
+        producer with futures served its reports on a thread of its own, so its
         flush saw the last one only at its next 10 ms look (a batch took 10 ms however
         quick the broker, and records waited for it), and each report took the
         interpreter lock from the event loop."""

@@ -16,15 +16,15 @@ Each turn the loop:
 4. pauses every partition while the processor's in-flight work is full
    (``processor.in_flight() >= processor.max_in_flight``) and resumes them at half;
 5. ticks the processor (join windows, batches, sink flushes);
-6. flushes the loop's producer when outputs were sent since the last flush, the poll
+6. flushes the loop's producer when outputs were sent since the last flush and the poll
    left no input waiting (it brought fewer records than its ``max_poll_records``,
-   `POLL_RECORDS` unless the consumer options say otherwise) and the last flush is at
-   least `FLUSH_GAP_SECONDS` old: a lone record's outputs go out at once instead of
-   lingering, while a steady stream of small polls still sends batches
-   no more often than the embedded broker's 10 ms linger would (flushing after every
-   poll of a 500 records/s stream made one batch per poll, and the in-memory broker's
-   fetches slowed as those batches piled up: p50 34 ms in the first 10 s of a 60 s
-   soak, 416 ms in the last);
+   `POLL_RECORDS` unless the consumer options say otherwise): a lone record's outputs go
+   out at once instead of lingering, while the outputs of a poll's records share a batch,
+   so an output topic gets no more batches than its inputs brought polls. (A wait of
+   10 ms between such flushes, meant to spare the embedded broker batches, cost sync
+   requests at c=1 through dev a 10 ms linger whenever one came sooner: half of them,
+   3-4 ms on the one-step p50. A 60 s soak at 500 records/s through dev, whose producer
+   lingers 10 ms, kept its p50 without it: 14-29 ms per 10 s window, against 16-38 ms.)
 7. checkpoints on an interval, on shutdown and when partitions are revoked.
 
 A checkpoint:
@@ -59,7 +59,6 @@ POLL_MS = 100
 POLL_RECORDS = 500
 TICK_SECONDS = 0.05
 COMMIT_SECONDS = 1.0
-FLUSH_GAP_SECONDS = 0.01
 
 
 class CheckpointError(AlgorailError):
@@ -196,7 +195,6 @@ class DeliveryLoop:
         self.failure: BaseException | None = None
         self.unsent_commit = False
         self.unflushed = False  # outputs sent since the producer was last flushed
-        self.flushed_at = 0.0
         self.held: dict[Any, tuple[int, float]] = {}  # tp -> (offset read again, when)
         self.throttled = False
         self.ready = threading.Event()
@@ -261,8 +259,7 @@ class DeliveryLoop:
                 if now >= next_tick:
                     self.processor.tick()
                     next_tick = now + TICK_SECONDS
-                if (polled < self.poll_records and self.unflushed
-                        and now - self.flushed_at >= FLUSH_GAP_SECONDS):
+                if polled < self.poll_records and self.unflushed:
                     self.flush()  # step 6
                 if now >= next_commit:
                     self.checkpoint()
@@ -317,7 +314,6 @@ class DeliveryLoop:
         """Send what lingers in the producer and wait for its acknowledgements."""
         self.unflushed = False
         self.producer.flush()
-        self.flushed_at = time.monotonic()
 
     def checkpoint(self, tps: Any = None) -> dict[Any, int]:
         # Step 1: every output sent so far is acknowledged or failed.

@@ -174,6 +174,38 @@ def test_a_lone_records_output_is_sent_at_once_not_after_the_producers_linger(
 
 
 @BOTH_CLIENTS
+def test_records_arriving_one_after_another_are_each_sent_at_once(
+        kafka_client, module_broker, monkeypatch):
+    """A record that comes a few milliseconds after the previous one's output was flushed
+    (sync requests one at a time) is flushed at once too, not after the producer's linger
+    or the poll's wait."""
+    monkeypatch.setattr(kafka_io, "EMBEDDED_PRODUCER_SETTINGS", {"linger_ms": 3000})
+    bs = module_broker.bootstrap_servers
+    source, out = topics(bs)
+    processor = Holding(out)
+    loop = DeliveryLoop(processor, bs, f"g-{uuid.uuid4().hex[:6]}", [source],
+                        commit_seconds=30, poll_ms=3000)
+    running = Running(loop).start()
+    producer = kafka_io.make_producer(bs, linger_ms=0)
+    reader = TopicReader(bs, out)
+    try:
+        waits = []
+        for i in range(5):
+            producer.send(source, value=b'{"i": %d}' % i,
+                          headers=codec.Envelope(f"r{i}").to_headers())
+            producer.flush()
+            assert wait_until(lambda n=i: len(processor.seen) > n, 10)
+            seen = time.monotonic()
+            assert len(reader.read(i + 1, timeout=10)) == i + 1
+            waits.append(time.monotonic() - seen)
+        assert max(waits) < 1.0, waits
+    finally:
+        reader.close()
+        producer.close()
+        running.stop()
+
+
+@BOTH_CLIENTS
 def test_outputs_of_full_polls_share_the_producers_batches(kafka_client, module_broker):
     """While polls come back full, more input waits: the loop does not flush after them."""
     bs = module_broker.bootstrap_servers

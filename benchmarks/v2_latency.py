@@ -1,6 +1,7 @@
 """Latency algorail adds to V2 inference: Seldon pipelines on MLServer, driven by tritonclient.
 
     python benchmarks/v2_latency.py [--requests 200] [--rounds 5] [--protocol grpc]
+                                    [--interval-ms 20]
 
 Starts an embedded broker, MLServer with the models of examples/seldon/mlserver (from
 `.venv-mlserver`, which .ci/run makes), one `algorail runner` per step and an `algorail
@@ -11,21 +12,27 @@ three-step (tfsimples-join: two steps, then a join step) Seldon pipeline. Each r
 gRPC port, and the steps call MLServer over gRPC too), either to the pipeline at the gateway
 or straight to MLServer (the same models, called one after another by the client: tfsimple1;
 or tfsimple1, tfsimple2, tfsimple3). Direct and algorail runs are interleaved in rounds, at
-concurrency 1 and 16. Ends with one JSON line: per pipeline and concurrency the p50/p99 of
-both and what algorail adds (`added_p50_ms`, `added_p99_ms`), `ratio` = algorail p50 /
-direct p50, `algorail_cpu_ms` = CPU time (user + system) the gateway and runners of that
-pipeline spent per algorail request (their polling during the requests included), and
-`idle_cpu_ms_per_s` = what they spend per second with no request (measured for 3 s before):
-on a loaded machine latency mostly measures the others' load, CPU time much less so. Failed
-requests (say a join window that closed on an overloaded machine) are counted in `errors`
-and left out of the latencies. `load` is the 1-minute load average at the start and the end.
+concurrency 1 and 16. At concurrency 1 both sides start a request every `--interval-ms` (20,
+jittered), so MLServer has idled alike before each: after 10 ms idle it answered a call in
+about 2.5 ms here, back to back in 0.7 ms, so back-to-back direct calls against algorail's
+(which come one pipeline's latency apart) put MLServer's own wake-up on algorail's side of
+the ledger. Ends with one JSON line: per pipeline and concurrency the p50/p99 of both and
+what algorail adds (`added_p50_ms`, `added_p99_ms`), `ratio` = algorail p50 / direct p50,
+`algorail_cpu_ms` = CPU time (user + system) the gateway and runners of that pipeline spent
+per algorail request (their polling during the requests included), and `idle_cpu_ms_per_s` =
+what they spend per second with no request (measured for 3 s before): on a loaded machine
+latency mostly measures the others' load, CPU time much less so. Failed requests (say a join
+window that closed on an overloaded machine) are counted in `errors` and left out of the
+latencies. `load` is the 1-minute load average at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -58,10 +65,21 @@ def inputs(triton, np, protocol: str):
     return out
 
 
-def measure(call, requests: int, concurrency: int) -> tuple[list[float], list[str]]:
+def measure(call, requests: int, concurrency: int, interval: float = 0.0
+            ) -> tuple[list[float], list[str]]:
     """`requests` calls from `concurrency` threads, each with its own client: the latencies
-    of those that succeeded, and the errors of the others."""
-    def one(_):
+    of those that succeeded, and the errors of the others. With `interval` (seconds, at
+    concurrency 1) the calls start 0.5-1.5 times that far apart, at random (the same
+    draws for every side), or at once after a slower one: at a fixed spacing every request
+    met the consumers' fetches at the same point of their wait."""
+    draws = random.Random(requests)
+    starts = list(itertools.accumulate(interval * draws.uniform(0.5, 1.5)
+                                       for _ in range(requests)))
+    first = time.perf_counter()
+
+    def one(n):
+        if interval:
+            time.sleep(max(0.0, first + starts[n] - time.perf_counter()))
         started = time.perf_counter()
         try:
             call()
@@ -85,6 +103,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--protocol", choices=["http", "grpc"], default="http",
                         help="how tritonclient calls the gateway and MLServer")
+    parser.add_argument("--interval-ms", type=float, default=20.0,
+                        help="at concurrency 1, start requests this far apart on both sides "
+                             "(0: back to back)")
     args = parser.parse_args()
 
     import threading
@@ -180,8 +201,9 @@ def main() -> None:
                     for _ in range(args.rounds):
                         for side, call in (("direct", straight), ("algorail", via_algorail)):
                             before = cpu_seconds(label)
-                            latencies, failed = measure(call(label), args.requests,
-                                                        concurrency)
+                            latencies, failed = measure(
+                                call(label), args.requests, concurrency,
+                                args.interval_ms / 1000 if concurrency == 1 else 0.0)
                             if side == "algorail":
                                 cpu += cpu_seconds(label) - before
                             runs[side] += latencies

@@ -187,8 +187,7 @@ class Runner(Processor):
         if topic in self.retry_delays:
             self._process_retry(record)
             return
-        tp = self._tps.get((topic, record.partition)) or self._partition(topic,
-                                                                         record.partition)
+        tp = self._partition(topic, record.partition)
         env = codec.Envelope.from_headers(record.headers, new_run_id=False)
         if not env.run_id:  # stable across re-reads
             env.run_id = f"{topic}:{record.partition}:{record.offset}"

@@ -103,7 +103,7 @@ def child_traceparent(traceparent: str) -> str:
     """The traceparent for a message written now: the current span's context when tracing
     is on, else the caller's trace with a new span id (not os.urandom: a syscall per
     message costs throughput, and span ids need no cryptographic randomness)."""
-    if (_tracer if _tracer is not None else _setup()) is not False:
+    if enabled():
         from opentelemetry import trace
 
         context = trace.get_current_span().get_span_context()

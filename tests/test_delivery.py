@@ -23,7 +23,12 @@ from algorail.runtime.testing import TopicReader, plan_from_yaml, produce, start
 
 class Holding(Processor):
     """Echoes each record to `out` and is done with it, except the offsets in `hold`
-    (per partition), which stay open until `release()`."""
+    (per partition), which stay open until `release()`.
+
+    The open records are released, and `state` (the loop's throttled, paused, assigned) is
+    read, in the loop's own thread at its ticks, as the runtime calls a consumer from its
+    loop's thread alone: confluent-kafka lets one thread at a time into a consumer, so a
+    call from another thread can wait out the polling thread's turns for a minute."""
 
     def __init__(self, out: str | None = None, hold: set[tuple[int, int]] = frozenset(),
                  max_in_flight: int = 10_000):
@@ -31,6 +36,8 @@ class Holding(Processor):
         self.seen: list[tuple[int, int]] = []
         self.open: list = []
         self.revoked_calls: list[list] = []
+        self.state: tuple | None = None
+        self.releasing = False
 
     def process(self, record):
         self.seen.append((record.partition, record.offset))
@@ -42,13 +49,21 @@ class Holding(Processor):
             self.loop.done(record)
 
     def release(self):
-        for record in self.open:
-            self.loop.done(record)
-        self.open.clear()
+        """Done with the open records at the loop's next tick."""
+        self.releasing = True
 
     def revoked(self, tps):
         self.revoked_calls.append(list(tps))
         self.open.clear()
+
+    def tick(self):
+        if self.releasing:
+            self.releasing = False
+            for record in self.open:
+                self.loop.done(record)
+            self.open.clear()
+        consumer = self.loop.consumer
+        self.state = (self.loop.throttled, consumer.paused(), consumer.assignment())
 
 
 class Running:
@@ -239,12 +254,13 @@ def test_pauses_at_the_in_flight_limit_and_resumes_at_half(kafka_client, module_
     try:
         assert wait_until(lambda: len(processor.seen) >= 8, 20)
         time.sleep(1.0)
-        assert loop.throttled and 8 <= len(processor.seen) <= 12  # one poll past the limit
-        assert loop.consumer.paused() == loop.consumer.assignment()
+        throttled, paused, assigned = processor.state
+        assert throttled and 8 <= len(processor.seen) <= 12  # one poll past the limit
+        assert paused == assigned
         processor.release()
         assert wait_until(lambda: len(processor.seen) >= 16, 10)
-        assert not all(tp in loop.consumer.paused() for tp in loop.consumer.assignment()) \
-            or loop.throttled
+        throttled, paused, assigned = processor.state
+        assert not all(tp in paused for tp in assigned) or throttled
     finally:
         processor.release()
         running.stop()

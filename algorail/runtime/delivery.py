@@ -40,6 +40,11 @@ another member (the listener is called inside the poll, `kafka_io`) and their op
 dropped (``processor.revoked``); assigned partitions are sought to their committed
 offsets (another member may have moved them on) and announced (``processor.assigned``).
 The records of the poll that saw the rebalance are dropped: they are read again.
+
+The loop's consumer, its tracker and its processor belong to the thread that runs the
+loop; other threads call `stop()` alone. confluent-kafka lets one thread at a time into a
+consumer, so a call such as ``assignment()`` from another thread waits for a gap between
+the polling thread's turns, which took from seconds to over a minute here.
 """
 
 from __future__ import annotations

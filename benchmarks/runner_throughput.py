@@ -2,11 +2,16 @@
 quix-streams app on the same broker.
 
     python benchmarks/runner_throughput.py [--count 50000] [--sizes 1024 100]
+                                           [--values json bytes]
                                            [--latency-count 1000] [--rounds 3]
                                            [--quix-python .venv-quix/bin/python]
 
 Starts its own embedded broker. Contenders, each in its own process, each a pass-through
-with at-least-once delivery (commit after the outputs are acknowledged):
+with at-least-once delivery (commit after the outputs are acknowledged), doing the same
+work with each value: ``json`` values are decoded and encoded again (quix-streams' default
+serializers; algorail's default content type, `application/json`; orjson in all three),
+``bytes`` values are passed on as they came (quix-streams' ``bytes`` serializers; ports of
+type `application/octet-stream`):
 
 - ``bare``: a loop on confluent-kafka itself (poll a record as soon as there is one, with
   the others already fetched -> produce each record -> flush
@@ -27,8 +32,8 @@ to read (target for the runner: at most 80 MiB). Latency: all running, every one
 `latency-count` messages (one every 2 ms) sent to each, timed from send to receipt, so a
 busy machine slows all alike. Each
 round runs every size and every contender in turn; medians are reported. The last line
-printed is JSON: per size and contender msgs_s, cpu_us_per_msg, p50_ms, p99_ms,
-idle_rss_mib, and the ratios of algorail to each peer.
+printed is JSON: per kind of value, size and contender msgs_s, cpu_us_per_msg, p50_ms,
+p99_ms, idle_rss_mib, and the ratios of algorail to each peer.
 """
 
 from __future__ import annotations
@@ -54,23 +59,27 @@ from algorail.runtime.testing import plan_from_yaml
 
 IDLE_RSS_TARGET_MIB = 80  # an idle runner replica, resident
 
+CONTENT_TYPES = {"json": codec.JSON, "bytes": "application/octet-stream"}
 PIPELINE = """
 apiVersion: algorail.io/v1
 kind: Pipeline
-metadata: {owner: bench, name: passthrough}
+metadata: {{owner: bench, name: passthrough}}
 spec:
-  endpoints: [{name: api, paths: [{name: in}]}]
+  endpoints: [{{name: api, paths: [{{name: in, contentType: {0}}}]}}]
   algos:
-    - {name: copy, runtime: python, entrypoint: "benchalgo:copy"}
-  pipes: [{from: api.in, to: copy.in}]
+    - {{name: copy, runtime: python, entrypoint: "benchalgo:copy",
+       inputs: [{{name: in, contentType: {0}}}], outputs: [{{name: out, contentType: {0}}}]}}
+  pipes: [{{from: api.in, to: copy.in}}]
 """
 
 
-# Each peer runs as `python -c PEER SERVERS IN OUT GROUP SETTINGS_JSON` until SIGTERM.
+# Each peer runs as `python -c PEER SERVERS IN OUT GROUP SETTINGS_JSON VALUES` until SIGTERM.
 BARE_LOOP = """
 import json, signal, sys, threading
 import confluent_kafka as ck
-servers, source, target, group, settings = sys.argv[1:]
+import orjson
+servers, source, target, group, settings, values = sys.argv[1:]
+decode = values == "json"
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 consumer = ck.Consumer({"bootstrap.servers": servers, "group.id": group,
@@ -85,7 +94,8 @@ while not stop.is_set():
     batch = [first, *consumer.consume(499, 0)]  # with what else was fetched already
     for m in batch:
         if m.error() is None:
-            producer.produce(target, m.value(), m.key(), headers=m.headers())
+            value = orjson.dumps(orjson.loads(m.value())) if decode else m.value()
+            producer.produce(target, value, m.key(), headers=m.headers())
     if batch:
         producer.flush()
         consumer.commit(asynchronous=False)
@@ -94,11 +104,11 @@ consumer.close()
 QUIX_APP = """
 import json, signal, sys, time
 from quixstreams import Application
-servers, source, target, group, settings = sys.argv[1:]
+servers, source, target, group, settings, values = sys.argv[1:]
 app = Application(broker_address=servers, consumer_group=group, auto_offset_reset="earliest",
                   consumer_extra_config=json.loads(settings), auto_create_topics=False)
-out = app.topic(target, value_serializer="bytes")
-sdf = app.dataframe(app.topic(source, value_deserializer="bytes"))
+out = app.topic(target, value_serializer=values)
+sdf = app.dataframe(app.topic(source, value_deserializer=values))
 sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(time.time() * 1000))
 sdf.to_topic(out)
 signal.signal(signal.SIGTERM, lambda *_: app.stop())
@@ -106,11 +116,11 @@ app.run()
 """
 
 
-def preload(bootstrap_servers: str, topic: str, count: int, size: int) -> None:
+def preload(bootstrap_servers: str, topic: str, count: int, size: int, values: str) -> None:
     producer = kafka_io.make_producer(bootstrap_servers, linger_ms=5)
     pad = "x" * max(size - 40, 0)
     for i in range(count):
-        headers = codec.Envelope(f"b{i}", "bench", "api.in").to_headers()
+        headers = codec.Envelope(f"b{i}", "bench", "api.in", CONTENT_TYPES[values]).to_headers()
         producer.send(topic, json.dumps({"i": i, "pad": pad}).encode(), headers=headers)
     producer.flush()
     producer.close()
@@ -160,7 +170,7 @@ class Contender:
 
 
 def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start: int,
-                     count: int, size: int) -> dict[str, list[float]]:
+                     count: int, size: int, values: str) -> dict[str, list[float]]:
     """Milliseconds from send to receipt per contender. Each message goes to both, in
     alternating order, one pair every 2 ms, so machine noise hits both alike."""
     received: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
@@ -188,7 +198,7 @@ def paired_latencies(bootstrap_servers: str, contenders: list[Contender], start:
     sent: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
     for i in range(count):
         value = json.dumps({"i": i, "pad": pad}).encode()
-        headers = codec.Envelope(f"l{i}", "bench", "api.in").to_headers()
+        headers = codec.Envelope(f"l{i}", "bench", "api.in", CONTENT_TYPES[values]).to_headers()
         for c in contenders if i % 2 else contenders[::-1]:
             sent[c.name][i] = time.perf_counter()
             producer.send(c.source, value, headers=headers)
@@ -216,7 +226,7 @@ def idle_rss(contender: Contender, seconds: float) -> float:
         contender.stop()
 
 
-def one_round(contenders: list[Contender], bootstrap_servers: str, size: int,
+def one_round(contenders: list[Contender], bootstrap_servers: str, size: int, values: str,
               args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Idle memory of each, throughput and CPU of each alone (pre-loaded messages), then
     their latency side by side."""
@@ -225,11 +235,11 @@ def one_round(contenders: list[Contender], bootstrap_servers: str, size: int,
         for c in contenders:
             kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
             rss[c.name] = idle_rss(c, args.idle_seconds)
-            preload(bootstrap_servers, c.source, args.count, size)
+            preload(bootstrap_servers, c.source, args.count, size, values)
             rates[c.name] = throughput(bootstrap_servers, c.target, args.count, args.timeout,
                                        c.start())
         lats = paired_latencies(bootstrap_servers, contenders, args.count, args.latency_count,
-                                size)
+                                size, values)
     finally:
         for c in contenders:
             c.stop()
@@ -239,11 +249,53 @@ def one_round(contenders: list[Contender], bootstrap_servers: str, size: int,
         rows[c.name] = {"msgs_s": rates[c.name][0], "cpu_us_per_msg": rates[c.name][1],
                         "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
                         "idle_rss_mib": rss[c.name]}
-        print(f"{size} B {c.name}: {rates[c.name][0]:,.0f} msgs/s, idle {rss[c.name]:.0f} MiB, "
-              f"{rates[c.name][1]:.0f} us CPU per msg, latency p50 {rows[c.name]['p50_ms']:.2f}"
-              f" ms, p99 {rows[c.name]['p99_ms']:.2f} ms ({len(lat)} samples), load "
-              f"{os.getloadavg()[0]:.1f}", file=sys.stderr)
+        row = rows[c.name]
+        print(f"{size} B {values} {c.name}: {row['msgs_s']:,.0f} msgs/s, idle "
+              f"{row['idle_rss_mib']:.0f} MiB, {row['cpu_us_per_msg']:.0f} us CPU per msg, "
+              f"latency p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms ({len(lat)} "
+              f"samples), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return rows
+
+
+def make_contenders(name: str, values: str, bootstrap_servers: str, folder: Path,
+                    args: argparse.Namespace, quix: bool) -> list[Contender]:
+    plan = plan_from_yaml(PIPELINE.format(CONTENT_TYPES[values]), folder, bootstrap_servers,
+                          deployment=f"passthrough{name}")
+    plan_path = folder / f"plan{name}.json"
+    plan_path.write_text(plan.to_json())
+    peers = [("bare", sys.executable, BARE_LOOP)]
+    peers += [("quix", str(args.quix_python), QUIX_APP)] if quix else []
+    settings = json.dumps(CONFLUENT_CONSUMER_SETTINGS)
+    contenders = [Contender(
+        peer, [python, "-c", code, bootstrap_servers, f"bench.{peer}{name}.in",
+               f"bench.{peer}{name}.out", f"bench-{peer}{name}", settings, values],
+        f"bench.{peer}{name}.in", f"bench.{peer}{name}.out")
+        for peer, python, code in peers]
+    contenders.append(Contender(
+        "algorail", [sys.executable, "-m", "algorail.cli", "runner", "--plan", str(plan_path),
+                     "--component", "copy", "--bootstrap-servers", bootstrap_servers],
+        plan.routes[0].topic, plan.runner("copy").outputs["out"]))
+    return contenders
+
+
+def compare(results: dict[str, list[dict[str, float]]]) -> dict:
+    """Each contender's medians over the rounds, and algorail's ratios to each peer."""
+    rows = {who: {key: round(statistics.median(r[key] for r in rounds), 2)
+                  for key in ("msgs_s", "cpu_us_per_msg", "p50_ms", "p99_ms", "idle_rss_mib")}
+            for who, rounds in results.items()}
+    mine = rows["algorail"]
+    ratios = {}
+    for peer in ("bare", "quix"):
+        if peer in rows:
+            ratios[f"msgs_vs_{peer}"] = round(mine["msgs_s"] / rows[peer]["msgs_s"], 3)
+            ratios[f"cpu_vs_{peer}"] = (round(  # None: too few outputs to time the CPU
+                mine["cpu_us_per_msg"] / rows[peer]["cpu_us_per_msg"], 3)
+                if rows[peer]["cpu_us_per_msg"] else None)
+            ratios[f"p50_added_ms_vs_{peer}"] = round(mine["p50_ms"] - rows[peer]["p50_ms"], 2)
+            ratios[f"idle_rss_vs_{peer}"] = round(
+                mine["idle_rss_mib"] / rows[peer]["idle_rss_mib"], 3)
+    ratios["idle_rss_target_met"] = mine["idle_rss_mib"] <= IDLE_RSS_TARGET_MIB
+    return {"contenders": rows, "ratios": ratios}
 
 
 def main() -> None:
@@ -251,6 +303,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000, help="messages for throughput")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 100],
                         help="bytes per message")
+    parser.add_argument("--values", nargs="+", choices=sorted(CONTENT_TYPES),
+                        default=["json", "bytes"],
+                        help="what each contender does with a value: json decodes and "
+                             "encodes it, bytes passes it on")
     parser.add_argument("--latency-count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--timeout", type=float, default=600)
@@ -263,59 +319,28 @@ def main() -> None:
     if not quix:
         print(f"no quix-streams contender: {args.quix_python} is missing (python3 -m venv "
               ".venv-quix && .venv-quix/bin/pip install quixstreams)", file=sys.stderr)
-    settings = json.dumps(CONFLUENT_CONSUMER_SETTINGS)
-    results: dict[tuple[int, str], list[dict[str, float]]] = {}
+    results: dict[tuple[str, int, str], list[dict[str, float]]] = {}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bs = broker.bootstrap_servers
         Path(tmp, "benchalgo.py").write_text("def copy(payload):\n    return payload\n")
         for n in range(args.rounds):
-            for size in args.sizes:
-                name = f"{n}x{size}"
-                plan = plan_from_yaml(PIPELINE, Path(tmp), bs, deployment=f"passthrough{name}")
-                plan_path = Path(tmp, f"plan{name}.json")
-                plan_path.write_text(plan.to_json())
-                peers = [("bare", sys.executable, BARE_LOOP)]
-                peers += [("quix", str(args.quix_python), QUIX_APP)] if quix else []
-                contenders = [Contender(
-                    peer, [python, "-c", code, bs, f"bench.{peer}{name}.in",
-                           f"bench.{peer}{name}.out", f"bench-{peer}{name}", settings],
-                    f"bench.{peer}{name}.in", f"bench.{peer}{name}.out")
-                    for peer, python, code in peers]
-                contenders.append(Contender(
-                    "algorail", [sys.executable, "-m", "algorail.cli", "runner", "--plan",
-                                 str(plan_path), "--component", "copy",
-                                 "--bootstrap-servers", bs],
-                    plan.routes[0].topic, plan.runner("copy").outputs["out"]))
-                if n % 2:  # alternate who goes first
-                    contenders.reverse()
-                print(f"round {n + 1} of {args.rounds}, {size} B", file=sys.stderr)
-                for who, row in one_round(contenders, bs, size, args).items():
-                    results.setdefault((size, who), []).append(row)
-
-    def median(size: int, who: str, key: str) -> float:
-        return round(statistics.median(r[key] for r in results[(size, who)]), 2)
+            for values in args.values:
+                for size in args.sizes:
+                    name = f"{n}x{size}{values}"
+                    contenders = make_contenders(name, values, bs, Path(tmp), args, quix)
+                    if n % 2:  # alternate who goes first
+                        contenders.reverse()
+                    print(f"round {n + 1} of {args.rounds}, {size} B, {values} values",
+                          file=sys.stderr)
+                    for who, row in one_round(contenders, bs, size, values, args).items():
+                        results.setdefault((values, size, who), []).append(row)
 
     summary: dict = {"count": args.count, "rounds": args.rounds,
                      "client": kafka_io.client_name(), "cpus": os.cpu_count()}
-    for size in args.sizes:
-        rows = {who: {key: median(size, who, key)
-                      for key in ("msgs_s", "cpu_us_per_msg", "p50_ms", "p99_ms",
-                                  "idle_rss_mib")}
-                for (s, who) in results if s == size}
-        mine = rows["algorail"]
-        ratios = {}
-        for peer in ("bare", "quix"):
-            if peer in rows:
-                ratios[f"msgs_vs_{peer}"] = round(mine["msgs_s"] / rows[peer]["msgs_s"], 3)
-                ratios[f"cpu_vs_{peer}"] = (round(  # None: too few outputs to time the CPU
-                    mine["cpu_us_per_msg"] / rows[peer]["cpu_us_per_msg"], 3)
-                    if rows[peer]["cpu_us_per_msg"] else None)
-                ratios[f"p50_added_ms_vs_{peer}"] = round(mine["p50_ms"] - rows[peer]["p50_ms"],
-                                                          2)
-                ratios[f"idle_rss_vs_{peer}"] = round(
-                    mine["idle_rss_mib"] / rows[peer]["idle_rss_mib"], 3)
-        ratios["idle_rss_target_met"] = mine["idle_rss_mib"] <= IDLE_RSS_TARGET_MIB
-        summary[f"{size}B"] = {"contenders": rows, "ratios": ratios}
+    for values in args.values:
+        for size in args.sizes:
+            summary.setdefault(values, {})[f"{size}B"] = compare(
+                {who: rows for (v, s, who), rows in results.items() if (v, s) == (values, size)})
     print(json.dumps(summary))
 
 

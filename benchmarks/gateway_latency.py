@@ -2,12 +2,24 @@
 concurrency, and async (202) throughput against a bare Starlette app producing to Kafka.
 
     python benchmarks/gateway_latency.py [--steps 1 2 4 8] [--concurrency 1 16 64]
-                                         [--seconds 10] [--async-rounds 3]
+                                         [--seconds 10] [--floor-seconds 10]
+                                         [--rounds 3] [--async-rounds 3]
 
 Sync: for each chain of pass-through algos (`copy:copy`) ending in a response hook,
 `algorail dev` runs the pipeline (embedded broker, write-ahead log on) and `wrk` posts
 ``?sync=true`` at each concurrency; a row has p50/p99, req/s and CPU ms per request of
 each process (gateway, runners, broker, by psutil).
+
+Floor: on the same broker, taking turns with the chain at c=1, the same number of hops
+with nothing of algorail in them: as many bare confluent-kafka relays as the chain has steps
+(`runner_throughput.BARE_LOOP`, JSON decoded and encoded again, the consumer settings dev
+mode gives), a producer before the first and a consumer after the last, one record in
+flight at a time as wrk keeps one request at c=1. What a further step costs there is
+what the broker alone costs a hop, the part of a step no runner can save. At c=1 the
+chain and its floor take turns for ``--rounds`` rounds; the round with the median p50 of
+each is reported, and ``p50_added_over_floor_ms_N_steps`` is the median over the rounds of
+the chain's p50 less its floor's in the same round (the broker slows as it fills, both
+alike).
 
 Async: on the one-step pipeline, in interleaved rounds, `wrk` posts without ``sync`` to
 the dev gateway (a 202 once the request is fsync'd in its log), to `algorail gateway`
@@ -208,6 +220,79 @@ uvicorn.run(Starlette(routes=[Route("/in", post, methods=["POST"])]),
 '''
 
 
+class RelayFloor:
+    """`steps` bare relays on `bootstrap` (see the module's docstring), a producer before
+    the first and a consumer after the last."""
+
+    def __init__(self, bootstrap: str, steps: int, work: Path):
+        import confluent_kafka as ck
+        from runner_throughput import BARE_LOOP
+
+        from algorail.runtime import kafka_io
+        from algorail.runtime.broker import CONFLUENT_CONSUMER_SETTINGS
+
+        self.steps = steps
+        self.topics = [f"bench.floor{steps}.t{i}" for i in range(steps + 1)]
+        kafka_io.ensure_topics(bootstrap, self.topics)
+        settings = json.dumps(CONFLUENT_CONSUMER_SETTINGS)
+        self.relays = [
+            spawn([sys.executable, "-c", BARE_LOOP, bootstrap, source, target,
+                   f"bench-floor{steps}-{i}", settings, "json"], work / f"floor{steps}.log")
+            for i, (source, target) in enumerate(zip(self.topics, self.topics[1:],
+                                                     strict=False))]
+        self.consumer = ck.Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": False,
+                                     "group.id": f"bench-floor{steps}",
+                                     **CONFLUENT_CONSUMER_SETTINGS})
+        self.consumer.assign([ck.TopicPartition(self.topics[-1], 0, ck.OFFSET_END)])
+        self.producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        self.sent = 0
+        warm = time.monotonic() + 90  # each relay joins its group first
+        while self.through(2.0) is None:
+            if time.monotonic() > warm:
+                self.close()
+                raise SystemExit(f"the {steps} floor relays passed nothing on within 90 s")
+
+    def through(self, timeout: float) -> float | None:
+        """Milliseconds for the next record to come out, None if it did not in `timeout`."""
+        self.sent += 1
+        started = time.perf_counter()
+        self.producer.produce(self.topics[0], json.dumps({**BODY, "n": self.sent}).encode())
+        self.producer.poll(0)
+        while time.perf_counter() - started < timeout:
+            message = self.consumer.poll(timeout)
+            if message is not None and message.error() is None \
+                    and json.loads(message.value())["n"] == self.sent:
+                return (time.perf_counter() - started) * 1000
+        return None
+
+    def measure(self, seconds: float) -> dict:
+        """One record at a time, sent again as soon as it came out, for `seconds`."""
+        latencies, lost = [], 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(latencies) + lost < 100_000:
+            took = self.through(5.0)
+            if took is None:
+                lost += 1
+            else:
+                latencies.append(took)
+        cut = statistics.quantiles(latencies, n=100, method="inclusive")
+        return {"floor": True, "steps": self.steps, "requests": len(latencies),
+                "errors": lost, "rps": round(len(latencies) / seconds, 1),
+                "p50_ms": round(cut[49], 2), "p99_ms": round(cut[98], 2)}
+
+    def close(self) -> None:
+        self.producer.flush(5)
+        self.producer.close()
+        self.consumer.close()
+        for relay in self.relays:
+            stop(relay)
+
+
+def middle(rows: list[dict]) -> dict:
+    """The round whose p50 is the median one (the lower middle of an even count)."""
+    return sorted(rows, key=lambda r: r["p50_ms"])[(len(rows) - 1) // 2]
+
+
 def async_contenders(dev: Dev, work: Path) -> dict[str, tuple[str, dict, subprocess.Popen]]:
     """name -> (URL, processes to count, process to stop or None)."""
     from algorail.plan import Plan
@@ -239,21 +324,40 @@ def median(rows: list[dict], key: str) -> float:
     return statistics.median(values)
 
 
+def per_step(rows: list[dict]) -> float | None:
+    """What each step past the first added to the p50 at c=1, from the shortest chain to
+    the longest (None: fewer than two chains)."""
+    p50 = {r["steps"]: r["p50_ms"] for r in rows if r.get("concurrency", 1) == 1}
+    if len(p50) < 2:
+        return None
+    shortest, longest = min(p50), max(p50)
+    return round((p50[longest] - p50[shortest]) / (longest - shortest), 2)
+
+
+def floor_ratios(sync: list[dict], floor: list[dict]) -> dict:
+    """A step's cost in the chain against the same hop with nothing of algorail in it."""
+    if not floor:
+        return {}
+    ratios = {"further_step_floor_p50_ms": per_step(floor)}
+    chain = per_step(sync)
+    if chain is not None and ratios["further_step_floor_p50_ms"] is not None:
+        ratios["further_step_added_over_floor_ms"] = round(
+            chain - ratios["further_step_floor_p50_ms"], 2)
+    for row in floor:
+        ratios[f"p50_added_over_floor_ms_{row['steps']}_steps"] = row["chain_added_p50_ms"]
+    return ratios
+
+
 def targets(sync: list[dict], ratios: dict) -> dict:
     """The issue's targets, met or not, from what was measured (None: not measured)."""
-    def p50(steps: int, c: int) -> float | None:
-        rows = [r for r in sync if r["steps"] == steps and r["concurrency"] == c]
-        return rows[0]["p50_ms"] if rows else None
-
-    one = p50(1, 1)
-    longest = max((r["steps"] for r in sync), default=1)
-    per_step = ((p50(longest, 1) - one) / (longest - 1)
-                if one is not None and longest > 1 and p50(longest, 1) is not None else None)
+    ones = [r for r in sync if r["steps"] == 1 and r["concurrency"] == 1]
+    one = ones[0]["p50_ms"] if ones else None
+    further = per_step(sync) if one is not None else None
     c64 = [r for r in sync if r["steps"] == 1 and r["concurrency"] == 64]
     return {
         "one_step_p50_c1_le_10ms": None if one is None else one <= 10,
-        "further_step_p50_le_3ms": None if per_step is None else round(per_step, 2) <= 3,
-        "further_step_p50_ms": None if per_step is None else round(per_step, 2),
+        "further_step_p50_le_3ms": None if further is None else further <= 3,
+        "further_step_p50_ms": further,
         "c64_ge_1500_rps_p99_le_50ms": (c64[0]["rps"] >= 1500 and c64[0]["p99_ms"] <= 50)
         if c64 else None,
         "async_ge_0.8x_bare": (ratios["async_rps_dev_vs_bare"] >= 0.8)
@@ -266,6 +370,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--floor-seconds", type=float, default=10,
+                        help="seconds of the bare relay floor per round (0: skip it)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of a chain and its floor at c=1; the "
+                             "round with the median p50 of each is reported")
     parser.add_argument("--async-concurrency", type=int, default=64)
     parser.add_argument("--async-rounds", type=int, default=3,
                         help="interleaved rounds of the async contenders (0: skip them)")
@@ -277,19 +386,36 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="algorail-bench-"))
     script = work / "post.lua"
     script.write_text(POST)
-    sync, async_rows = [], []
+    sync, floor, async_rows = [], [], []
     for steps in sorted(set(args.steps) | ({1} if args.async_rounds else set())):
         dev = Dev(steps, work)
         started: list[subprocess.Popen] = []
         try:
             dev.ready()
             if steps in args.steps:
-                for concurrency in args.concurrency:
-                    row = measured(f"{dev.url}?sync=true&timeout=20", script, concurrency,
-                                   args.seconds, dev.processes)
-                    row.update(steps=steps, concurrency=concurrency)
-                    note(row)
-                    sync.append(row)
+                relays = (RelayFloor(dev.bootstrap_servers, steps, work)
+                          if args.floor_seconds and 1 in args.concurrency else None)
+                try:
+                    for concurrency in args.concurrency:
+                        rows, floors = [], []
+                        for _ in range(args.rounds if concurrency == 1 else 1):
+                            row = measured(f"{dev.url}?sync=true&timeout=20", script,
+                                           concurrency, args.seconds, dev.processes)
+                            row.update(steps=steps, concurrency=concurrency)
+                            note(row)
+                            rows.append(row)
+                            if concurrency == 1 and relays is not None:
+                                floors.append(relays.measure(args.floor_seconds))
+                                note(floors[-1])
+                        sync.append(middle(rows))
+                        if floors:  # paired by round: the broker slows alike as it fills
+                            floor.append({**middle(floors), "chain_added_p50_ms": round(
+                                statistics.median(r["p50_ms"] - f["p50_ms"]
+                                                  for r, f in zip(rows, floors, strict=True)),
+                                2)})
+                finally:
+                    if relays is not None:
+                        relays.close()
             if steps == 1 and args.async_rounds:
                 contenders = async_contenders(dev, work)
                 started = [proc for _, _, proc in contenders.values() if proc is not None]
@@ -307,7 +433,7 @@ def main() -> None:
             for proc in started:
                 stop(proc)
             stop(dev.proc)
-    ratios = {}
+    ratios = floor_ratios(sync, floor)
     if async_rows:
         by = {name: [r for r in async_rows if r["contender"] == name]
               for name in ("dev", "gateway-no-log", "bare-starlette")}
@@ -320,7 +446,8 @@ def main() -> None:
         ratios["async_cpu_dev_vs_no_log"] = round(
             median(by["dev"], "cpu") / median(by["gateway-no-log"], "cpu"), 3)
     print(json.dumps({"ratios": ratios, "targets": targets(sync, ratios), "sync": sync,
-                      "async": async_rows, "cpus": os.cpu_count(), "logs": str(work)}))
+                      "floor": floor, "async": async_rows, "cpus": os.cpu_count(),
+                      "logs": str(work)}))
 
 
 if __name__ == "__main__":

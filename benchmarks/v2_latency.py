@@ -24,6 +24,12 @@ what they spend per second with no request (measured for 3 s before): on a loade
 latency mostly measures the others' load, CPU time much less so. Failed requests (say a join
 window that closed on an overloaded machine) are counted in `errors` and left out of the
 latencies. `load` is the 1-minute load average at the start and the end.
+
+At concurrency 1 each round also times the broker's part alone (`gateway_latency.RelayFloor`):
+as many hops as the pipeline's longest path, through bare confluent-kafka relays on the same
+broker, one record at a time for as long as a round's requests take. `hops_floor_p50_ms` is
+its median, and `added_over_floor_p50_ms` what algorail adds beyond the models' time and the
+broker's hops.
 """
 
 from __future__ import annotations
@@ -45,10 +51,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the MLServer launcher the tests use
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gateway_latency import spawn, stop, wait_ready  # noqa: E402
+from gateway_latency import RelayFloor, spawn, stop, wait_ready  # noqa: E402
 
-PIPELINES = {"one-step": ("tfsimple", ["tfsimple1"]),
-             "three-step": ("tfsimples-join", ["tfsimple1", "tfsimple2", "tfsimple3"])}
+# label -> (Seldon manifest, its steps, broker hops on its longest path: gateway -> steps
+# -> the gateway's hook dispatcher)
+PIPELINES = {"one-step": ("tfsimple", ["tfsimple1"], 2),
+             "three-step": ("tfsimples-join", ["tfsimple1", "tfsimple2", "tfsimple3"], 3)}
 
 
 def inputs(triton, np, protocol: str):
@@ -150,7 +158,7 @@ def main() -> None:
     try:
         with EmbeddedBroker(log_path=str(work / "broker.log")) as broker:
             gateways = {}
-            for label, (manifest, steps) in PIPELINES.items():
+            for label, (manifest, steps, _) in PIPELINES.items():
                 plan = compile_plan(load_pipeline(
                     ROOT / "examples" / "seldon" / f"{manifest}.yaml",
                     bindings={"*": step_binding}))
@@ -193,12 +201,17 @@ def main() -> None:
                 before, started = cpu_seconds(label), time.perf_counter()
                 time.sleep(3)
                 idle[label] = (cpu_seconds(label) - before) / (time.perf_counter() - started)
-            for label in PIPELINES:
+            for label, (_, _, hops) in PIPELINES.items():
+                floor = RelayFloor(broker.bootstrap_servers, hops - 1, work)
+                floor_p50s: list[float] = []
                 for concurrency in (1, 16):
                     runs = {"direct": [], "algorail": []}
                     errors = {"direct": [], "algorail": []}
                     cpu = 0.0
                     for _ in range(args.rounds):
+                        if concurrency == 1:
+                            floor_p50s.append(floor.measure(
+                                max(args.requests * args.interval_ms / 1000, 2.0))["p50_ms"])
                         for side, call in (("direct", straight), ("algorail", via_algorail)):
                             before = cpu_seconds(label)
                             latencies, failed = measure(
@@ -219,6 +232,12 @@ def main() -> None:
                         "idle_cpu_ms_per_s": round(idle[label] * 1000, 1),
                         "errors": {side: len(e) for side, e in errors.items()},
                         "first_errors": sorted({e for es in errors.values() for e in es})[:3]}
+                    if concurrency == 1:
+                        hops_p50 = statistics.median(floor_p50s)
+                        results[f"{label}_c1"].update(
+                            hops=hops, hops_floor_p50_ms=round(hops_p50, 2),
+                            added_over_floor_p50_ms=round(a50 - d50 - hops_p50, 2))
+                floor.close()
     finally:
         for proc in reversed(procs):
             stop(proc)

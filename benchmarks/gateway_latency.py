@@ -265,6 +265,11 @@ class RelayFloor:
                 return (time.perf_counter() - started) * 1000
         return None
 
+    def record_through(self) -> None:
+        """One record through, or TimeoutError after 5 s."""
+        if self.through(5.0) is None:
+            raise TimeoutError(f"a record did not come through {self.steps} relays in 5 s")
+
     def measure(self, seconds: float) -> dict:
         """One record at a time, sent again as soon as it came out, for `seconds`."""
         latencies, lost = [], 0

@@ -27,9 +27,9 @@ latencies. `load` is the 1-minute load average at the start and the end.
 
 At concurrency 1 each round also times the broker's part alone (`gateway_latency.RelayFloor`):
 as many hops as the pipeline's longest path, through bare confluent-kafka relays on the same
-broker, one record at a time for as long as a round's requests take. `hops_floor_p50_ms` is
-its median, and `added_over_floor_p50_ms` what algorail adds beyond the models' time and the
-broker's hops.
+broker, one record at a time at the requests' pace. `hops_floor_p50_ms` is the median of the
+rounds' p50, and `added_over_floor_p50_ms` what algorail adds beyond the models' time and
+the broker's hops.
 """
 
 from __future__ import annotations
@@ -210,8 +210,9 @@ def main() -> None:
                     cpu = 0.0
                     for _ in range(args.rounds):
                         if concurrency == 1:
-                            floor_p50s.append(floor.measure(
-                                max(args.requests * args.interval_ms / 1000, 2.0))["p50_ms"])
+                            hops_alone, _ = measure(floor.record_through, args.requests, 1,
+                                                    args.interval_ms / 1000)
+                            floor_p50s.append(quantiles(hops_alone)[0])
                         for side, call in (("direct", straight), ("algorail", via_algorail)):
                             before = cpu_seconds(label)
                             latencies, failed = measure(

@@ -203,6 +203,7 @@ def main() -> None:
                 idle[label] = (cpu_seconds(label) - before) / (time.perf_counter() - started)
             for label, (_, _, hops) in PIPELINES.items():
                 floor = RelayFloor(broker.bootstrap_servers, hops - 1, work)
+                procs += floor.relays  # stopped below too if a measurement fails
                 floor_p50s: list[float] = []
                 for concurrency in (1, 16):
                     runs = {"direct": [], "algorail": []}

@@ -168,6 +168,9 @@ def test_a_new_traceparent_keeps_the_trace():
     version, trace, span, flags = parent.split("-")
     assert (version, trace, flags) == ("00", "ab" * 16, "01") and len(span) == 16
     assert codec.new_traceparent("ab" * 16) != parent
+    spans = [codec.new_span_id() for _ in range(2000)]  # several batches of the pool
+    assert len(set(spans)) == len(spans) and all(len(s) == 16 for s in spans)
+    assert set("".join(spans)) == set("0123456789abcdef")
 
 
 # -- the call sites, as before where the old rules agreed ------------------------------------

@@ -203,13 +203,15 @@ def _json_default(value: Any) -> Any:
 
 # -- headers --------------------------------------------------------------------------------
 
-class _RunIds:
-    """Random (version 4) UUIDs as hex, from os.urandom read 256 at a time: a syscall
-    per run id costs a busy gateway throughput. A forked child starts a pool of its own."""
+class _RandomHex:
+    """Random ids as hex, from os.urandom read 256 at a time: a syscall per run id costs a
+    busy gateway throughput, and a span id per message a runner's. `uuid4` makes each a
+    random (version 4) UUID. A forked child starts a pool of its own."""
 
     BATCH = 256
 
-    def __init__(self) -> None:
+    def __init__(self, size: int, uuid4: bool = False) -> None:
+        self.size, self.uuid4 = size, uuid4
         self._ids: list[str] = []
         os.register_at_fork(after_in_child=self._ids.clear)
 
@@ -221,16 +223,18 @@ class _RunIds:
             return self.__call__()
 
     def _fresh(self) -> list[str]:
-        pool = bytearray(os.urandom(16 * self.BATCH))
-        ids = []
-        for at in range(0, len(pool), 16):
-            pool[at + 6] = pool[at + 6] & 0x0F | 0x40  # version 4
-            pool[at + 8] = pool[at + 8] & 0x3F | 0x80  # the RFC 4122 variant
-            ids.append(pool[at:at + 16].hex())
-        return ids
+        size = self.size
+        pool = bytearray(os.urandom(size * self.BATCH))
+        if self.uuid4:
+            for at in range(0, len(pool), size):
+                pool[at + 6] = pool[at + 6] & 0x0F | 0x40  # version 4
+                pool[at + 8] = pool[at + 8] & 0x3F | 0x80  # the RFC 4122 variant
+        text = pool.hex()
+        return [text[at:at + 2 * size] for at in range(0, len(text), 2 * size)]
 
 
-new_run_id = _RunIds()
+new_run_id = _RandomHex(16, uuid4=True)
+new_span_id = _RandomHex(8)  # a W3C trace context's parent id
 
 
 _new_run_id = new_run_id  # `Envelope.from_headers` has a parameter of that name
@@ -239,14 +243,14 @@ _new_run_id = new_run_id  # `Envelope.from_headers` has a parameter of that name
 def new_traceparent(trace_id: str | None = None) -> str:
     """A W3C trace context header with a fresh span id."""
     trace_id = trace_id or uuid.uuid4().hex
-    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    return f"00-{trace_id}-{new_span_id()}-01"
 
 
 def header_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Kafka headers as strings (invalid UTF-8 replaced; a later header wins)."""
-    try:  # strict first: the common case, and the cheaper call
-        return {k: v.decode() if v else "" for k, v in headers or ()}
-    except UnicodeDecodeError:
+    try:  # strict first: the common case, and the cheaper call (None values fail it)
+        return {k: v.decode() for k, v in headers or ()}
+    except (UnicodeDecodeError, AttributeError):
         return {k: (v or b"").decode("utf-8", "replace") for k, v in headers}
 
 

@@ -27,15 +27,17 @@ class Deduplicator:
     def __init__(self, per_run: bool, capacity: int = DEFAULT_CAPACITY):
         self.per_run = per_run  # joined algos: one output per run id
         self.capacity = capacity
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen: OrderedDict[str | tuple[str, str], None] = OrderedDict()
 
-    def key(self, run_id: str, origin: str) -> str:
-        return run_id if self.per_run else f"{run_id}|{origin}"
+    def key(self, run_id: str, origin: str) -> str | tuple[str, str]:
+        """A tuple, not a joined string: its parts' hashes are cached on them, so a lookup
+        builds and hashes no new string."""
+        return run_id if self.per_run else (run_id, origin)
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: str | tuple[str, str]) -> bool:
         return key in self.seen
 
-    def add(self, key: str) -> None:
+    def add(self, key: str | tuple[str, str]) -> None:
         self.seen[key] = None
         if len(self.seen) > self.capacity:
             self.seen.popitem(last=False)

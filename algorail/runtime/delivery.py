@@ -252,9 +252,10 @@ class DeliveryLoop:
                 if self._rebalance():
                     batch = {}  # fetched before the rewind to the committed offsets
                 polled = sum(len(records) for records in batch.values())
+                held = self.held
                 for tp, records in batch.items():
                     for record in records:
-                        if tp in self.held:
+                        if held and tp in held:  # `process` held it: read again later
                             break
                         self._handle(tp, record)
                 now = time.monotonic()

@@ -577,7 +577,7 @@ class Producer:
              headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
              timestamp_ms: int | None = None) -> SendFuture | None:
         future = None if self.unwatched else SendFuture()
-        options: dict[str, Any] = {"headers": headers or None}
+        options: dict[str, Any] = {}  # stays empty for a delivery loop's outputs
         if future is not None:
             options["on_delivery"] = future._deliver
         if partition is not None:
@@ -587,7 +587,7 @@ class Producer:
         deadline = None
         while True:
             try:
-                self.client.produce(topic, value, key, **options)
+                self.client.produce(topic, value, key, headers=headers or None, **options)
                 return future
             except ck.KafkaException as exc:
                 # refused before it was queued (a topic the producer's metadata says is

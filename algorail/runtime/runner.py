@@ -453,10 +453,13 @@ class Runner(Processor):
 
     def _origin(self, decision: Decision) -> str:
         """The inputs a run came from; a retried run keeps its first inputs'."""
-        first = decision.arrivals[0].position
+        arrivals = decision.arrivals
+        first = arrivals[0].position
         if first.origin:
             return first.origin
-        return origin_of([(a.position.tp, a.position.offset) for a in decision.arrivals])
+        if len(arrivals) == 1:  # the usual case, without a list per message
+            return origin_of(((first.tp, first.offset),))
+        return origin_of([(a.position.tp, a.position.offset) for a in arrivals])
 
     @staticmethod
     def _positions_full(decision: Decision) -> list[Position]:

@@ -9,7 +9,7 @@ Spans are exported with OTLP over HTTP/protobuf only when ``OTEL_EXPORTER_OTLP_E
 (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set; every other standard ``OTEL_*``
 variable (headers, timeouts, ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*``) applies as the SDK
 reads it. Otherwise nothing of OpenTelemetry is imported: `span` returns one shared no-op
-context manager and `child_traceparent` only swaps the span id.
+context manager and `child_traceparent` passes the message's traceparent on as it came.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import atexit
 import contextlib
 import logging
 import os
-import random
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from algorail.runtime.codec import new_traceparent
 
 log = logging.getLogger("algorail.tracing")
 
@@ -100,21 +101,22 @@ def record_error(message: str) -> None:
 
 
 def child_traceparent(traceparent: str) -> str:
-    """The traceparent for a message written now: the current span's context when tracing
-    is on, else the caller's trace with a new span id (not os.urandom: a syscall per
-    message costs throughput, and span ids need no cryptographic randomness)."""
+    """The traceparent for a message written now: the current span's context when a span
+    is recording, else the caller's own, unchanged (W3C Trace Context's pass-through: a new
+    parent id would name a span no one exported, leaving the spans downstream without
+    their parent); one missing or malformed starts a new trace."""
     if enabled():
         from opentelemetry import trace
 
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
-    if (len(traceparent) == 55 and traceparent[2] == traceparent[35] == "-"
-            and traceparent.count("-") == 3):  # the usual shape: its trace id, not split
-        return f"00-{traceparent[3:35]}-{random.getrandbits(64):016x}-01"
+    if (len(traceparent) == 55 and traceparent[2] == traceparent[35] == traceparent[52] == "-"
+            and traceparent.count("-") == 3):
+        return traceparent
     parts = traceparent.split("-")
-    trace_id = parts[1] if len(parts) == 4 else f"{random.getrandbits(128):032x}"
-    return f"00-{trace_id}-{random.getrandbits(64):016x}-01"
+    trace_id = parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    return new_traceparent(trace_id)
 
 
 def trace_id(traceparent: str) -> str | None:

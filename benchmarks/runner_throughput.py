@@ -24,14 +24,17 @@ type `application/octet-stream`):
   `ALGORAIL_KAFKA_CLIENT` selects (confluent by default), dedupe on.
 
 All consumers get the embedded broker's settings (`broker.CONFLUENT_CONSUMER_SETTINGS`).
-Throughput: each alone, from the timestamps of the first and last output of `count`
-pre-loaded messages (quix's output keeps its input's timestamp unless set, so it sets
-the time of producing); CPU per message: the contender's CPU time between its first and
-last output. Idle memory: each alone, resident MiB after ``--idle-seconds`` with nothing
-to read (target for the runner: at most 80 MiB). Latency: all running, every one of
-`latency-count` messages (one every 2 ms) sent to each, timed from send to receipt, so a
-busy machine slows all alike. Each
-round runs every size and every contender in turn; medians are reported. The last line
+Throughput: each alone on a fresh broker of its own (the embedded broker slows as it
+fills, so on a shared one whoever ran later ran slower), from the timestamps of the first
+and last output of `count` pre-loaded messages (quix's output keeps its input's timestamp
+unless set, so it sets the time of producing); CPU per message: the contender's CPU time
+between its first and last output. Idle memory: each alone, resident MiB after
+``--idle-seconds`` with nothing to read (target for the runner: at most 80 MiB). Latency:
+all running on one more fresh broker, each having passed 100 messages on first, every one
+of `latency-count` messages (one every 2 ms) sent to each, timed from send to receipt, so
+a busy machine slows all alike. Each round runs every size and every contender in turn,
+the contenders' order rotated from round to round (each goes first, in the middle and last
+as often as the others over three rounds); medians are reported. The last line
 printed is JSON: per kind of value, size and contender msgs_s, cpu_us_per_msg, p50_ms,
 p99_ms, idle_rss_mib, and the ratios of algorail to each peer.
 """
@@ -48,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +62,7 @@ from algorail.runtime.broker import CONFLUENT_CONSUMER_SETTINGS, EmbeddedBroker
 from algorail.runtime.testing import plan_from_yaml
 
 IDLE_RSS_TARGET_MIB = 80  # an idle runner replica, resident
+WARMUP = 100  # messages each contender passes on before the latency is timed
 
 CONTENT_TYPES = {"json": codec.JSON, "bytes": "application/octet-stream"}
 PIPELINE = """
@@ -226,23 +231,38 @@ def idle_rss(contender: Contender, seconds: float) -> float:
         contender.stop()
 
 
-def one_round(contenders: list[Contender], bootstrap_servers: str, size: int, values: str,
-              args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Idle memory of each, throughput and CPU of each alone (pre-loaded messages), then
-    their latency side by side."""
+def one_round(make: Callable[[str], dict[str, Contender]], names: list[str], size: int,
+              values: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Each contender alone on a fresh broker of its own (the embedded broker slows as it
+    fills: on a shared one, who ran later ran slower): idle memory, then throughput and CPU
+    of pre-loaded messages. Then all of them side by side on one more fresh broker, once
+    each has passed `WARMUP` messages on (its group joined), for latency."""
     rates, rss = {}, {}
-    try:
-        for c in contenders:
-            kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
-            rss[c.name] = idle_rss(c, args.idle_seconds)
-            preload(bootstrap_servers, c.source, args.count, size, values)
-            rates[c.name] = throughput(bootstrap_servers, c.target, args.count, args.timeout,
-                                       c.start())
-        lats = paired_latencies(bootstrap_servers, contenders, args.count, args.latency_count,
-                                size, values)
-    finally:
-        for c in contenders:
-            c.stop()
+    for name in names:
+        with EmbeddedBroker() as broker:
+            bootstrap_servers = broker.bootstrap_servers
+            c = make(bootstrap_servers)[name]
+            try:
+                kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
+                rss[c.name] = idle_rss(c, args.idle_seconds)
+                preload(bootstrap_servers, c.source, args.count, size, values)
+                rates[c.name] = throughput(bootstrap_servers, c.target, args.count,
+                                           args.timeout, c.start())
+            finally:
+                c.stop()
+    with EmbeddedBroker() as broker:
+        bootstrap_servers = broker.bootstrap_servers
+        contenders = [make(bootstrap_servers)[name] for name in names]
+        try:
+            for c in contenders:
+                kafka_io.ensure_topics(bootstrap_servers, [c.source, c.target])
+                preload(bootstrap_servers, c.source, WARMUP, size, values)
+                throughput(bootstrap_servers, c.target, WARMUP, args.timeout, c.start())
+            lats = paired_latencies(bootstrap_servers, contenders, WARMUP, args.latency_count,
+                                    size, values)
+        finally:
+            for c in contenders:
+                c.stop()
     rows = {}
     for c in contenders:
         lat = lats[c.name]
@@ -320,19 +340,22 @@ def main() -> None:
         print(f"no quix-streams contender: {args.quix_python} is missing (python3 -m venv "
               ".venv-quix && .venv-quix/bin/pip install quixstreams)", file=sys.stderr)
     results: dict[tuple[str, int, str], list[dict[str, float]]] = {}
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        bs = broker.bootstrap_servers
+    names = ["bare", "quix", "algorail"] if quix else ["bare", "algorail"]
+    with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "benchalgo.py").write_text("def copy(payload):\n    return payload\n")
         for n in range(args.rounds):
+            shift = n % len(names)  # each goes first, in the middle and last in turn
+            order = names[shift:] + names[:shift]
             for values in args.values:
                 for size in args.sizes:
-                    name = f"{n}x{size}{values}"
-                    contenders = make_contenders(name, values, bs, Path(tmp), args, quix)
-                    if n % 2:  # alternate who goes first
-                        contenders.reverse()
+                    def make(bootstrap_servers: str, name: str = f"{n}x{size}{values}",
+                             values: str = values) -> dict[str, Contender]:
+                        return {c.name: c for c in make_contenders(
+                            name, values, bootstrap_servers, Path(tmp), args, quix)}
+
                     print(f"round {n + 1} of {args.rounds}, {size} B, {values} values",
                           file=sys.stderr)
-                    for who, row in one_round(contenders, bs, size, values, args).items():
+                    for who, row in one_round(make, order, size, values, args).items():
                         results.setdefault((values, size, who), []).append(row)
 
     summary: dict = {"count": args.count, "rounds": args.rounds,

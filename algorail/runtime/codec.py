@@ -204,9 +204,9 @@ def _json_default(value: Any) -> Any:
 # -- headers --------------------------------------------------------------------------------
 
 class _RandomHex:
-    """Random ids as hex, from os.urandom read 256 at a time: a syscall per run id costs a
-    busy gateway throughput, and a span id per message a runner's. `uuid4` makes each a
-    random (version 4) UUID. A forked child starts a pool of its own."""
+    """Random ids as hex, from os.urandom read 256 at a time: a syscall per run id, or per
+    span id of a request that came without a trace, costs a busy gateway throughput.
+    `uuid4` makes each a random (version 4) UUID. A forked child starts a pool of its own."""
 
     BATCH = 256
 

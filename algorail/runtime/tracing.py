@@ -114,9 +114,7 @@ def child_traceparent(traceparent: str) -> str:
     if (len(traceparent) == 55 and traceparent[2] == traceparent[35] == traceparent[52] == "-"
             and traceparent.count("-") == 3):
         return traceparent
-    parts = traceparent.split("-")
-    trace_id = parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
-    return new_traceparent(trace_id)
+    return new_traceparent(trace_id(traceparent))
 
 
 def trace_id(traceparent: str) -> str | None:
